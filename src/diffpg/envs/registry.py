@@ -1,0 +1,51 @@
+"""``diffpg.make(name, **overrides)``: build a registered environment by name.
+
+Overrides name either a field of the environment's params dataclass (physical
+constants, ``make("pendulum", g=9.81)``) or a static setting of the environment
+itself (``make("pendulum", max_steps=100)``). Anything else is an error that
+lists what can be overridden.
+"""
+import dataclasses
+from typing import Callable
+
+from ..errors import ConfigError, UnknownEnvError
+from .cartpole_swingup import CartPoleSwingUp
+from .lqr import LQR
+from .pendulum import Pendulum
+
+_REGISTRY: dict[str, Callable] = {}
+
+
+def register(name: str, env_class) -> None:
+    """Make ``env_class`` available as ``diffpg.make(name)``. ``env_class()`` must build its default."""
+    _REGISTRY[name] = env_class
+
+
+def registered() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make(name: str, **overrides):
+    """Build the environment registered as ``name``, with some constants overridden."""
+    if name not in _REGISTRY:
+        raise UnknownEnvError(
+            f"unknown environment {name!r}; the built-in ones are {', '.join(registered())}"
+        )
+    env = _REGISTRY[name]()
+    env_fields = {f.name for f in dataclasses.fields(env)} - {"params"}
+    param_fields = {f.name for f in dataclasses.fields(env.params)}
+    unknown = set(overrides) - env_fields - param_fields
+    if unknown:
+        raise ConfigError(
+            f"{name} has no setting {', '.join(sorted(unknown))}; it accepts {', '.join(sorted(env_fields | param_fields))}"
+        )
+    params = env.params.replace(**{k: v for k, v in overrides.items() if k in param_fields})
+    env = env.replace(params=params, **{k: v for k, v in overrides.items() if k in env_fields})
+    if hasattr(env, "validate"):
+        env.validate()
+    return env
+
+
+register("lqr", LQR)
+register("pendulum", Pendulum)
+register("cartpole_swingup", CartPoleSwingUp)

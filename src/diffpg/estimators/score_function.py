@@ -1,0 +1,80 @@
+"""The score-function (likelihood-ratio, REINFORCE) estimator.
+
+    ∇θ J = E_τ[ Σ_t γᵗ ∇θ log π_θ(a_t|s_t) (G_t − b_t) ]
+
+(Williams 1992; Sutton et al. 2000). It needs only log π, never ∇r or ∇f, so
+it is unbiased even when the environment is a black box or not
+differentiable: scenario 2 of the founding question. The price is variance,
+which the baseline b_t reduces without adding bias:
+
+- ``"none"``: b_t = 0.
+- ``"leave_one_out"``: b_t^i = mean_{j≠i} G_t^j over the other rollouts of the
+  batch (Kool et al. 2019, "Buy 4 REINFORCE samples, get a baseline for free");
+  unbiased because rollout i's baseline does not depend on rollout i.
+- a callable ``value(obs) -> scalar``: b_t = V(s_t), a state-value function.
+
+The rollout is run with stop_gradient(θ): no gradient flows through the
+environment, which may therefore be non-differentiable.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ..errors import ConfigError
+from ..rollout import rollout
+from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
+from .surrogates import alive_mask, pathwise_surrogate, reward_to_go, score_function_surrogate
+
+BASELINES = ("none", "leave_one_out")
+
+
+def score_function(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
+                   baseline: str | Callable = "leave_one_out", variance_groups: int = 8):
+    """Build ``estimate(key, params) -> (grad, diagnostics)``, the score-function gradient of J.
+
+    Args:
+      env, policy: the Env and Policy protocols; the policy must have ``log_prob``.
+      horizon, num_envs, discount, variance_groups: as for ``pathwise``.
+      baseline: ``"none"``, ``"leave_one_out"`` (needs num_envs ≥ 2), or ``value(obs) -> scalar``.
+
+    Returns:
+      ``estimate``, jit-able, with the diagnostics of ``pathwise``.
+    """
+    check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
+                   variance_groups=variance_groups, needs_log_prob=True,
+                   estimator="the score-function estimator")
+    if not callable(baseline) and baseline not in BASELINES:
+        raise ConfigError(f"baseline must be one of {BASELINES} or a callable value(obs), got {baseline!r}")
+    if baseline == "leave_one_out" and num_envs < 2:
+        raise ConfigError("the leave_one_out baseline needs num_envs >= 2; use baseline='none' for one rollout")
+    groups = group_count(num_envs, variance_groups)
+
+    def baselines(traj, returns_to_go):
+        if callable(baseline):
+            return jax.vmap(jax.vmap(baseline))(traj.obs)
+        if baseline == "leave_one_out":
+            total = returns_to_go.sum(0, keepdims=True)
+            return (total - returns_to_go) / (num_envs - 1)
+        return jnp.zeros_like(returns_to_go)
+
+    def objective(params, batch):
+        traj, advantage = batch
+        log_prob = jax.vmap(jax.vmap(policy.log_prob, (None, 0, 0)), (None, 0, 0))(
+            params, traj.obs, traj.action)
+        surrogate = jax.vmap(score_function_surrogate, (0, 0, None))(log_prob, advantage, discount)
+        return surrogate.mean(), None
+
+    def estimate(key, params):
+        frozen = jax.lax.stop_gradient(params)
+        traj = jax.vmap(lambda k: rollout(k, env, policy, frozen, horizon))(batch_keys(key, num_envs))
+        returns_to_go = jax.vmap(reward_to_go, (0, None))(traj.reward, discount)
+        alive = jax.vmap(alive_mask)(traj.done)
+        advantage = (returns_to_go - baselines(traj, returns_to_go)) * alive
+        grad, _, variance, norm = grouped_gradient(objective, params, (traj, advantage), groups)
+        returns = jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount)
+        return grad, standard_diagnostics(returns, norm, variance)
+
+    return estimate

@@ -1,0 +1,52 @@
+"""Surrogate objectives: functions whose ordinary gradient is a policy-gradient estimate.
+
+This is the stochastic-computation-graph view (Schulman et al., "Gradient
+Estimation Using Stochastic Computation Graphs", NeurIPS 2015). For
+J(θ) = E[Σ_{t<H} γᵗ r_t]:
+
+- pathwise (reparameterized, "BPTT"): the surrogate is the return itself,
+  Σ_t γᵗ r_t, differentiated straight through the policy and the dynamics.
+- score function (likelihood ratio, "REINFORCE", Williams 1992): actions and
+  states are held fixed and
+
+      L = Σ_t γᵗ log π_θ(a_t|s_t) · stop_gradient(G_t − b_t),
+      G_t = Σ_{t'≥t} γ^{t'−t} r_{t'}   (reward-to-go),
+
+  whose gradient is unbiased for ∇θ J for any baseline b_t that does not
+  depend on a_t (or on anything after it).
+
+All functions are unbatched over time-major arrays of length H.
+"""
+import jax
+import jax.numpy as jnp
+
+
+def reward_to_go(reward, discount: float):
+    """G_t = r_t + γ G_{t+1}, G_H = 0, computed by a reverse scan."""
+
+    def back(g_next, r_t):
+        g_t = r_t + discount * g_next
+        return g_t, g_t
+
+    _, g = jax.lax.scan(back, jnp.zeros((), reward.dtype), reward, reverse=True)
+    return g
+
+
+def discount_weights(horizon: int, discount: float, dtype=jnp.float32):
+    return discount ** jnp.arange(horizon, dtype=dtype)
+
+
+def pathwise_surrogate(reward, discount: float):
+    """Σ_t γᵗ r_t, to be differentiated through the rollout that produced ``reward``."""
+    return jnp.sum(discount_weights(reward.shape[0], discount, reward.dtype) * reward)
+
+
+def score_function_surrogate(log_prob, advantage, discount: float):
+    """Σ_t γᵗ log π(a_t|s_t) · stop_gradient(advantage_t), with advantage_t = G_t − b_t."""
+    weights = discount_weights(log_prob.shape[0], discount, log_prob.dtype)
+    return jnp.sum(weights * log_prob * jax.lax.stop_gradient(advantage))
+
+
+def alive_mask(done):
+    """1 where the action at step t was taken before the episode ended, from the per-step done flags."""
+    return 1.0 - jnp.concatenate([jnp.zeros((1,), done.dtype), done[:-1]])

@@ -1,0 +1,157 @@
+"""Policies: deterministic, Gaussian (optionally tanh-squashed), linear-Gaussian.
+
+Each follows the policy protocol of DESIGN.md:
+
+    init(key, observation_size) -> params
+    sample(key, params, obs) -> action          # reparameterized: a = g(ξ; θ, s)
+    log_prob(params, obs, action) -> scalar     # absent for the deterministic policy
+    mode(params, obs) -> action                 # the deterministic action, for deployment
+
+Sampling is reparameterized (Kingma & Welling 2014): a = μθ(s) + σθ ⊙ ξ with
+ξ ~ N(0, I) drawn from ``key`` alone, so ``sample`` is differentiable in params
+and obs. That is what turns the expectation over actions into one the pathwise
+estimator can differentiate through.
+
+The tanh-squashed Gaussian is a = c · tanh(u), u ~ N(μ, σ²), written with
+numpyro's transforms as tanh(u) = 2 sigmoid(2u) − 1, so its log-density carries
+the change-of-variables term
+
+    log π(a|s) = log N(u; μ, σ²) − Σ_i log(c (1 − tanh²(u_i)))
+
+(Haarnoja et al. 2018, appendix C).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpyro.distributions as dist
+from flax import struct
+from numpyro.distributions import transforms
+
+from .errors import ConfigError
+
+
+class MLP(nn.Module):
+    """A multi-layer perceptron; the last layer starts small so initial outputs are near zero."""
+
+    hidden: Sequence[int]
+    out: int
+    activation: Callable = nn.tanh
+    last_scale: float = 0.01
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.hidden:
+            x = self.activation(nn.Dense(width)(x))
+        init = nn.initializers.variance_scaling(self.last_scale, "fan_in", "truncated_normal")
+        return nn.Dense(self.out, kernel_init=init)(x)
+
+
+def _check(action_size, hidden, **positive):
+    if not isinstance(action_size, int) or action_size < 1:
+        raise ConfigError(f"action_size must be a positive int, got {action_size!r}")
+    if any(not isinstance(h, int) or h < 1 for h in hidden):
+        raise ConfigError(f"hidden layer widths must be positive ints, got {tuple(hidden)!r}")
+    for name, value in positive.items():
+        if value is not None and not value > 0:
+            raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+@struct.dataclass
+class DeterministicMLP:
+    """a = μθ(s): scenario 1 of the founding question. ``action_scale`` bounds it by c · tanh."""
+
+    action_size: int = struct.field(pytree_node=False)
+    hidden: tuple = struct.field(pytree_node=False, default=(64, 64))
+    action_scale: float | None = struct.field(pytree_node=False, default=None)
+
+    def __post_init__(self):
+        _check(self.action_size, self.hidden, action_scale=self.action_scale)
+
+    @property
+    def net(self):
+        return MLP(tuple(self.hidden), self.action_size, last_scale=1.0)
+
+    def init(self, key, observation_size: int):
+        return self.net.init(key, jnp.zeros((observation_size,)))
+
+    def mode(self, params, obs):
+        out = self.net.apply(params, obs)
+        return out if self.action_scale is None else self.action_scale * jnp.tanh(out)
+
+    def sample(self, key, params, obs):
+        return self.mode(params, obs)
+
+
+@struct.dataclass
+class GaussianMLP:
+    """a ~ N(μθ(s), diag σθ²), σ state-independent; with ``squash``, a = c · tanh(u)."""
+
+    action_size: int = struct.field(pytree_node=False)
+    hidden: tuple = struct.field(pytree_node=False, default=(64, 64))
+    init_std: float = struct.field(pytree_node=False, default=0.5)
+    squash: bool = struct.field(pytree_node=False, default=False)
+    action_scale: float = struct.field(pytree_node=False, default=1.0)
+    min_std: float = struct.field(pytree_node=False, default=1e-3)
+
+    def __post_init__(self):
+        _check(self.action_size, self.hidden, init_std=self.init_std,
+               action_scale=self.action_scale, min_std=self.min_std)
+
+    @property
+    def net(self):
+        return MLP(tuple(self.hidden), self.action_size)
+
+    def init(self, key, observation_size: int):
+        return {"mean": self.net.init(key, jnp.zeros((observation_size,))),
+                "log_std": jnp.full((self.action_size,), jnp.log(self.init_std))}
+
+    def distribution(self, params, obs) -> dist.Distribution:
+        mean = self.net.apply(params["mean"], obs)
+        std = self.min_std + jnp.exp(params["log_std"])
+        base = dist.Normal(mean, std)
+        if not self.squash:
+            return base.to_event(1)
+        tanh = [transforms.AffineTransform(0.0, 2.0), transforms.SigmoidTransform(),
+                transforms.AffineTransform(-self.action_scale, 2.0 * self.action_scale)]
+        return dist.TransformedDistribution(base, tanh).to_event(1)
+
+    def sample(self, key, params, obs):
+        return self.distribution(params, obs).rsample(key)
+
+    def log_prob(self, params, obs, action):
+        return self.distribution(params, obs).log_prob(action)
+
+    def mode(self, params, obs):
+        mean = self.net.apply(params["mean"], obs)
+        return self.action_scale * jnp.tanh(mean) if self.squash else mean
+
+
+@struct.dataclass
+class LinearGaussian:
+    """a = K s + σ ⊙ ξ: the policy class whose LQR return is known in closed form."""
+
+    action_size: int = struct.field(pytree_node=False)
+    init_std: float = struct.field(pytree_node=False, default=0.5)
+
+    def __post_init__(self):
+        _check(self.action_size, (), init_std=self.init_std)
+
+    def init(self, key, observation_size: int):
+        return {"K": jnp.zeros((self.action_size, observation_size)),
+                "log_std": jnp.full((self.action_size,), jnp.log(self.init_std))}
+
+    def distribution(self, params, obs) -> dist.Distribution:
+        return dist.Normal(params["K"] @ obs, jnp.exp(params["log_std"])).to_event(1)
+
+    def sample(self, key, params, obs):
+        return self.distribution(params, obs).rsample(key)
+
+    def log_prob(self, params, obs, action):
+        return self.distribution(params, obs).log_prob(action)
+
+    def mode(self, params, obs):
+        return params["K"] @ obs

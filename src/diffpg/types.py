@@ -1,0 +1,121 @@
+"""The shapes of the things that flow through diffpg: State, Trajectory, and the
+Env and Policy protocols.
+
+An environment is any object with
+
+    observation_size: int
+    action_size: int
+    reset(key) -> state                  # one environment, unbatched
+    step(state, action) -> state         # pure; differentiable in state and action
+
+whose state is a pytree with at least ``.obs``, ``.reward`` and ``.done``.
+A policy is any object with
+
+    init(key, observation_size) -> params
+    sample(key, params, obs) -> action          # reparameterized
+    log_prob(params, obs, action) -> scalar     # absent for a deterministic policy
+
+Both are duck-typed: nothing needs to subclass anything here. The Protocol
+classes below exist for type checkers and for documentation.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Params = Any
+PRNGKey = jax.Array
+
+
+@jax.tree_util.register_pytree_with_keys_class
+class State:
+    """An environment state: ``obs``, ``reward``, ``done`` and any further fields.
+
+    ``State(obs=x, reward=r, done=d, theta=th, t=0)`` builds one; every keyword
+    becomes an attribute and a pytree leaf (or subtree), so a State goes through
+    ``jit``, ``vmap``, ``grad`` and ``lax.scan`` unchanged. ``replace(**fields)``
+    returns a copy with some fields changed; nothing is ever mutated.
+
+    Randomness that a stochastic ``step`` needs travels in a field of the state
+    (for example ``key``), so that ``step`` stays a pure function.
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, obs, reward, done, **fields):
+        object.__setattr__(self, "_fields", {"obs": obs, "reward": reward, "done": done, **fields})
+
+    def __getattr__(self, name):
+        try:
+            return object.__getattribute__(self, "_fields")[name]
+        except KeyError:
+            raise AttributeError(
+                f"this State has no field {name!r}; its fields are {sorted(self._fields)}"
+            ) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("State is immutable; use state.replace(...) to make a changed copy")
+
+    def replace(self, **fields) -> "State":
+        unknown = set(fields) - set(self._fields)
+        if unknown:
+            raise ValueError(
+                f"State.replace got unknown fields {sorted(unknown)}; its fields are {sorted(self._fields)}"
+            )
+        return State(**{**self._fields, **fields})
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(self._fields)
+
+    def __repr__(self):
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._fields.items())
+        return f"State({inner})"
+
+    def tree_flatten_with_keys(self):
+        names = tuple(self._fields)
+        children = [(jax.tree_util.GetAttrKey(n), self._fields[n]) for n in names]
+        return children, names
+
+    @classmethod
+    def tree_unflatten(cls, names, children):
+        return cls(**dict(zip(names, children)))
+
+
+class Trajectory(NamedTuple):
+    """One rollout, time-major: each field has a leading axis of length ``horizon``.
+
+    ``obs[t]`` is the observation the action ``action[t]`` was taken from,
+    ``reward[t]`` the reward that action earned (zero once the episode is done),
+    and ``done[t]`` whether the episode had ended after that step (float 0/1).
+    """
+
+    obs: Array
+    action: Array
+    reward: Array
+    done: Array
+
+
+@runtime_checkable
+class Env(Protocol):
+    observation_size: int
+    action_size: int
+
+    def reset(self, key: PRNGKey) -> Any: ...
+
+    def step(self, state: Any, action: Array) -> Any: ...
+
+
+@runtime_checkable
+class Policy(Protocol):
+    def init(self, key: PRNGKey, observation_size: int) -> Params: ...
+
+    def sample(self, key: PRNGKey, params: Params, obs: Array) -> Array: ...
+
+
+def as_float(x) -> Array:
+    """``done`` may be a bool or a float 0/1; the library works with float32."""
+    return jnp.asarray(x, dtype=jnp.float32)
