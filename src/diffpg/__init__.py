@@ -1,10 +1,54 @@
-"""diffpg: policy gradients for differentiable environments."""
-from . import envs, errors, estimators, oracles, policies
-from .envs import make
-from .rollout import rollout, unroll
-from .types import Env, Policy, State, Trajectory
+"""diffpg: policy gradients for differentiable environments.
+
+Re-exports only, imported on first use (PEP 562): ``import diffpg`` costs
+milliseconds, and ``diffpg.make`` or ``from diffpg import State`` imports jax
+and the module that defines it when first asked for. That keeps the command
+line quick to start and quick to reject a wrong argument.
+"""
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["Env", "Policy", "State", "Trajectory", "envs", "errors", "estimators", "make", "oracles",
-           "policies", "rollout", "unroll"]
+_SUBMODULES = ("diagnostics", "envs", "errors", "estimators", "oracles", "policies")
+_NAMES = {
+    "Env": "types", "Policy": "types", "State": "types", "Trajectory": "types",
+    "load_policy": "deploy", "make": "envs", "rollout": "rollout", "unroll": "rollout",
+}
+
+__all__ = sorted(_SUBMODULES + tuple(_NAMES))
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'diffpg' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name, value):
+        # Importing the submodule diffpg.rollout sets the attribute diffpg.rollout to it;
+        # the public name diffpg.rollout is the function, as with an eager re-export.
+        if name == "rollout" and isinstance(value, types.ModuleType):
+            value = value.rollout
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+if TYPE_CHECKING:
+    from . import diagnostics, envs, errors, estimators, oracles, policies
+    from .deploy import load_policy
+    from .envs import make
+    from .rollout import rollout, unroll
+    from .types import Env, Policy, State, Trajectory

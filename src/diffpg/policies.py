@@ -155,3 +155,59 @@ class LinearGaussian:
 
     def mode(self, params, obs):
         return params["K"] @ obs
+
+
+def default_policy(env, hidden: tuple = (64, 64), init_std: float = 0.5) -> GaussianMLP:
+    """A Gaussian MLP sized for ``env``, tanh-squashed to ``env.action_bound`` when it declares one."""
+    bound = getattr(env, "action_bound", None)
+    return GaussianMLP(action_size=env.action_size, hidden=tuple(hidden), init_std=init_std,
+                       squash=bound is not None, action_scale=1.0 if bound is None else float(bound))
+
+
+@struct.dataclass
+class Categorical:
+    """a ~ Categorical(softmax(ℓθ(s))) over ``num_actions`` discrete actions: a softmax policy.
+
+    The logits ℓθ(s) come from an MLP with ``hidden`` layers; with ``hidden=()``
+    they are one linear layer, ℓ = W s + c, which for one-hot observations of a
+    finite MDP is a tabular softmax policy (one logit per state and action).
+    The action is the chosen index as a float array of shape (1,), the form
+    environments take (``diffpg.envs.FiniteMDP``).
+
+    A discrete draw has no reparameterization: ``sample`` carries no gradient
+    to θ (``reparameterized`` is False), so the pathwise estimator sees nothing
+    through it and the score function, ∇θ log π(a|s) = ∇θ ℓ_a − Σ_b π(b|s) ∇θ ℓ_b,
+    is the estimator to use (``diffpg.estimators.score_function`` or ``surrogate``).
+    """
+
+    num_actions: int = struct.field(pytree_node=False)
+    hidden: tuple = struct.field(pytree_node=False, default=())
+
+    action_size = 1
+    reparameterized = False
+
+    def __post_init__(self):
+        if isinstance(self.num_actions, bool) or not isinstance(self.num_actions, int) or self.num_actions < 2:
+            raise ConfigError(f"num_actions must be an int of at least 2, got {self.num_actions!r}")
+        _check(1, self.hidden)
+
+    @property
+    def net(self):
+        return MLP(tuple(self.hidden), self.num_actions)
+
+    def init(self, key, observation_size: int):
+        return self.net.init(key, jnp.zeros((observation_size,)))
+
+    def distribution(self, params, obs) -> dist.Distribution:
+        return dist.Categorical(logits=self.net.apply(params, obs))
+
+    def sample(self, key, params, obs):
+        index = self.distribution(jax.lax.stop_gradient(params), obs).sample(key)
+        return jnp.asarray(index, jnp.float32)[None]
+
+    def log_prob(self, params, obs, action):
+        index = jnp.asarray(jax.lax.stop_gradient(action)[0], jnp.int32)
+        return self.distribution(params, obs).log_prob(index)
+
+    def mode(self, params, obs):
+        return jnp.argmax(self.net.apply(params, obs)).astype(jnp.float32)[None]

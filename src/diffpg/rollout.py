@@ -4,9 +4,13 @@ A rollout of horizon H from state s_0 is
 
     a_t = π_θ.sample(k_t, θ, o_t),   s_{t+1} = env.step(s_t, a_t),   r_t = s_{t+1}.reward · (1 − d_t)
 
-for t = 0 … H−1, where d_t is the done flag of s_t: once an episode has ended
+for t = 0 … H−1, where d_t says whether the episode has ended by s_t (sticky:
+it stays set even if an environment clears its own flag): once an episode has ended
 the rewards are masked, and there is never an auto-reset, so a differentiated
 rollout never mixes two episodes. Everything is unbatched; vmap for a batch.
+When the states carry an ``event_log_prob`` field (the log-probability of a
+discrete event drawn inside ``step``), it is recorded, masked the same way,
+as the Trajectory's ``event_log_prob``.
 
 Two options make long horizons affordable for reverse-mode autodiff:
 
@@ -53,7 +57,7 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
     """
 
     def step(carry, inputs):
-        state = carry
+        state, ended = carry
         t, k = inputs
         if truncate_every is not None:
             cut = (t % truncate_every) == 0
@@ -61,16 +65,20 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
         action = policy.sample(k, params, state.obs)
         _check_shapes(env, state.obs, action)
         next_state = _same_types(env.step(state, action), state)
-        done_before = as_float(state.done)
+        # sticky: a user's env may clear its own done flag, but the episode stays ended
+        done_before = jnp.maximum(ended, as_float(state.done))
+        done_after = jnp.maximum(done_before, as_float(next_state.done))
         reward = as_float(next_state.reward) * (1.0 - done_before)
-        out = Trajectory(obs=state.obs, action=action, reward=reward,
-                         done=jnp.maximum(done_before, as_float(next_state.done)))
-        return next_state, out
+        event = getattr(next_state, "event_log_prob", None)
+        out = Trajectory(obs=state.obs, action=action, reward=reward, done=done_after,
+                         event_log_prob=None if event is None else as_float(event) * (1.0 - done_before))
+        return (next_state, done_after), out
 
     if remat:
         step = jax.checkpoint(step)
     keys = jax.random.split(key, horizon)
-    return jax.lax.scan(step, state, (jnp.arange(horizon), keys))
+    (final, _), traj = jax.lax.scan(step, (state, as_float(state.done)), (jnp.arange(horizon), keys))
+    return final, traj
 
 
 def rollout(key, env, policy, params, horizon: int, **options) -> Trajectory:

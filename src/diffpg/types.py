@@ -91,12 +91,19 @@ class Trajectory(NamedTuple):
     ``obs[t]`` is the observation the action ``action[t]`` was taken from,
     ``reward[t]`` the reward that action earned (zero once the episode is done),
     and ``done[t]`` whether the episode had ended after that step (float 0/1).
+
+    ``event_log_prob[t]`` is present only for an environment whose states carry
+    an ``event_log_prob`` field (a stochastic step with a discrete,
+    non-reparameterizable event, such as ``diffpg.envs.WindGust``): the
+    log-probability of the event drawn in step t, differentiable in the state
+    it was drawn from (zero once the episode is done). Otherwise it is None.
     """
 
     obs: Array
     action: Array
     reward: Array
     done: Array
+    event_log_prob: Array | None = None
 
 
 @runtime_checkable

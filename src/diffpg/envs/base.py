@@ -19,6 +19,7 @@ def check_action(name: str, action, action_size: int):
     """Raise a one-sentence ShapeError unless ``action`` has shape ``(action_size,)``.
 
     Shapes are static under ``jit``, so this runs once at trace time and costs nothing.
+    The action becomes a float array: float32, or float64 when it is one (with x64 enabled).
     """
     shape = jnp.shape(action)
     if shape != (action_size,):
@@ -26,7 +27,7 @@ def check_action(name: str, action, action_size: int):
             f"{name} expects one unbatched action of shape ({action_size},), got shape {shape}; "
             "vmap over a batch instead of passing it to step"
         )
-    return jnp.asarray(action, jnp.float32)
+    return jnp.asarray(action, jnp.result_type(action, jnp.float32))
 
 
 def end_of_step(done_before, t_next, max_steps: int, reward, failed=False):

@@ -45,6 +45,7 @@ class CartPoleSwingUp:
 
     observation_size = 5
     action_size = 1
+    action_bound = 1.0  # actions are clipped to [-1, 1] and scaled by max_force
 
     def reset(self, key) -> State:
         q = jax.random.uniform(key, (4,), minval=-1.0, maxval=1.0) * self.params.init_noise

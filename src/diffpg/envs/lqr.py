@@ -50,6 +50,8 @@ class LQR:
                     f"got {jnp.shape(getattr(p, name))}"
                 )
 
+    action_bound = None  # unbounded
+
     @property
     def observation_size(self) -> int:
         return jnp.shape(self.params.B)[0]

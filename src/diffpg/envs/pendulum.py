@@ -43,6 +43,11 @@ class Pendulum:
     observation_size = 3
     action_size = 1
 
+    @property
+    def action_bound(self):
+        """Actions are clipped to [-bound, bound]; policies squash to it."""
+        return self.params.max_torque
+
     def reset(self, key) -> State:
         high = jnp.array([jnp.pi, 1.0])
         th, thdot = jax.random.uniform(key, (2,), minval=-high, maxval=high)

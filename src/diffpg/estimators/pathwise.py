@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import jax
 
+from ..errors import ConfigError
 from ..rollout import rollout
 from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
 from .surrogates import pathwise_surrogate
 
 
 def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
-             truncate_every: int | None = None, remat: bool = False, variance_groups: int = 8):
+             truncate_every: int | None = None, remat: bool = True, variance_groups: int = 8):
     """Build ``estimate(key, params) -> (grad, diagnostics)``, the pathwise gradient of J.
 
     Args:
@@ -32,7 +33,10 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
       num_envs: rollouts averaged per estimate, N (each from its own ``reset``).
       discount: γ in J = E[Σ_{t<H} γᵗ r_t].
       truncate_every: stop the gradient through the state every k steps (None: full BPTT).
-      remat: recompute each step in the backward pass (``jax.checkpoint``) to save memory.
+      remat: recompute each step in the backward pass (``jax.checkpoint``) instead of storing
+        its intermediates. On by default: memory is then the carried states alone, and on the
+        CPU recomputing a small step is cheaper than writing and reading back its residuals
+        (``benchmarks/gradient_cost.py`` measures both).
       variance_groups: groups used for the per-rollout gradient variance (see ``batch``).
 
     Returns:
@@ -48,8 +52,9 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
     """
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, estimator="the pathwise estimator")
-    if truncate_every is not None:
-        check_settings(env, policy, horizon=truncate_every, num_envs=1, discount=1.0, variance_groups=1)
+    if truncate_every is not None and (isinstance(truncate_every, bool) or not isinstance(truncate_every, int)
+                                       or truncate_every < 1):
+        raise ConfigError(f"truncate_every must be a positive int or None, got {truncate_every!r}")
     groups = group_count(num_envs, variance_groups)
 
     def objective(params, keys):

@@ -1,0 +1,178 @@
+"""``diffpg compare``: every gradient estimator on one environment, side by side.
+
+For the same policy parameters it runs each estimator ``repeats`` times with
+independent keys and prints: the mean return, the norm of the mean gradient,
+the per-rollout gradient variance, the SNR of one estimate, the cosine of each
+estimator's mean gradient to the reference (the exact LQR gradient when there
+is one, otherwise full pathwise), and the time per gradient. A second table
+holds the pairwise cosines, and a PNG shows per-rollout variance against
+horizon for each estimator.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from .. import diagnostics, estimators, policies
+from ..envs import LQR, make, registered
+from ..errors import ConfigError
+from ..oracles import lqr as lqr_oracle
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    env: str = "pendulum"
+    """Built-in environment to compare on (see ``diffpg.envs.registered()``)."""
+    horizon: int = 50
+    """Steps per rollout for the main table."""
+    num_envs: int = 64
+    """Rollouts averaged in one gradient estimate."""
+    repeats: int = 16
+    """Independent estimates per estimator, for the variance, SNR and cosines."""
+    horizons: tuple[int, ...] = (10, 25, 50, 100)
+    """Horizons of the variance-against-horizon plot."""
+    discount: float = 0.99
+    """Discount γ of the objective J = E[Σ γᵗ r_t]."""
+    truncate_every: int = 10
+    """Window of the truncated pathwise estimator."""
+    seed: int = 0
+    """Seed for the policy parameters and all estimates."""
+    estimators: tuple[str, ...] = ()
+    """Estimators to run (default: all available)."""
+    out: Path = Path("out/compare")
+    """Directory for the plot and a results.json."""
+
+
+def available(config: Config) -> dict:
+    """Name -> factory settings for every estimator this version of diffpg has."""
+    table = {
+        "pathwise": ("pathwise", {}),
+        "pathwise_truncated": ("pathwise", {"truncate_every": config.truncate_every}),
+        "score_function": ("score_function", {"baseline": "leave_one_out"}),
+        "zeroth_order": ("zeroth_order", {}),
+        "inverse_variance": ("inverse_variance", {}),
+        "alpha_order": ("alpha_order", {}),
+        "auto": ("auto", {}),
+    }
+    return {name: (getattr(estimators, factory), kw) for name, (factory, kw) in table.items()
+            if hasattr(estimators, factory)}
+
+
+def validate(config: Config) -> None:
+    if config.env not in registered():
+        raise ConfigError(f"unknown environment {config.env!r}; the built-in ones are {', '.join(registered())}")
+    for name in ("horizon", "num_envs", "truncate_every"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(config, name)}")
+    if config.repeats < 2:
+        raise ConfigError(f"--repeats must be at least 2 to measure a variance, got {config.repeats}")
+    if not config.horizons or min(config.horizons) < 1:
+        raise ConfigError(f"--horizons must be positive integers, got {config.horizons}")
+    unknown = set(config.estimators) - set(available(config))
+    if unknown:
+        raise ConfigError(f"unknown estimators {sorted(unknown)}; available: {', '.join(available(config))}")
+    try:
+        config.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot write to --out {config.out}: {error.strerror}") from None
+
+
+def run(config: Config) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    validate(config)
+    console = Console(width=max(Console().width, 110))
+    env = make(config.env)
+    if isinstance(env, LQR):
+        policy = policies.LinearGaussian(action_size=env.action_size)
+    else:
+        policy = policies.default_policy(env, hidden=(32, 32))
+    key_params, key_est = jax.random.split(jax.random.PRNGKey(config.seed))
+    params = policy.init(key_params, env.observation_size)
+    if isinstance(env, LQR):  # a stabilizing gain, so the exact gradient is an interesting reference
+        params = {**params, "K": -0.5 * jnp.ones_like(params["K"])}
+    chosen = {k: v for k, v in available(config).items() if not config.estimators or k in config.estimators}
+
+    def build(name, horizon):
+        factory, kw = chosen[name]
+        return factory(env, policy, horizon=horizon, num_envs=config.num_envs, discount=config.discount, **kw)
+
+    sample = jax.jit(diagnostics.gradient_samples, static_argnums=(0, 3))
+    results, means = {}, {}
+    with console.status(f"comparing {len(chosen)} estimators on {config.env}") as status:
+        for name in chosen:
+            status.update(f"{name}: {config.repeats} estimates at horizon {config.horizon}")
+            estimate = build(name, config.horizon)
+            samples, diag = sample(estimate, key_est, params, config.repeats)
+            seconds = diagnostics.time_per_call(sample, estimate, key_est, params, config.repeats, repeats=2)
+            stats = diagnostics.statistics(samples)
+            means[name] = stats["mean"]
+            results[name] = {
+                "return": float(diag["return"].mean()),
+                "grad_norm": float(jnp.linalg.norm(stats["mean"])),
+                "per_rollout_variance": float(stats["variance"] * config.num_envs),
+                "snr": float(stats["snr"]),
+                "seconds_per_gradient": seconds / config.repeats,
+            }
+            status.update(f"{name}: variance against horizon")
+            results[name]["sweep"] = [
+                {"horizon": h, "per_rollout_variance": results[name]["per_rollout_variance"] if h == config.horizon
+                 else float(jax.jit(build(name, h))(key_est, params)[1]["grad_variance"])}
+                for h in sorted(set(config.horizons))]
+
+    if isinstance(env, LQR):
+        reference_name = "exact (closed form)"
+        reference = ravel_pytree(lqr_oracle.policy_gradient(env, params, config.horizon, config.discount))[0]
+    else:
+        reference_name = next(iter(means))
+        reference = means[reference_name]
+    for name in results:
+        results[name]["cosine_to_reference"] = float(diagnostics.cosine(means[name], reference))
+
+    table = Table(title=f"∇J estimators on {config.env}: horizon {config.horizon}, {config.num_envs} rollouts per "
+                        f"estimate, {config.repeats} estimates each, γ = {config.discount}")
+    for column in ("estimator", "return", "‖E ĝ‖", "var/rollout", "SNR", f"cos to {reference_name}", "ms/grad"):
+        table.add_column(column, justify="left" if column == "estimator" else "right")
+    for name, r in results.items():
+        table.add_row(name, f"{r['return']:.2f}", f"{r['grad_norm']:.3g}", f"{r['per_rollout_variance']:.3g}",
+                      f"{r['snr']:.2f}", f"{r['cosine_to_reference']:+.3f}", f"{1e3 * r['seconds_per_gradient']:.1f}")
+    console.print(table)
+
+    cosines = Table(title="cosine between the estimators' mean gradients")
+    cosines.add_column("")
+    for name in means:
+        cosines.add_column(name, justify="right")
+    for a in means:
+        cosines.add_row(a, *(f"{float(diagnostics.cosine(means[a], means[b])):+.2f}" for b in means))
+    console.print(cosines)
+
+    plot = config.out / "variance_vs_horizon.png"
+    draw(results, plot, title=f"per-rollout gradient variance on {config.env}")
+    (config.out / "results.json").write_text(json.dumps({"config": {**dataclasses.asdict(config), "out": str(config.out)},
+                                                         "reference": reference_name, "estimators": results}, indent=2))
+    console.print(f"wrote {plot} and {config.out / 'results.json'}")
+    return 0
+
+
+def draw(results: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for name, r in results.items():
+        hs = [row["horizon"] for row in r["sweep"]]
+        ax.plot(hs, [row["per_rollout_variance"] for row in r["sweep"]], marker="o", label=name)
+    ax.set(xscale="log", yscale="log", xlabel="horizon H", ylabel="tr Cov[∇ per rollout]", title=title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
