@@ -1,0 +1,204 @@
+"""Pendulum: env steps and wall time to reach a Gymnasium Pendulum-v1 mean
+evaluation return of ≥ −200 over 20 episodes, ours against Stable-Baselines3.
+
+    python benchmarks/pendulum.py                       # everything (SB3 SAC takes minutes)
+    python benchmarks/pendulum.py --algos shac apg      # a subset
+    python benchmarks/pendulum.py --sweep               # also the env-steps vs wall-time trade-off of shac and apg
+
+Every contender is judged the same way: after each chunk of training the
+deterministic policy plays 20 episodes of Gymnasium's own Pendulum-v1 (seeds
+1000…1019, never used in training), and the run stops as soon as their mean
+return is ≥ −200. Wall time is training time with compilation (ours) or model
+construction (SB3) included, and with the evaluations themselves excluded; the
+imports of jax or torch are excluded for both. Env steps are the steps taken in
+the training environment(s). One seed each, on this machine's CPU cores.
+
+Stable-Baselines3 is the optional ``bench`` extra (``pip install -e .[bench]``,
+with a CPU build of torch).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+from diffpg.gymnasium_eval import episode_returns
+
+ENV_ID = "Pendulum-v1"
+EVAL_SEED = 1000
+OURS = ("apg", "shac", "ppo", "reinforce")
+SB3 = ("sb3-sac", "sb3-ppo")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    algos: tuple[str, ...] = OURS + SB3
+    """Contenders to run: apg, shac, ppo, reinforce (ours), sb3-sac, sb3-ppo."""
+    seed: int = 0
+    """Training seed, the same for every contender."""
+    threshold: float = -200.0
+    """Mean evaluation return that counts as solved."""
+    episodes: int = 20
+    """Gymnasium episodes per evaluation."""
+    max_env_steps: int = 1_000_000
+    """Give up on an SB3 contender after this many env steps (ours stop at their default num_updates)."""
+    max_wall_s: float = 600.0
+    """Give up on a contender after this much training wall time."""
+    sweep: bool = False
+    """Also run shac and apg with several numbers of parallel envs: the env-steps vs wall-time trade-off."""
+    results: Path | None = None
+    """Write the rows as JSON here too."""
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    solved: bool
+    env_steps: int
+    wall_s: float
+    cpu_s: float
+    final_return: float
+    note: str = ""
+
+
+class Stopwatch:
+    """Training wall time and CPU time (all threads of this process) with the evaluations taken out.
+
+    The CPU time is reported because this machine's two cores are shared: under
+    load, wall time grows with the other processes while CPU time does not.
+    """
+
+    def __init__(self):
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
+        self.paused = self.cpu_paused = 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start - self.paused
+
+    def cpu(self) -> float:
+        return time.process_time() - self.cpu_start - self.cpu_paused
+
+    def evaluate(self, act, episodes) -> float:
+        t, c = time.perf_counter(), time.process_time()
+        mean = float(np.mean(episode_returns(act, ENV_ID, episodes, seed=EVAL_SEED)))
+        self.paused += time.perf_counter() - t
+        self.cpu_paused += time.process_time() - c
+        return mean
+
+
+def run_ours(algo: str, config: Config, overrides: dict | None = None, label: str | None = None) -> Result:
+    import jax
+
+    from diffpg.training import defaults, make_trainer
+
+    overrides = overrides or {}
+    train_config = dataclasses.replace(defaults(env="pendulum", algo=algo), **overrides)
+    clock = Stopwatch()
+    trainer = make_trainer(train_config)
+    state = trainer.init(jax.random.key(config.seed))
+    act = jax.jit(jax.vmap(trainer.act, in_axes=(None, 0)))
+    chunk = max(1, train_config.num_updates // 50)
+    env_steps, mean, update = 0, -np.inf, 0
+    while update < train_config.num_updates:  # the defaults' budget, as `diffpg train` runs it
+        n = min(chunk, train_config.num_updates - update)
+        state, metrics = trainer.run(state, n)
+        update += n
+        env_steps = int(np.asarray(metrics["env_steps"])[-1])
+        jax.block_until_ready(state)
+        mean = clock.evaluate(lambda obs: np.asarray(act(state, obs)), config.episodes)
+        wall = clock.elapsed()
+        print(f"  {label or algo}: {env_steps} env steps, {wall:.1f} s, eval {mean:.1f}", flush=True)
+        if mean >= config.threshold or wall >= config.max_wall_s:
+            break
+    return Result(label or algo, bool(mean >= config.threshold), env_steps, wall, clock.cpu(), mean,
+                  ", ".join(f"{k}={v}" for k, v in overrides.items()))
+
+
+def run_sb3(name: str, config: Config) -> Result:
+    import torch
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    class StopWhenSolved(BaseCallback):
+        def __init__(self, clock, every):
+            super().__init__()
+            self.clock, self.every, self.last, self.mean = clock, every, 0, -np.inf
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps - self.last < self.every:
+                return True
+            self.last = self.num_timesteps
+            self.mean = self.clock.evaluate(lambda obs: self.model.predict(obs, deterministic=True)[0],
+                                            config.episodes)
+            print(f"  {name}: {self.num_timesteps} env steps, {self.clock.elapsed():.1f} s, eval {self.mean:.1f}",
+                  flush=True)
+            return not (self.mean >= config.threshold or self.clock.elapsed() >= config.max_wall_s)
+
+    torch.manual_seed(config.seed)
+    # SB3's networks are tiny (64x64 MLPs): one torch thread is faster than two fighting over two shared cores.
+    torch.set_num_threads(1)
+    clock = Stopwatch()
+    if name == "sb3-sac":
+        # rl-baselines3-zoo's Pendulum-v1 settings: defaults with learning_rate 1e-3.
+        model = SAC("MlpPolicy", ENV_ID, learning_rate=1e-3, seed=config.seed, verbose=0)
+        every, note = 1000, "zoo: lr 1e-3"
+    else:
+        # rl-baselines3-zoo's Pendulum-v1 settings.
+        env = make_vec_env(ENV_ID, n_envs=4, seed=config.seed)
+        model = PPO("MlpPolicy", env, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
+                    learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4, seed=config.seed, verbose=0)
+        every, note = 4096, "zoo: 4 envs, n_steps 1024, gamma 0.9, gSDE"
+    callback = StopWhenSolved(clock, every)
+    model.learn(total_timesteps=config.max_env_steps, callback=callback)
+    return Result(name, bool(callback.mean >= config.threshold), int(model.num_timesteps), clock.elapsed(),
+                  clock.cpu(), float(callback.mean), note)
+
+
+SWEEP = {
+    "shac": [{"num_envs": n} for n in (4, 16, 64)],
+    "apg": [{"num_envs": n} for n in (4, 16, 64)],
+}
+
+
+def main(config: Config) -> None:
+    console = Console(width=160)
+    unknown = set(config.algos) - set(OURS) - set(SB3)
+    if unknown:
+        raise SystemExit(f"unknown contenders {sorted(unknown)}; choose from {OURS + SB3}")
+    results = []
+    for name in config.algos:
+        console.print(f"[bold]{name}[/bold] ...")
+        result = run_ours(name, config) if name in OURS else run_sb3(name, config)
+        console.print(f"  {result}")
+        results.append(result)
+    if config.sweep:
+        for algo, variants in SWEEP.items():
+            for overrides in variants:
+                label = f"{algo} " + " ".join(f"{k}={v}" for k, v in overrides.items())
+                console.print(f"[bold]{label}[/bold] ...")
+                result = run_ours(algo, config, overrides, label)
+                console.print(f"  {result}")
+                results.append(result)
+
+    table = Table(title=f"{ENV_ID}: to a mean return ≥ {config.threshold:g} over {config.episodes} Gymnasium "
+                        f"episodes (seed {config.seed})")
+    for column in ("contender", "solved", "env steps", "wall s (compile incl.)", "CPU s", "final eval return",
+                   "settings"):
+        table.add_column(column, justify="left" if column in ("contender", "settings") else "right")
+    for r in results:
+        table.add_row(r.name, "yes" if r.solved else "no", f"{r.env_steps:,}", f"{r.wall_s:.1f}",
+                      f"{r.cpu_s:.1f}", f"{r.final_return:.1f}", r.note)
+    console.print(table)
+    if config.results is not None:
+        config.results.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Config))

@@ -1,0 +1,8 @@
+"""Training policies with the gradients: APG, SHAC, REINFORCE and PPO as configurations of one jitted loop."""
+from .config import ALGOS, TrainConfig, check, config_from_dict, defaults
+from .evaluate import evaluate
+from .state import TrainState
+from .trainer import Trainer, make_train, make_trainer
+
+__all__ = ["ALGOS", "TrainConfig", "TrainState", "Trainer", "check", "config_from_dict", "defaults", "evaluate",
+           "make_train", "make_trainer"]

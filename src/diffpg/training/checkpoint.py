@@ -1,0 +1,222 @@
+"""A run directory on disk: its config as JSON and its TrainState checkpoints.
+
+    runs/NAME/
+      config.json                 dataclasses.asdict(TrainConfig), written once
+      checkpoints/<update>/       orbax-checkpoint, one directory per saved update
+
+Checkpoints are written by orbax-checkpoint's ``CheckpointManager`` (never
+pickle). Orbax writes each one into a temporary directory and renames it into
+place only once every array is on disk, so a process killed at any moment
+(``kill -9`` included) leaves the previous checkpoints intact and at worst a
+temporary directory that the next ``Checkpoints`` removes. Only the last
+``keep`` checkpoints are kept. Saving is asynchronous: the arrays are copied
+to host memory and written by a background thread while training goes on;
+``close`` waits for the last write.
+
+Restoring needs a *template* of the state, ``jax.eval_shape(trainer.init, key)``,
+which fixes the tree structure, shapes and dtypes; the restored arrays are
+bit-identical to the saved ones. Typed PRNG keys (``jax.random.key``) are saved
+as their raw ``key_data`` and wrapped again on restore.
+
+A missing run directory, a missing or unreadable ``config.json``, no
+checkpoint, or a checkpoint that does not match the template or cannot be read
+raises ``CheckpointError`` with one sentence that names the path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, ConfigError
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def write_config(run_dir: str | os.PathLike, config) -> Path:
+    """Write ``dataclasses.asdict(config)`` to ``run_dir/config.json`` atomically (write, then rename)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / CONFIG_FILE
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=run_dir)
+    with os.fdopen(fd, "w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_config(run_dir: str | os.PathLike):
+    """The TrainConfig stored in ``run_dir/config.json``."""
+    from .config import config_from_dict
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist; "
+                              "pass the --out directory of a training run")
+    path = run_dir / CONFIG_FILE
+    try:
+        stored = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{str(path)!r} is missing, so {str(run_dir)!r} is not a training run "
+                              "directory") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{str(path)!r} is not readable JSON ({type(error).__name__}); "
+                              "the run directory is corrupt") from None
+    try:
+        return config_from_dict(stored)
+    except (ConfigError, TypeError) as error:
+        raise CheckpointError(f"{str(path)!r} does not hold a valid training config: {error}") from None
+
+
+def _is_key(x) -> bool:
+    import jax
+
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _to_storable(tree):
+    """Typed PRNG keys become their raw uint32 data; every other leaf stays as it is."""
+    import jax
+
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def _abstract(template):
+    """ShapeDtypeStructs of what ``_to_storable(template)`` would give."""
+    import jax
+
+    def leaf(x):
+        if _is_key(x):
+            return jax.eval_shape(jax.random.key_data, x)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype)
+
+    return jax.tree.map(leaf, template)
+
+
+def _from_storable(stored, template):
+    import jax
+    import jax.numpy as jnp
+
+    def leaf(x, t):
+        if _is_key(t):
+            return jax.random.wrap_key_data(x, impl=t.dtype._impl)
+        return jnp.asarray(x)
+
+    return jax.tree.map(leaf, stored, template)
+
+
+def _collect_quietly() -> None:
+    """Free what a failed orbax restore leaves behind (coroutines never awaited, a closed event loop) now,
+    without the warnings their collection would print later, so that the user reads one sentence."""
+    import gc
+    import sys
+    import warnings
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
+class Checkpoints:
+    """The checkpoints of one run directory: ``save(update, state)``, ``latest()``, ``restore(template)``.
+
+    Use it as a context manager, or call ``close()`` to wait for the last
+    asynchronous write before the process ends.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, keep: int = 3, create: bool = True):
+        import orbax.checkpoint as ocp
+
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ConfigError(f"keep must be a positive number of checkpoints, got {keep!r}")
+        self.run_dir = Path(run_dir)
+        self.directory = self.run_dir / CHECKPOINT_DIR
+        if not create and not self.directory.is_dir():
+            raise CheckpointError(f"{str(self.run_dir)!r} has no {CHECKPOINT_DIR}/ directory; "
+                                  "it is not a training run directory or its run never saved a checkpoint")
+        self._failed = False
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, cleanup_tmp_directories=True,
+                                               enable_async_checkpointing=True)
+        try:
+            self._manager = ocp.CheckpointManager(self.directory.absolute(), options=options)
+        except Exception as error:  # orbax raises many kinds; the user needs the path and the cause
+            raise CheckpointError(f"cannot open the checkpoints in {str(self.directory)!r} ({type(error).__name__}); "
+                                  "check that the directory is readable and writable") from None
+
+    def save(self, update: int, state) -> None:
+        """Start writing ``state`` as the checkpoint of ``update`` (asynchronously)."""
+        import orbax.checkpoint as ocp
+
+        self._manager.save(int(update), args=ocp.args.StandardSave(_to_storable(state)), force=True)
+
+    def steps(self) -> list[int]:
+        """The updates that have a complete checkpoint, oldest first."""
+        return sorted(self._manager.all_steps())
+
+    def latest(self) -> int | None:
+        """The update of the newest complete checkpoint, None if there is none."""
+        steps = self.steps()
+        return steps[-1] if steps else None
+
+    def restore(self, template, update: int | None = None):
+        """The state saved at ``update`` (default: the newest), shaped like ``template``."""
+        import orbax.checkpoint as ocp
+
+        self.wait()
+        if update is None:
+            update = self.latest()
+            if update is None:
+                raise CheckpointError(f"{str(self.directory)!r} holds no complete checkpoint to restore")
+        elif int(update) not in self.steps():
+            raise CheckpointError(f"{str(self.directory)!r} has no checkpoint of update {update}; "
+                                  f"it has {self.steps() or 'none'}")
+        path = self.directory / str(update)
+        try:
+            stored = self._manager.restore(int(update), args=ocp.args.StandardRestore(_abstract(template)))
+            return _from_storable(stored, template)
+        except Exception as error:  # orbax/tensorstore raise many kinds for a damaged or mismatched checkpoint
+            cause = type(error).__name__
+        self._failed = True
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or does not match this run's config "
+                              f"({cause}); delete it to resume from an earlier one")
+
+    def wait(self) -> None:
+        """Block until every started save is on disk."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
+        if self._failed:
+            self._manager = None
+            _collect_quietly()
+
+    def __enter__(self) -> "Checkpoints":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def restore_latest(run_dir: str | os.PathLike, template) -> tuple[int, Any]:
+    """(update, state) of the newest checkpoint in ``run_dir``, shaped like ``template``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist; "
+                              "pass the --out directory of a training run")
+    with Checkpoints(run_dir, create=False) as checkpoints:
+        update = checkpoints.latest()
+        if update is None:
+            raise CheckpointError(f"{str(checkpoints.directory)!r} holds no complete checkpoint; "
+                                  "the run was stopped before its first save")
+        return update, checkpoints.restore(template, update)

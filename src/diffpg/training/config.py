@@ -1,0 +1,197 @@
+"""The training configuration: one frozen dataclass for all four algorithms.
+
+``defaults(env, algo)`` gives settings that solve the environment (measured
+with benchmarks/training_speed.py; see docs/algorithms.md); change any of them
+with ``dataclasses.replace``.
+``check(config)`` raises a one-sentence ``ConfigError`` for a bad value, and
+``config_from_dict(dataclasses.asdict(config))`` rebuilds a config stored as
+JSON (tuples come back from JSON as lists and are turned back into tuples).
+
+Fields that an algorithm does not use are ignored by it; each docstring says
+which algorithms read the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+ALGOS = ("apg", "shac", "reinforce", "ppo")
+ACTIVATIONS = ("tanh", "elu", "relu")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    env: str = "pendulum"
+    """Registered environment name, built with ``diffpg.make``."""
+    algo: str = "shac"
+    """Algorithm: apg, shac, reinforce or ppo (see docs/algorithms.md)."""
+    num_updates: int = 100
+    """The budget: policy updates; each update consumes ``num_envs * window`` env steps."""
+    num_envs: int = 8
+    """Environments stepped in parallel; their states carry over from one update to the next."""
+    window: int = 20
+    """Env steps per environment per update (the differentiated window for apg and shac)."""
+    discount: float = 0.99
+    """γ of the objective each algorithm optimizes (apg uses it inside the window only)."""
+    gae_lambda: float = 0.95
+    """λ of SHAC's TD(λ) critic targets and of PPO's GAE (reinforce uses λ = 1, Monte Carlo returns)."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the policy network (tanh activations)."""
+    critic_hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the value network (shac, reinforce, ppo)."""
+    critic_activation: str = "elu"
+    """Activation of the value network: tanh, elu or relu."""
+    init_std: float = 0.5
+    """Initial standard deviation of the Gaussian policy (before any squashing)."""
+    squash: bool = True
+    """Squash actions as action_scale * tanh(u): keeps the pathwise gradient alive at the action bounds."""
+    action_scale: float | None = None
+    """Bound c of the squashed action c * tanh(u); None: the environment's action_bound (1 if it has none)."""
+    stochastic: bool = True
+    """Sample actions during training (False: apg and shac differentiate the deterministic mode)."""
+    actor_lr: float = 1e-2
+    """Adam learning rate of the policy."""
+    critic_lr: float = 2e-3
+    """Adam learning rate of the value network (shac, reinforce, ppo)."""
+    lr_decay: bool = True
+    """Decay both learning rates linearly to zero over num_updates, as SHAC and CleanRL's PPO do."""
+    adam_b1: float = 0.9
+    """Adam β1 (SHAC uses 0.7)."""
+    adam_b2: float = 0.999
+    """Adam β2 (SHAC uses 0.95)."""
+    max_grad_norm: float = 1.0
+    """Global-norm gradient clipping (optax.clip_by_global_norm) before each Adam step."""
+    bound_penalty: float = 0.0
+    """Weight of the bounds loss on the pre-squash mean (apg, shac), which keeps tanh from saturating."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this inside the losses (not the bounds loss); logged returns stay unscaled."""
+    obs_norm: bool = False
+    """Normalize observations by running mean and variance, for the policy and the critic."""
+    critic_epochs: int = 8
+    """Passes over each window's data when fitting the critic (shac, reinforce)."""
+    critic_minibatches: int = 4
+    """Minibatches per critic epoch (shac, reinforce); must divide num_envs * window."""
+    target_alpha: float = 0.2
+    """SHAC's target critic moves as target = alpha * target + (1 - alpha) * critic after each update."""
+    ppo_epochs: int = 10
+    """Passes over each window's data (ppo)."""
+    ppo_minibatches: int = 4
+    """Minibatches per ppo epoch; must divide num_envs * window."""
+    clip_eps: float = 0.2
+    """PPO's ratio clipping ε."""
+    norm_adv: bool = True
+    """Normalize advantages to zero mean and unit variance: per minibatch (ppo), per update (reinforce)."""
+    fast_compile: bool = False
+    """Compile init and run with XLA backend optimizations off: ~1.5x faster to compile, ~3x slower to run."""
+    max_bad_updates: int = 10
+    """A run stops once more than this many consecutive updates had a non-finite gradient."""
+    debug_nan_at: tuple[int, ...] = ()
+    """For tests: updates (0-based) whose policy gradient is replaced by NaN before the guard."""
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.window
+
+
+def _positive_int(config, name):
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _number(config, name, low, high, low_open=True, high_open=False):
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ConfigError(f"{name} must lie in {interval}, got {value!r}")
+
+
+def check(config: TrainConfig) -> TrainConfig:
+    """Raise a one-sentence ConfigError unless every setting is usable; return the config."""
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"expected a TrainConfig, got {type(config).__name__}; build one with defaults(env, algo)")
+    if config.algo not in ALGOS:
+        raise ConfigError(f"unknown algorithm {config.algo!r}; choose one of {', '.join(ALGOS)}")
+    if not isinstance(config.env, str) or not config.env:
+        raise ConfigError(f"env must be the name of a registered environment, got {config.env!r}")
+    for name in ("num_updates", "num_envs", "window", "critic_epochs", "critic_minibatches", "ppo_epochs",
+                 "ppo_minibatches"):
+        _positive_int(config, name)
+    for name in ("hidden", "critic_hidden"):
+        widths = getattr(config, name)
+        if not isinstance(widths, tuple) or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
+                                                for w in widths):
+            raise ConfigError(f"{name} must be a tuple of positive integers, got {widths!r}")
+    for name in ("squash", "stochastic", "lr_decay", "obs_norm", "norm_adv", "fast_compile"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"{name} must be true or false, got {getattr(config, name)!r}")
+    if config.critic_activation not in ACTIVATIONS:
+        raise ConfigError(f"critic_activation must be one of {', '.join(ACTIVATIONS)}, got {config.critic_activation!r}")
+    _number(config, "discount", 0.0, 1.0)
+    _number(config, "gae_lambda", 0.0, 1.0, low_open=False)
+    _number(config, "target_alpha", 0.0, 1.0, low_open=False, high_open=True)
+    if config.action_scale is not None:
+        _number(config, "action_scale", 0.0, math.inf)
+    _number(config, "bound_penalty", 0.0, math.inf, low_open=False)
+    for name in ("init_std", "actor_lr", "critic_lr", "max_grad_norm", "reward_scale", "clip_eps"):
+        _number(config, name, 0.0, math.inf)
+    for name in ("adam_b1", "adam_b2"):
+        _number(config, name, 0.0, 1.0, low_open=False, high_open=True)
+    _positive_int(config, "max_bad_updates")
+    if any(isinstance(u, bool) or not isinstance(u, int) or u < 0 for u in config.debug_nan_at):
+        raise ConfigError(f"debug_nan_at must hold non-negative update indices, got {config.debug_nan_at!r}")
+    for algo, name in (("shac", "critic_minibatches"), ("reinforce", "critic_minibatches"), ("ppo", "ppo_minibatches")):
+        if config.algo == algo and config.steps_per_update % getattr(config, name):
+            raise ConfigError(f"{name}={getattr(config, name)} must divide num_envs * window = "
+                              f"{config.steps_per_update} for {algo}")
+    return config
+
+
+# Settings measured on pendulum (benchmarks/training_speed.py, docs/benchmarks.md). Anything not named
+# here keeps the TrainConfig default. The pathwise algorithms learn most per env step with one
+# environment and many small updates; the score-function ones need many samples per update.
+_SHAC = dict(num_updates=750, num_envs=1, window=40, discount=0.95, stochastic=True, init_std=1.0,
+             bound_penalty=1.0, critic_minibatches=1, lr_decay=True)
+_APG = dict(num_updates=600, num_envs=2, window=50, discount=0.99, stochastic=True, init_std=1.0,
+            bound_penalty=1.0, lr_decay=True)
+_PPO = dict(num_updates=150, num_envs=4, window=200, discount=0.9, actor_lr=1e-3, critic_lr=1e-3, ppo_epochs=10,
+            ppo_minibatches=16, squash=False, init_std=1.0)
+_REINFORCE = dict(num_updates=500, num_envs=8, window=200, discount=0.9, actor_lr=3e-3, critic_lr=1e-3, squash=False,
+                  init_std=1.0, lr_decay=False)
+_DEFAULTS: dict[tuple[str, str], dict] = {
+    ("pendulum", "apg"): _APG,
+    ("pendulum", "shac"): _SHAC,
+    ("pendulum", "ppo"): _PPO,
+    ("pendulum", "reinforce"): _REINFORCE,
+    ("cartpole_swingup", "apg"): _APG,
+    ("cartpole_swingup", "shac"): _SHAC,
+    ("cartpole_swingup", "ppo"): _PPO,
+    ("cartpole_swingup", "reinforce"): _REINFORCE,
+}
+
+
+def defaults(env: str = "pendulum", algo: str = "shac") -> TrainConfig:
+    """The settings for ``algo`` on ``env``; measured to solve pendulum and cartpole_swingup."""
+    if algo not in ALGOS:
+        raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
+    return check(TrainConfig(env=env, algo=algo, **_DEFAULTS.get((env, algo), {})))
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """Rebuild a TrainConfig from ``dataclasses.asdict(config)``, also after a JSON round trip."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"a stored training config must be a dict, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ConfigError(f"the stored training config has unknown fields {', '.join(unknown)}; "
+                          "it was written by another version of diffpg")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    return check(TrainConfig(**values))

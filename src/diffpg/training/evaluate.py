@@ -1,0 +1,50 @@
+"""Evaluation: the deterministic policy on held-out random starts, whole episodes.
+
+    R_j = Σ_{t < H} r_t^j,    s_0^j = env.reset(k_j),  a_t = mode_θ(normalize(o_t)),
+
+for ``episodes`` independent start keys k_j, with H the environment's time
+limit (200 for pendulum and cartpole_swingup, as in Gymnasium). The policy
+acts exactly as ``trainer.act`` does, so a number measured here is the
+number a deployed policy gets. Use a key the run never trained with.
+"""
+from __future__ import annotations
+
+import jax
+
+from ..errors import ConfigError
+from ..rollout import unroll
+from .window import Acting
+
+
+def evaluate(trainer, state, key, episodes: int, horizon: int | None = None) -> jax.Array:
+    """Episodic returns [episodes] of the deterministic policy; ``returns.mean()`` is the score.
+
+    ``horizon`` defaults to the environment's ``max_steps``. Jitted; compiled once per
+    (trainer, episodes, horizon).
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ConfigError(f"episodes must be a positive integer, got {episodes!r}")
+    horizon = getattr(trainer.env, "max_steps", None) if horizon is None else horizon
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ConfigError(f"evaluation needs a positive integer horizon; the environment has no max_steps, "
+                          f"so pass horizon=, got {horizon!r}")
+    return _compiled(trainer, episodes, horizon)(state.params, state.obs_stats, key)
+
+
+def _compiled(trainer, episodes: int, horizon: int):
+    """The jitted evaluation for these settings, kept on the trainer so it compiles once."""
+    cache_key = ("evaluate", episodes, horizon)
+    if cache_key not in trainer.compiled:
+        env, policy = trainer.env, trainer.policy
+
+        def returns(params, obs_stats, key):
+            def one(k):
+                k_reset, k_steps = jax.random.split(k)
+                acting = Acting(policy, obs_stats, stochastic=False)
+                _, traj = unroll(k_steps, env, acting, params, env.reset(k_reset), horizon)
+                return traj.reward.sum()
+
+            return jax.vmap(one)(jax.random.split(key, episodes))
+
+        trainer.compiled[cache_key] = jax.jit(returns)
+    return trainer.compiled[cache_key]

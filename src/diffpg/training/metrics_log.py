@@ -1,0 +1,154 @@
+"""The metrics of a training run on disk: ``metrics.jsonl`` and TensorBoard events.
+
+``metrics.jsonl`` has one JSON object per update, in order::
+
+    {"update": 12, "env_steps": 1536, "wall_s": 1.42, "return": -812.3, "grad_norm": 3.1, "skipped": 0, ...}
+
+``update`` counts updates done (1 for the first), ``env_steps`` the training
+env steps so far, ``wall_s`` the seconds since the run started (summed over
+its sessions when it was resumed; the updates of one jitted chunk share its
+wall time evenly), ``skipped`` the updates skipped so far for a non-finite
+gradient; every other metric the trainer logs is there too. A value that is
+not finite is written as ``null``, so every line is strict JSON.
+
+TensorBoard gets every metric as a scalar ``train/NAME`` against ``env_steps``,
+in ``run_dir/tb``. It is written with tensorboardX's ``FileWriter`` (the layer
+under its ``SummaryWriter``), one event per update that carries all of that
+update's scalars: ``SummaryWriter.add_scalar`` writes one event per value,
+which costs about six times as much, a second for a 750-update run.
+
+A resumed run first cuts both logs back to its checkpoint: rows after it are
+dropped from ``metrics.jsonl`` (the file is rewritten) and a new event file
+starts with TensorBoard's purge marker (a ``SessionLog.START`` event at the
+first step logged again: TensorBoard then drops the events at or after that
+step from the earlier files), so the updates done again are shown once.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tb"
+
+
+def _plain(value):
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def read_rows(run_dir: str | os.PathLike) -> list[dict]:
+    """The rows of ``metrics.jsonl``; a last line cut short by a killed process is dropped."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def truncate_rows(run_dir: str | os.PathLike, last_update: int) -> list[dict]:
+    """Keep only the rows up to ``last_update`` (rewriting the file atomically); return them."""
+    run_dir = Path(run_dir)
+    kept = [row for row in read_rows(run_dir) if row.get("update", math.inf) <= last_update]
+    fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".jsonl", dir=run_dir)
+    with os.fdopen(fd, "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in kept)
+    os.replace(tmp, run_dir / METRICS_FILE)
+    return kept
+
+
+def tensorboardx():
+    """The tensorboardX module, imported without torch.
+
+    tensorboardX imports torch whenever it is installed (seconds), only so
+    that it can accept torch tensors; we log Python floats. Unless torch is
+    already loaded, it is hidden for the duration of this one import.
+    """
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        import tensorboardX
+
+        return tensorboardX
+    sys.modules["torch"] = None  # makes ``import torch`` raise ImportError
+    try:
+        import tensorboardX
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return tensorboardX
+
+
+class MetricsLog:
+    """Appends rows to ``metrics.jsonl`` and scalars to TensorBoard; ``close()`` flushes both.
+
+    ``resume_at`` is the update of the checkpoint a resumed run starts from
+    (None for a fresh run): rows past it are dropped first.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, resume_at: int | None = None, tensorboard: bool = True):
+        self.run_dir = Path(run_dir)
+        self.rows = truncate_rows(self.run_dir, resume_at) if resume_at is not None else []
+        if resume_at is None:
+            (self.run_dir / METRICS_FILE).write_text("")
+        self.wall_offset = self.rows[-1]["wall_s"] if self.rows else 0.0
+        self._file = open(self.run_dir / METRICS_FILE, "a")
+        self._writer = None
+        if tensorboard:
+            tbx = tensorboardx()
+            from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+            # Event files are named by the second they were opened; a resumed session's file gets a suffix
+            # so that it never reuses the killed session's file and sorts after it, as TensorBoard reads them.
+            suffix = "" if resume_at is None else f".resumed-at-{resume_at:09d}"
+            self._writer = tbx.FileWriter(str(self.run_dir / TENSORBOARD_DIR), max_queue=1000, flush_secs=30,
+                                          filename_suffix=suffix)
+            if resume_at is not None:
+                purge = self.rows[-1]["env_steps"] + 1 if self.rows else 0
+                self._writer.add_event(Event(step=purge, session_log=SessionLog(status=SessionLog.START)))
+
+    def append(self, metrics: dict, wall_start: float, wall_end: float) -> list[dict]:
+        """Log one chunk: ``metrics`` maps names to arrays with a leading axis of updates.
+
+        The chunk ran from ``wall_start`` to ``wall_end`` seconds after this
+        session started; its updates share that time evenly.
+        """
+        columns = {name: [_plain(v) for v in list(values)] for name, values in metrics.items()}
+        n = len(columns["update"])
+        new = []
+        for i in range(n):
+            row = {name: values[i] for name, values in columns.items()}
+            wall = self.wall_offset + wall_start + (wall_end - wall_start) * (i + 1) / n
+            row = {"update": row.pop("update"), "env_steps": row.pop("env_steps"), "wall_s": round(wall, 4), **row}
+            new.append(row)
+        self._file.writelines(json.dumps(row) + "\n" for row in new)
+        self._file.flush()
+        if self._writer is not None:
+            from tensorboardX.proto.summary_pb2 import Summary
+
+            for row in new:
+                values = [Summary.Value(tag=f"train/{name}", simple_value=value) for name, value in row.items()
+                          if name not in ("update", "env_steps") and value is not None]
+                self._writer.add_summary(Summary(value=values), global_step=row["env_steps"])
+        self.rows.extend(new)
+        return new
+
+    def flush(self) -> None:
+        """Put everything logged so far on disk (done before each checkpoint, which a resume goes back to)."""
+        self._file.flush()
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        if self._writer is not None:
+            self._writer.close()

@@ -1,0 +1,79 @@
+"""SHAC: short-horizon actor-critic (Xu et al., "Accelerated Policy Learning with
+Parallel Differentiable Simulation", ICLR 2022).
+
+The actor ascends the pathwise gradient of a window's return *plus the
+critic's value of where the window leads*:
+
+    J(θ) = (1 / N T) Σ_i [ Σ_{t<T} γᵗ c r_t^i + Σ_t γ^{t+1} β_t^i V_φ̄(ô_{t+1}^i) ],
+
+differentiated through the policy, the dynamics and the target critic V_φ̄
+(its parameters held fixed). β_t = 1 at the window's last step, and at a
+step where an episode is truncated by its time limit; 0 elsewhere, and
+after a failure. The critic turns the myopic window objective of APG into
+the infinite-horizon one, while backpropagation stays T steps long.
+
+The critic is then fitted to TD(λ) returns computed with the target critic
+on the same window (``returns.lambda_returns``, ``critic.fit``), and the
+target follows it slowly: φ̄ ← α φ̄ + (1 − α) φ. Observations are normalized
+by running statistics for both networks.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ..estimators.surrogates import pathwise_surrogate
+from . import critic as critic_lib
+from .normalizer import normalize
+from .bounds_loss import bounds_loss
+from .optimizer import guarded_step
+from .returns import lambda_returns
+from .window import Acting, run_window
+
+
+def bootstrap_weight(window):
+    """β [N, T]: where the critic's value of s_{t+1} completes the return (see module docstring)."""
+    t_last = jnp.zeros(window.alive.shape[-1]).at[-1].set(1.0)
+    still_running = window.alive * (1.0 - window.ended) * t_last
+    return (window.ended + still_running) * (1.0 - window.failed)
+
+
+def update(parts, key, state, poison):
+    """One SHAC update: (learner fields, window, metrics, finite)."""
+    cfg, env, policy, net = parts.config, parts.env, parts.policy, parts.critic_net
+    k_window, k_fit = jax.random.split(key)
+    acting = Acting(policy, state.obs_stats, cfg.stochastic)
+    values = jax.vmap(jax.vmap(lambda o: critic_lib.value(net, state.target_critic, normalize(state.obs_stats, o))))
+    steps = cfg.window
+    gamma_next = cfg.discount ** jnp.arange(1, steps + 1, dtype=jnp.float32)
+
+    def loss(params):
+        window = run_window(k_window, env, acting, params, state.env_state, steps)
+        reward = window.traj.reward * cfg.reward_scale
+        next_value = values(window.next_obs)
+        rewards = jax.vmap(pathwise_surrogate, (0, None))(reward, cfg.discount)
+        tails = jnp.sum(gamma_next * bootstrap_weight(window) * next_value, axis=1)
+        loss = -(rewards + tails).mean() / steps
+        if cfg.bound_penalty:
+            loss = loss + cfg.bound_penalty * bounds_loss(policy, params, state.obs_stats, window.traj.obs)
+        return loss, (window, jax.lax.stop_gradient(next_value))
+
+    (actor_loss, (window, next_value)), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
+    grads = poison(grads)
+    params, opt_state, actor_ok = guarded_step(parts.actor_optimizer, grads, state.opt_state, state.params)
+
+    window = jax.lax.stop_gradient(window)
+    target = jax.vmap(lambda_returns, (0, 0, 0, 0, None, None))(
+        window.traj.reward * cfg.reward_scale, next_value, window.ended, window.failed, cfg.discount, cfg.gae_lambda)
+    obs = normalize(state.obs_stats, window.traj.obs).reshape(-1, env.observation_size)
+    critic, critic_opt_state, critic_loss, critic_ok = critic_lib.fit(
+        k_fit, net, parts.critic_optimizer, state.critic, state.critic_opt_state, obs, target.reshape(-1),
+        window.alive.reshape(-1), epochs=cfg.critic_epochs, minibatches=cfg.critic_minibatches)
+    target_critic = jax.tree.map(lambda old, new: cfg.target_alpha * old + (1.0 - cfg.target_alpha) * new,
+                                 state.target_critic, critic)
+    metrics = {"grad_norm": optax.tree.norm(grads), "actor_loss": actor_loss, "critic_loss": critic_loss,
+               "value": next_value.mean() / cfg.reward_scale}
+    fields = dict(params=params, opt_state=opt_state, critic=critic, critic_opt_state=critic_opt_state,
+                  target_critic=target_critic)
+    return fields, window, metrics, actor_ok & critic_ok

@@ -1,0 +1,55 @@
+"""What a training run carries from one update to the next, and the fixed parts it is built from.
+
+``TrainState`` is a pytree (a NamedTuple of arrays), so it goes through
+``jit``, ``vmap`` and ``lax.scan`` and into an orbax checkpoint as it is. All
+of a run's randomness comes from ``key``, which is split once per update: a
+run continued from a saved state is the run that was never interrupted.
+Fields an algorithm does not use are None (apg has no critic).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+
+class TrainState(NamedTuple):
+    params: Any
+    """Policy parameters."""
+    opt_state: Any
+    """The policy optimizer's state (clip + Adam)."""
+    critic: Any
+    """Value-network parameters (None for apg)."""
+    critic_opt_state: Any
+    """The value network's optimizer state (None for apg)."""
+    target_critic: Any
+    """SHAC's slowly moving copy of the critic (None for the others)."""
+    obs_stats: Any
+    """Running observation statistics (``normalizer.RunningStats``), None when normalization is off."""
+    env_state: Any
+    """The N environment states, carried from one window to the next."""
+    episode_acc: jax.Array
+    """[N] return of each environment's current episode so far (unscaled rewards)."""
+    last_episode_return: jax.Array
+    """Mean return of the most recently finished episodes; NaN until one finishes."""
+    key: jax.Array
+    """The run's random key, split once per update."""
+    update: jax.Array
+    """Updates done (int32)."""
+    env_steps: jax.Array
+    """Environment steps taken for training (int32)."""
+    skipped: jax.Array
+    """Updates skipped in total because some gradient was not finite (int32)."""
+    bad_streak: jax.Array
+    """Consecutive skipped updates up to now (int32); zero after a good update."""
+
+
+class Parts(NamedTuple):
+    """The fixed objects an update is built from (not a pytree that changes)."""
+
+    config: Any
+    env: Any
+    policy: Any
+    critic_net: Any
+    actor_optimizer: Any
+    critic_optimizer: Any

@@ -1,0 +1,189 @@
+"""The one training loop: ``lax.scan`` over updates, each algorithm a configuration of it.
+
+    trainer = make_trainer(config)
+    state = trainer.init(key)                 # TrainState
+    state, metrics = trainer.run(state, n)    # n updates, one jitted scan; metrics have leading axis n
+    action = trainer.act(state, obs)          # deterministic action for one observation
+
+    train = make_train(config)                # train(key) -> (state, metrics), PureJaxRL style
+    jax.jit(jax.vmap(train))(keys)            # seeds in parallel
+
+Every update is the same pure function of the TrainState: split the key,
+let the algorithm take its window and its guarded optimizer steps
+(``apg``, ``shac``, ``reinforce``, ``ppo``), then, common to all, merge the
+window's observations into the running statistics, book finished episodes,
+reset environments whose episode ended and count env steps and skipped
+updates. Because all randomness comes from the state's key,
+``run(run(s, a), b)`` is bit for bit ``run(s, a + b)``, which is what makes a
+resumed run identical to one never interrupted.
+
+An update is *skipped* when any of its gradients is not finite: the guarded
+optimizer steps never apply such a gradient (``optimizer.guarded_step``), and
+the whole update then learns nothing: parameters, optimizer states, critics
+and observation statistics keep their old bits, while the environments and
+the key move on. ``skipped`` counts skipped updates and ``bad_streak``
+consecutive ones, back to zero after a good update. An environment whose
+observation is not finite is reset at the window's boundary. A run should stop once ``bad_streak``
+exceeds ``config.max_bad_updates`` (``should_stop``). For tests,
+``config.debug_nan_at`` lists updates whose policy gradient is replaced by NaN.
+
+Logged metrics (each an array with leading axis n): ``update`` and
+``env_steps`` after the update; ``reward``, the window's mean per-step reward;
+``return``, the mean episodic return of the training episodes that ended most
+recently (at this update or before; the training policy, with its
+exploration noise), and before the first episode ends, ``reward`` times the
+episode length (the env's ``max_steps``, else the window); ``grad_norm``, the
+policy gradient's global norm before clipping; ``skipped`` and
+``bad_streak``; and each algorithm's own (docs/algorithms.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from .. import envs
+from ..policies import GaussianMLP
+from ..types import as_float
+from . import apg, normalizer, ppo, reinforce, shac
+from .config import TrainConfig, check
+from .critic import value_network
+from .optimizer import make_optimizer
+from .state import Parts, TrainState
+from .window import reset_finished
+
+ALGORITHMS = {"apg": apg.update, "shac": shac.update, "reinforce": reinforce.update, "ppo": ppo.update}
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """A configured training loop. Build it with ``make_trainer``; its functions are pure and jit-able."""
+
+    config: TrainConfig
+    env: Any
+    policy: Any
+    critic_net: Any
+    init: Callable[[jax.Array], TrainState]
+    """init(key) -> TrainState: fresh networks, optimizers and N freshly reset environments (jitted)."""
+    run: Callable[[TrainState, int], tuple[TrainState, dict]]
+    """run(state, n) -> (state, metrics): n updates in one jitted ``lax.scan`` (n is static).
+
+    ``init`` and ``run`` are compiled with their own XLA options (``fast_compile``), which JAX refuses
+    for a jit inside another jit: inside your own jit, use ``initial_state`` and ``update`` instead
+    (as ``make_train`` does)."""
+    initial_state: Callable[[jax.Array], TrainState]
+    """The pure function behind ``init``, to compose inside your own jit."""
+    update: Callable[[TrainState], tuple[TrainState, dict]]
+    """update(state) -> (state, metrics): one update, a pure function to compose inside your own jit."""
+    act: Callable[[TrainState, jax.Array], jax.Array]
+    """act(state, obs) -> action: the deterministic action (policy mode on normalized obs) for one obs."""
+    compiled: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    """Jitted helpers built on demand (``evaluate``), so each compiles once per trainer."""
+
+    def should_stop(self, state: TrainState) -> bool:
+        """True once more than ``max_bad_updates`` consecutive updates were skipped."""
+        return bool(state.bad_streak > self.config.max_bad_updates)
+
+
+def _optimizer_steps(cfg: TrainConfig) -> tuple[int, int]:
+    """Optimizer steps per update for (policy, critic); the learning rates decay over all of them."""
+    if cfg.algo == "ppo":
+        return (cfg.ppo_epochs * cfg.ppo_minibatches,) * 2
+    return 1, cfg.critic_epochs * cfg.critic_minibatches
+
+
+def make_trainer(config: TrainConfig, env=None) -> Trainer:
+    """Validate ``config`` and build its Trainer; ``env`` replaces ``diffpg.make(config.env)`` if given."""
+    cfg = check(config)
+    env = envs.make(cfg.env) if env is None else env
+    scale = cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None) or 1.0
+    policy = GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
+                         squash=cfg.squash, action_scale=float(scale))
+    has_critic = cfg.algo != "apg"
+    critic_net = value_network(cfg.critic_hidden, cfg.critic_activation) if has_critic else None
+    actor_steps, critic_steps = _optimizer_steps(cfg)
+    common = dict(max_grad_norm=cfg.max_grad_norm, b1=cfg.adam_b1, b2=cfg.adam_b2)
+    actor_opt = make_optimizer(cfg.actor_lr, decay_steps=cfg.num_updates * actor_steps if cfg.lr_decay else None,
+                               **common)
+    critic_opt = make_optimizer(cfg.critic_lr, decay_steps=cfg.num_updates * critic_steps if cfg.lr_decay else None,
+                                **common)
+    parts = Parts(cfg, env, policy, critic_net, actor_opt, critic_opt)
+    algorithm = ALGORITHMS[cfg.algo]
+    episode_length = getattr(env, "max_steps", None) or cfg.window
+    nan_at = jnp.asarray(cfg.debug_nan_at, jnp.int32)
+
+    def init(key) -> TrainState:
+        k_policy, k_critic, k_env, key = jax.random.split(key, 4)
+        params = policy.init(k_policy, env.observation_size)
+        env_state = jax.vmap(env.reset)(jax.random.split(k_env, cfg.num_envs))
+        critic = target = critic_opt_state = None
+        if has_critic:
+            critic = critic_net.init(k_critic, jnp.zeros((env.observation_size,)))
+            critic_opt_state = critic_opt.init(critic)
+            target = critic if cfg.algo == "shac" else None
+        zero = jnp.zeros((), jnp.int32)
+        state = TrainState(
+            params=params, opt_state=actor_opt.init(params), critic=critic, critic_opt_state=critic_opt_state,
+            target_critic=target, obs_stats=normalizer.init(env.observation_size) if cfg.obs_norm else None,
+            env_state=env_state, episode_acc=jnp.zeros((cfg.num_envs,)), last_episode_return=jnp.array(jnp.nan),
+            key=key, update=zero, env_steps=zero, skipped=zero, bad_streak=zero)
+        # Strong dtypes throughout, so the state that run() returns has the same types as this one
+        # (a weakly typed leaf would make the second call of run() compile again).
+        return jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if getattr(x, "weak_type", False) else x, state)
+
+    def poison_for(update):
+        if not cfg.debug_nan_at:
+            return lambda grads: grads
+        bad = jnp.any(update == nan_at)
+        return lambda grads: jax.tree.map(lambda g: jnp.where(bad, jnp.nan, g), grads)
+
+    def update(state: TrainState):
+        key, k_algo, k_reset = jax.random.split(state.key, 3)
+        fields, window, metrics, finite = algorithm(parts, k_algo, state, poison_for(state.update))
+        if cfg.obs_norm:
+            fields["obs_stats"] = normalizer.update(state.obs_stats, window.traj.obs)
+        # A skipped update learns nothing: every learned quantity stays as it was.
+        fields = {name: jax.tree.map(lambda new, old: jnp.where(finite, new, old), value, getattr(state, name))
+                  for name, value in fields.items()}
+        # Book the episodes that ended in this window, then start new ones.
+        episode_acc = state.episode_acc + window.traj.reward.sum(1)
+        finished = as_float(window.final.done) > 0
+        n_finished = finished.sum()
+        mean_finished = jnp.sum(jnp.where(finished, episode_acc, 0.0)) / jnp.maximum(n_finished, 1)
+        last_return = jnp.where(n_finished > 0, mean_finished, state.last_episode_return)
+        bad = jnp.logical_not(finite).astype(jnp.int32)
+        state = state._replace(
+            **fields, env_state=reset_finished(k_reset, env, window.final),
+            episode_acc=jnp.where(finished, 0.0, episode_acc), last_episode_return=last_return, key=key,
+            update=state.update + 1, env_steps=state.env_steps + cfg.steps_per_update,
+            skipped=state.skipped + bad, bad_streak=(state.bad_streak + 1) * bad)
+        reward = window.traj.reward.mean()
+        estimate = jnp.where(jnp.isnan(last_return), reward * episode_length, last_return)
+        metrics = {**metrics, "update": state.update, "env_steps": state.env_steps, "reward": reward,
+                   "return": estimate, "skipped": state.skipped, "bad_streak": state.bad_streak}
+        return state, metrics
+
+    def run(state: TrainState, n: int):
+        return jax.lax.scan(lambda s, _: update(s), state, None, length=n)
+
+    def act(state: TrainState, obs):
+        return policy.mode(state.params, normalizer.normalize(state.obs_stats, obs))
+
+    options = {"xla_backend_optimization_level": 0} if cfg.fast_compile else None
+    return Trainer(config=cfg, env=env, policy=policy, critic_net=critic_net,
+                   init=jax.jit(init, compiler_options=options),
+                   run=jax.jit(run, static_argnums=1, compiler_options=options),
+                   initial_state=init, update=update, act=act)
+
+
+def make_train(config: TrainConfig, env=None) -> Callable[[jax.Array], tuple[TrainState, dict]]:
+    """``train(key) -> (state, metrics)``: init and ``num_updates`` updates; jit-able and vmap-able over keys."""
+    trainer = make_trainer(config, env)
+
+    def train(key):
+        return jax.lax.scan(lambda s, _: trainer.update(s), trainer.initial_state(key), None,
+                            length=trainer.config.num_updates)
+
+    return train

@@ -1,0 +1,361 @@
+"""``diffpg train`` and ``diffpg eval``: exit statuses, run directories, resume after kill -9,
+the NaN guard, TensorBoard events and ``diffpg.load_policy``.
+
+Runs are tiny (apg, 2 envs, 4-step windows, one 8-unit layer) so that each
+trains in well under a second once compiled; most go through ``main(argv)``
+in this process, which is how the ``diffpg`` entry point runs them too. The
+kill -9 test needs real processes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import diffpg
+from diffpg.cli.main import main
+from diffpg.errors import CheckpointError, ShapeError
+from diffpg.training import make_trainer
+from diffpg.training.checkpoint import Checkpoints, read_config, restore_latest
+
+# --set comes last so that a test can append more KEY=VALUE items
+TINY = ["--no-compile-cache", "--env", "pendulum", "--algo", "apg", "--set", "num_envs=2", "window=4", "hidden=[8]"]
+
+
+def train(*args) -> int:
+    return main(["train", *map(str, args)])
+
+
+def final_state(run_dir):
+    trainer = make_trainer(read_config(run_dir))
+    return restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)))
+
+
+def leaves_bits(state):
+    out = []
+    for x in jax.tree.leaves(state):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        out.append((str(x.dtype), np.asarray(x).tobytes()))
+    return out
+
+
+def rows_of(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One finished tiny run: 12 updates, a NaN injected at update 4 (0-based 3), checkpoints every 4."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    status = train("--out", out, *TINY, "debug_nan_at=[3]", "--updates", 12, "--log-every", 2,
+                   "--checkpoint-every", 4, "--seed", 3)
+    assert status == 0
+    return out
+
+
+# ---------------------------------------------------------------- invalid usage
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("diffpg: error: ")
+    return err
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--env", "nope"], "unknown environment 'nope'"),
+    (["--algo", "nope"], "unknown algorithm 'nope'"),
+    (["--updates", "-5"], "--updates must be a positive integer"),
+    (["--updates", "0"], "--updates must be a positive integer"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be a positive integer"),
+    (["--seed", "-1"], "--seed must be a non-negative integer"),
+    (["--log-every", "4", "--checkpoint-every", "10"], "must be a multiple of --log-every"),
+    (["--set", "colour=red"], "no such setting"),
+    (["--set", "num_envs"], "--set expects KEY=VALUE"),
+    (["--set", "num_envs=-4"], "num_envs must be a positive integer"),
+    (["--set", "num_updates=4"], "use --updates"),
+])
+def test_invalid_settings_exit_2_and_create_nothing(tmp_path, capsys, args, phrase):
+    out = tmp_path / "new"
+    assert train("--out", out, *args) == 2
+    assert phrase in error_line(capsys)
+    assert not out.exists()
+
+
+def test_unwritable_out_dir_exits_2(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert train("--out", tmp_path / "file" / "run") == 2
+    assert "cannot write to the run directory" in error_line(capsys)
+    assert train("--out", tmp_path / "file") == 2
+    assert "is a file" in error_line(capsys)
+
+
+def test_existing_out_dir_needs_resume_or_overwrite(tmp_path, capsys, run_dir):
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert train("--out", run_dir, *TINY) == 2
+    assert "already exists; pass --resume" in error_line(capsys)
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "thesis.tex").write_text("precious")
+    assert train("--out", other, "--overwrite", *TINY) == 2
+    assert "refuses to delete it" in error_line(capsys)
+    assert (other / "thesis.tex").read_text() == "precious"
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_resume_usage_errors_exit_2(tmp_path, capsys, run_dir):
+    assert train("--resume", tmp_path / "missing") == 2
+    assert "is not a training run directory" in error_line(capsys)
+    assert train("--resume", run_dir, "--seed", 1) == 2
+    assert "drop --seed" in error_line(capsys)
+    assert train() == 2
+    assert "pass --out runs/NAME" in error_line(capsys)
+
+
+def test_entry_point_prints_one_sentence_without_traceback(tmp_path):
+    """The installed command, as a user runs it: exit 2, one line on stderr, before any compilation."""
+    result = subprocess.run([sys.executable, "-m", "diffpg", "train", "--env", "nope", "--out", tmp_path / "r"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "diffpg: error: unknown environment 'nope'; choose one of " + ", ".join(diffpg.envs.registered())]
+
+
+# ---------------------------------------------------------------- what a run writes
+
+
+def test_metrics_rows_one_per_update(run_dir):
+    rows = rows_of(run_dir)
+    config = read_config(run_dir)
+    assert [r["update"] for r in rows] == list(range(1, 13))
+    assert [r["env_steps"] for r in rows] == [u * config.num_envs * config.window for u in range(1, 13)]
+    walls = [r["wall_s"] for r in rows]
+    assert all(w > 0 for w in walls) and walls == sorted(walls)
+    for r in rows:
+        assert {"return", "grad_norm", "skipped", "bad_streak"} <= set(r)
+    # the NaN injected into update 4 was skipped and counted, and training went on
+    assert [r["skipped"] for r in rows] == [0, 0, 0] + [1] * 9
+    assert rows[3]["grad_norm"] is None and all(r["grad_norm"] is not None for r in rows[4:])
+    _, state = final_state(run_dir)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+
+
+def test_run_dir_layout_config_and_checkpoints(run_dir):
+    assert json.loads((run_dir / "run.json").read_text()) == {"seed": 3, "log_every": 2, "checkpoint_every": 4,
+                                                              "keep": 3}
+    config = read_config(run_dir)
+    assert (config.algo, config.env, config.num_updates, config.num_envs, config.hidden) == \
+        ("apg", "pendulum", 12, 2, (8,))
+    with Checkpoints(run_dir, create=False) as checkpoints:
+        # update 4 was skipped (NaN), so the state after it is not saved: a checkpoint is always a good state
+        assert checkpoints.steps() == [8, 12]
+    assert (run_dir / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def read_events(tb_dir: Path):
+    """Scalars {tag: [(step, value)]} from a run's TensorBoard event files, oldest file first, read with the
+    TFRecord framing and tensorboardX's Event proto; a SessionLog.START event at step s drops what was
+    logged at or after s before it, as TensorBoard does."""
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+    scalars = {}
+    for path in sorted(tb_dir.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (length,) = struct.unpack("<Q", data[i:i + 8])
+            event = Event.FromString(data[i + 12:i + 12 + length])
+            i += 12 + length + 4
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                scalars = {tag: [(s, v) for s, v in pairs if s < event.step] for tag, pairs in scalars.items()}
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def test_tensorboard_events_hold_the_metrics(run_dir):
+    assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 1
+    scalars = read_events(run_dir / "tb")
+    rows = rows_of(run_dir)
+    assert [s for s, _ in scalars["train/return"]] == [r["env_steps"] for r in rows]
+    np.testing.assert_allclose([v for _, v in scalars["train/return"]], [r["return"] for r in rows], rtol=1e-6)
+    assert len(scalars["train/grad_norm"]) == 11  # the skipped update has no finite gradient norm
+
+
+def test_resumed_logs_replace_what_came_after_the_checkpoint(tmp_path):
+    """A run killed at update 10 with its checkpoint at 6: its logs after 6 are replaced, not duplicated."""
+    from diffpg.training.metrics_log import MetricsLog
+
+    def chunk(first, last, offset):
+        updates = np.arange(first, last + 1)
+        return {"update": updates, "env_steps": 8 * updates, "return": updates + offset,
+                "grad_norm": np.where(updates == 3, np.nan, 1.0)}
+
+    killed = MetricsLog(tmp_path)
+    killed.append(chunk(1, 10, 0.0), 0.0, 1.0)
+    killed.close()
+    resumed = MetricsLog(tmp_path, resume_at=6)
+    assert [r["update"] for r in resumed.rows] == [1, 2, 3, 4, 5, 6]
+    resumed.append(chunk(7, 10, 0.5), 0.0, 1.0)
+    resumed.close()
+    rows = rows_of(tmp_path)
+    assert [r["update"] for r in rows] == list(range(1, 11))
+    assert [r["return"] for r in rows] == [1, 2, 3, 4, 5, 6, 7.5, 8.5, 9.5, 10.5]
+    assert rows[2]["grad_norm"] is None  # NaN is written as null: every line is strict JSON
+    assert rows[6]["wall_s"] > rows[5]["wall_s"]  # the resumed session's time adds to the first one's
+    events = read_events(tmp_path / "tb")
+    assert events["train/return"] == [(8 * u, u + (0.5 if u > 6 else 0.0)) for u in range(1, 11)]
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path, run_dir):
+    args = [*TINY, "debug_nan_at=[3]", "--updates", 12, "--log-every", 2, "--checkpoint-every", 4]
+    assert train("--out", tmp_path / "again", *args, "--seed", 3) == 0
+    assert train("--out", tmp_path / "other", *args, "--seed", 4) == 0
+    assert leaves_bits(final_state(tmp_path / "again")[1]) == leaves_bits(final_state(run_dir)[1])
+    assert leaves_bits(final_state(tmp_path / "other")[1]) != leaves_bits(final_state(run_dir)[1])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+    assert strip(rows_of(tmp_path / "again")) == strip(rows_of(run_dir))
+
+
+# ---------------------------------------------------------------- the NaN guard
+
+
+def test_nan_guard_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "nan"
+    # updates 6, 7, 8 (0-based 5, 6, 7) get a NaN gradient; more than 2 in a row stops the run at update 8
+    status = train("--out", out, *TINY, "debug_nan_at=[5,6,7]", "max_bad_updates=2", "--updates", 20,
+                   "--log-every", 1, "--checkpoint-every", 2)
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "training stopped at update 8" in err and "the last good checkpoint is update 4" in err
+    with Checkpoints(out, create=False) as checkpoints:
+        assert checkpoints.steps() == [2, 4]  # update 6 ended inside the streak, so it was not saved
+    update, state = final_state(out)
+    assert update == 4 and int(state.bad_streak) == 0
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+    rows = rows_of(out)
+    assert [r["skipped"] for r in rows] == [0] * 5 + [1, 2, 3]
+    assert (out / "curve.png").exists()
+
+
+# ---------------------------------------------------------------- resume after kill -9
+
+
+def cli(*args):
+    return [sys.executable, "-m", "diffpg", "train", *map(str, args)]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_is_bit_identical(tmp_path):
+    settings = ["--env", "pendulum", "--algo", "shac", "--set", "num_envs=2", "window=4", "hidden=[8]",
+                "critic_hidden=[8]", "critic_epochs=1", "critic_minibatches=1", "--updates", 1000,
+                "--log-every", 1, "--checkpoint-every", 100, "--seed", 5]
+    # one update per jitted call keeps the run going for a few seconds after its checkpoint 200, time to kill it
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the first run fills it, the others hit it
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    subprocess.run(cli("--out", whole, *settings), check=True, env=env, capture_output=True, timeout=600)
+
+    process = subprocess.Popen(cli("--out", cut, *settings), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (cut / "checkpoints" / "200").is_dir() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_rows = rows_of(cut)
+    assert 200 <= killed_rows[-1]["update"] < 1000
+
+    resumed = subprocess.run(cli("--resume", cut), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert leaves_bits(final_state(cut)[1]) == leaves_bits(final_state(whole)[1])
+    rows, reference = rows_of(cut), rows_of(whole)
+    assert [r["update"] for r in rows] == list(range(1, 1001))  # rewritten after the checkpoint, not duplicated
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+    assert strip(rows) == strip(reference)
+    # TensorBoard: a second event file whose purge marker hides what the killed run logged after its checkpoint
+    assert len(list((cut / "tb").glob("events.out.tfevents.*"))) == 2
+    assert read_events(cut / "tb")["train/return"] == read_events(whole / "tb")["train/return"]
+
+
+# ---------------------------------------------------------------- deployment and evaluation
+
+
+def test_load_policy_numpy_in_numpy_out(run_dir):
+    act = diffpg.load_policy(run_dir)
+    trainer = make_trainer(read_config(run_dir))
+    _, state = final_state(run_dir)
+    obs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 2.0], [-1.0, 0.0, -3.0]], np.float32)
+    one = act(obs[1])
+    assert isinstance(one, np.ndarray) and one.shape == (1,) and one.dtype == np.float32
+    batch = act(obs)
+    assert isinstance(batch, np.ndarray) and batch.shape == (3, 1)
+    expected = np.stack([np.asarray(trainer.act(state, o)) for o in obs])
+    np.testing.assert_allclose(batch, expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(one, expected[1], rtol=1e-6, atol=1e-7)
+    assert trainer.policy.squash and np.all(np.abs(batch) <= trainer.policy.action_scale)
+    with pytest.raises(ShapeError):
+        act(np.zeros(4))
+
+
+def test_gymnasium_returns_match_a_plain_loop(run_dir):
+    import gymnasium as gym
+
+    from diffpg.gymnasium_eval import episode_returns
+
+    act = diffpg.load_policy(run_dir)
+    returns = episode_returns(act, "Pendulum-v1", episodes=3, seed=11)
+    for i in range(3):
+        env = gym.make("Pendulum-v1")
+        obs, _ = env.reset(seed=11 + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += reward
+            done = terminated or truncated
+        np.testing.assert_allclose(returns[i], total, rtol=1e-5)
+
+
+def test_eval_cli_prints_a_table(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--gymnasium", "Pendulum-v1", "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Gymnasium Pendulum-v1" in out and "mean return" in out
+    assert main(["eval", str(run_dir), "--episodes", "3"]) == 0
+    assert "diffpg pendulum" in capsys.readouterr().out
+    assert main(["eval", str(run_dir), "--gymnasium", "Nope-v0"]) == 2
+    assert "Gymnasium cannot make 'Nope-v0'" in error_line(capsys)
+    assert main(["eval", str(run_dir), "--gymnasium", "MountainCarContinuous-v0"]) == 2  # 2 observations, not 3
+    assert "act expects one observation of shape (3,)" in error_line(capsys)
+
+
+def test_missing_or_corrupt_run_gets_one_sentence(tmp_path, capsys, run_dir, assert_one_sentence):
+    assert main(["eval", str(tmp_path / "nope")]) == 2
+    assert "is not a training run directory" in error_line(capsys)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "run.json"):
+        (broken / name).write_text((run_dir / name).read_text())
+    import shutil
+
+    shutil.copytree(run_dir / "checkpoints", broken / "checkpoints")
+    for path in (broken / "checkpoints" / "12").rglob("*"):
+        if path.is_file() and path.name not in ("_CHECKPOINT_METADATA", "commit_success.txt"):
+            path.write_bytes(b"garbage")
+    assert main(["eval", str(broken)]) == 2
+    assert "is corrupt" in error_line(capsys)
+    assert train("--resume", broken) == 2
+    assert "is corrupt" in error_line(capsys)
+    with pytest.raises(CheckpointError) as error:
+        diffpg.load_policy(broken)
+    assert_one_sentence(error, CheckpointError, "checkpoint", "is corrupt")
