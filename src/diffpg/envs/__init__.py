@@ -1,11 +1,17 @@
 """Environments as pure JAX functions, and the registry behind ``diffpg.make``."""
+from .ball_wall import BallWall, BallWallParams
 from .base import check_action
 from .cartpole_swingup import CartPoleSwingUp, CartPoleSwingUpParams
+from .double_pendulum import DoublePendulum, DoublePendulumParams
+from .finite_mdp import FiniteMDP, FiniteMDPParams
 from .lqr import LQR, LQRParams
 from .pendulum import Pendulum, PendulumParams
 from .registry import make, register, registered
+from .wind_gust import WindGust, WindGustParams
 
 __all__ = [
     "CartPoleSwingUp", "CartPoleSwingUpParams", "LQR", "LQRParams", "Pendulum", "PendulumParams",
     "check_action", "make", "register", "registered",
+    "BallWall", "BallWallParams", "DoublePendulum", "DoublePendulumParams", "FiniteMDP", "FiniteMDPParams",
+    "WindGust", "WindGustParams",
 ]

@@ -9,9 +9,13 @@ import dataclasses
 from typing import Callable
 
 from ..errors import ConfigError, UnknownEnvError
+from .ball_wall import BallWall
 from .cartpole_swingup import CartPoleSwingUp
+from .double_pendulum import DoublePendulum
+from .finite_mdp import FiniteMDP
 from .lqr import LQR
 from .pendulum import Pendulum
+from .wind_gust import WindGust
 
 _REGISTRY: dict[str, Callable] = {}
 
@@ -49,3 +53,7 @@ def make(name: str, **overrides):
 register("lqr", LQR)
 register("pendulum", Pendulum)
 register("cartpole_swingup", CartPoleSwingUp)
+register("double_pendulum", DoublePendulum)
+register("ball_wall", BallWall)
+register("wind_gust", WindGust)
+register("finite_mdp", FiniteMDP)

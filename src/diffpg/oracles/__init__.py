@@ -1,4 +1,4 @@
 """Closed-form answers that estimators are tested against."""
-from . import lqr
+from . import finite_mdp, lqr
 
-__all__ = ["lqr"]
+__all__ = ["finite_mdp", "lqr"]

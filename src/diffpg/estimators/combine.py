@@ -1,0 +1,98 @@
+"""Combining two estimates of the same gradient: group statistics and the rules that weigh them.
+
+An estimator's batch of N rollouts is split into G independent groups of
+M = N/G (as in ``batch.grouped_gradient``); each group gives its own estimate
+X_k (and, for a second estimator on the same or other rollouts, Y_k). Their
+spread across groups measures each estimator's noise without per-rollout
+gradients:
+
+    X̄ = (1/G) Σ_k X_k,      σ²_X = M/(G−1) Σ_k ‖X_k − X̄‖²       (per-rollout variance, a trace)
+    σ_XY = M/(G−1) Σ_k ⟨X_k − X̄, Y_k − Ȳ⟩                        (per-rollout covariance)
+
+so Var[X̄] ≈ σ²_X / N. From these:
+
+- the variance-minimizing mixture α X̄ + (1−α) Ȳ of two *unbiased* estimates has
+  α* = (σ²_Y − σ_XY) / (σ²_X + σ²_Y − 2 σ_XY), which is the inverse-variance
+  weight σ²_Y / (σ²_X + σ²_Y) when they are uncorrelated;
+- the confidence radius of a mean, ε = √(2 σ² log((d+1)/δ) / N), is the
+  variance term of the vector Bernstein bound that Suh et al. (ICML 2022) use
+  for the α-order gradient (d = number of parameters, δ = 1 − confidence): with
+  probability about 1 − δ the mean lies within ε of its expectation.
+
+Inverse-variance weighting alone cannot see bias: an estimator that is
+confidently wrong (zero variance, zero value, like the pathwise gradient of a
+step function) gets all the weight. A test of X̄ − Ȳ against its noise is what
+catches it: the confidence radius in ``alpha_order``, the sign-flip test
+(``sign_flip_pvalue``) in ``auto``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+
+def group_gradients(objective: Callable, params, inputs, groups: int):
+    """Per-group gradients of ``objective(params, group_inputs) -> (mean over the group, aux)``.
+
+    ``inputs`` has leading batch axis N; returns (grads with a leading axis G, aux with leading axis N).
+    """
+    n = jax.tree.leaves(inputs)[0].shape[0]
+    m = n // groups
+    split = jax.tree.map(lambda x: x.reshape((groups, m) + x.shape[1:]), inputs)
+    grads, aux = jax.vmap(jax.grad(objective, has_aux=True), in_axes=(None, 0))(params, split)
+    return grads, jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), aux)
+
+
+def flatten_groups(grads):
+    """Stacked per-group gradient pytrees -> an array [G, P] (and the function that unflattens one row)."""
+    unravel = ravel_pytree(jax.tree.map(lambda x: x[0], grads))[1]
+    return jax.vmap(lambda g: ravel_pytree(g)[0])(grads), unravel
+
+
+def moments(x, y, per_group: int):
+    """(σ²_X, σ²_Y, σ_XY): per-rollout variances and covariance (traces) from group estimates [G, P]."""
+    g = x.shape[0]
+    dx, dy = x - x.mean(0), y - y.mean(0)
+    scale = per_group / max(g - 1, 1)
+    nan = jnp.where(g > 1, 0.0, jnp.nan)
+    return (scale * jnp.sum(dx * dx) + nan, scale * jnp.sum(dy * dy) + nan, scale * jnp.sum(dx * dy) + nan)
+
+
+def variance(x, per_group: int):
+    """σ²_X alone."""
+    return moments(x, x, per_group)[0]
+
+
+def mixing_weight(var_x, var_y, cov_xy=0.0):
+    """α* ∈ [0, 1] minimizing Var[α X + (1−α) Y]; 1/2 when both are noiseless or identical."""
+    denominator = var_x + var_y - 2.0 * cov_xy
+    alpha = jnp.where(denominator > 0, (var_y - cov_xy) / jnp.where(denominator > 0, denominator, 1.0), 0.5)
+    return jnp.clip(alpha, 0.0, 1.0)
+
+
+def confidence_radius(per_rollout_variance, num_rollouts: int, dimension: int, confidence: float):
+    """ε = √(2 σ² log((d+1)/δ) / N): the Bernstein radius of a mean of N rollouts, δ = 1 − confidence."""
+    log_term = jnp.log((dimension + 1) / (1.0 - confidence))
+    return jnp.sqrt(2.0 * per_rollout_variance * log_term / num_rollouts)
+
+
+def sign_flip_pvalue(key, differences, draws: int = 4096):
+    """p-value of "every group estimate D_k has mean 0", from G independent groups [G, P].
+
+    If the D_k are independent with distributions symmetric about 0 (group means
+    of M rollouts are close to Gaussian), flipping their signs does not change the
+    distribution of S(ε) = ‖Σ_k ε_k D_k‖², so the rank of the observed S(1) among
+    random sign vectors is an exact test in any dimension (a randomization test,
+    Fisher 1935). It is far more powerful than a norm bound when the noise is
+    spread over many directions and the bias is not. S(ε) = εᵀ K ε with the
+    G × G Gram matrix K, so each draw costs G² operations.
+    """
+    g = differences.shape[0]
+    gram = differences @ differences.T
+    signs = jax.random.rademacher(key, (draws, g), dtype=gram.dtype)
+    flipped = jnp.einsum("dk,kl,dl->d", signs, gram, signs)
+    observed = jnp.sum(gram)
+    return (1.0 + jnp.sum(flipped >= observed)) / (1.0 + draws)

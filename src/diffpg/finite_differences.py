@@ -1,0 +1,190 @@
+"""The Jacobian of one environment step, by reverse-mode autodiff and by finite differences.
+
+For a state s and an action a, let x stack every floating leaf of s and a,
+and F(x) every floating leaf of ``step(s, a)`` (obs, reward and the rest;
+integer leaves such as a step counter and random keys are held fixed). The
+reverse-mode Jacobian J = ∂F/∂x, the one a pathwise gradient multiplies
+through, is compared with central differences (the forward-mode Jacobian is
+kept too: a non-finite derivative stays in its own row there, while reverse
+mode spreads it to every row, 0 · inf = NaN)
+
+    D_ij = [F_i(x + h_j e_j) − F_i(x − h_j e_j)] / (2 h_j),   h_j = ε^{1/3} · max(1, |x_j|),
+
+with h_j the step as it is represented after rounding. Where the step runs
+in float64 under ``jax.enable_x64`` both are computed there; ε is the machine
+epsilon of the lowest precision the step computes in on the way from x to F,
+read off its jaxpr (constants it derives from its own parameters do not
+count). An environment that casts its action to float32 is checked at float32
+tolerances. An entry agrees when
+
+    |J_ij − D_ij| ≤ ρ · max(|J_ij|, |D_ij|) + τ_ij,
+    ρ = 10³ · ε^{2/3},    τ_ij = 10² · ε · (1 + |F_i(x)|) / h_j.
+
+ε^{2/3} is the relative error of the best central difference (Nocedal &
+Wright, "Numerical Optimization", 2nd ed. 2006, §8.1); the factor 10³ allows
+third derivatives up to a thousand times the first. τ is the rounding floor
+of the difference quotient with a factor 10² for rounding accumulated inside
+the step. So ρ = 2.4e-2 in float32 and 3.7e-8 in float64. Within h of a kink
+or a jump (a clip, a contact) the central difference straddles it, while one
+of the one-sided differences stays on the smooth side, so an entry agrees if
+the central, the forward or the backward difference does (one-sided with
+twice the rounding floor: they divide by h, not 2h).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.core import Literal, jaxprs_in_params
+from jax.flatten_util import ravel_pytree
+
+
+class StepDerivatives(NamedTuple):
+    """Autodiff and finite-difference Jacobians of one step at B states, over M outputs and C perturbed inputs."""
+
+    autodiff: np.ndarray       # [B, M, C] reverse-mode ∂F_i/∂x_j
+    forward_mode: np.ndarray   # [B, M, C] the same by forward mode: a non-finite entry stays in its own row
+    central: np.ndarray        # [B, M, C]
+    forward: np.ndarray        # [B, M, C]
+    backward: np.ndarray       # [B, M, C]
+    outputs: np.ndarray        # [B, M] F(x)
+    steps: np.ndarray          # [B, C] h_j as represented
+    eps: float                 # machine epsilon of the working precision
+    output_names: list         # [M] the next-state leaf each output coordinate belongs to ("obs", "reward", ...)
+    input_names: list          # [C] the input each perturbed coordinate belongs to ("state.obs", "action", ...)
+
+    @property
+    def precision(self) -> str:
+        return "float64" if self.eps < 1e-10 else "float32" if self.eps < 1e-5 else "float16"
+
+    @property
+    def floor(self) -> np.ndarray:
+        """[B, M, C] τ_ij, the rounding floor of the central difference."""
+        return 1e2 * self.eps * (1.0 + np.abs(self.outputs))[:, :, None] / self.steps[:, None, :]
+
+    def agreement(self) -> np.ndarray:
+        """[B, M, C] boolean: autodiff agrees with the central, forward or backward difference."""
+        rho = 1e3 * self.eps ** (2.0 / 3.0)
+
+        def close(fd, floor):
+            return np.abs(self.autodiff - fd) <= rho * np.maximum(np.abs(self.autodiff), np.abs(fd)) + floor
+
+        return (close(self.central, self.floor) | close(self.forward, 2 * self.floor)
+                | close(self.backward, 2 * self.floor))
+
+
+def step_derivatives(key, env, states, actions, max_inputs: int = 256) -> StepDerivatives:
+    """Reverse-mode and finite-difference Jacobians of ``env.step`` at each (state, action) of a batch.
+
+    Args:
+      key: picks the inputs to perturb when there are more than ``max_inputs``.
+      env: any object with ``step(state, action)``.
+      states, actions: a batch of B states (leaves with a leading axis B) and actions [B, action_size].
+      max_inputs: at most this many input coordinates are perturbed (a random subset beyond it).
+
+    Runs in float64 under ``jax.enable_x64`` when the step allows it, in the
+    default precision otherwise.
+    """
+    try:
+        with jax.enable_x64(True):
+            return _step_derivatives(key, env, states, actions, max_inputs, jnp.float64)
+    except Exception:  # a step that cannot run in float64 (a fixed dtype in a scan carry, ...) is checked as it is
+        return _step_derivatives(key, env, states, actions, max_inputs, None)
+
+
+def floating(x) -> bool:
+    return jnp.issubdtype(jnp.result_type(x), jnp.floating)
+
+
+def leaf_names(tree) -> list[str]:
+    """The path of each leaf, such as ``obs`` or ``inner.q``."""
+    return [jax.tree_util.keystr(path).lstrip(".") for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _step_derivatives(key, env, states, actions, max_inputs, dtype):
+    one_state = jax.tree.map(lambda x: x[0], states)
+    leaves = jax.tree.leaves(one_state)
+    treedef = jax.tree.structure(one_state)
+    is_float = [floating(leaf) for leaf in leaves]
+    cast = (lambda x: jnp.asarray(x, dtype)) if dtype is not None else jnp.asarray
+
+    def pack(state, action):
+        return [cast(l) for l, f in zip(jax.tree.leaves(state), is_float) if f], cast(action)
+
+    x0, unravel = ravel_pytree(pack(one_state, actions[0]))
+    n = x0.shape[0]
+    input_names = [f"state.{name}" for name, leaf, f in zip(leaf_names(one_state), leaves, is_float) if f
+                   for _ in range(int(np.size(leaf)))] + ["action"] * int(actions.shape[-1])
+    chosen = np.arange(n)
+    if n > max_inputs:
+        chosen = np.sort(np.asarray(jax.random.choice(key, n, (max_inputs,), replace=False)))
+
+    def function(state):
+        def F(x):
+            floats, action = unravel(x)
+            floats = iter(floats)
+            inputs = [next(floats) if f else l for l, f in zip(jax.tree.leaves(state), is_float)]
+            out = env.step(jax.tree.unflatten(treedef, inputs), action)
+            return ravel_pytree([l for l in jax.tree.leaves(out) if floating(l)])[0]
+
+        return F
+
+    eps = working_eps(jax.make_jaxpr(function(one_state))(x0))
+    basis = jnp.eye(n, dtype=x0.dtype)[chosen]
+    rows = jnp.arange(len(chosen))
+
+    def one(state, action):
+        F = function(state)
+        x, _ = ravel_pytree(pack(state, action))
+        y = F(x)
+        h = eps ** (1.0 / 3.0) * jnp.maximum(1.0, jnp.abs(x[chosen]))
+        up, down = x + h[:, None] * basis, x - h[:, None] * basis
+        h_up, h_down = up[rows, chosen] - x[chosen], x[chosen] - down[rows, chosen]
+        f_up, f_down = jax.vmap(F)(up), jax.vmap(F)(down)  # [C, M]
+        central = ((f_up - f_down) / (h_up + h_down)[:, None]).T
+        forward = ((f_up - y) / h_up[:, None]).T
+        backward = ((y - f_down) / h_down[:, None]).T
+        return (jax.jacrev(F)(x)[:, chosen], jax.jacfwd(F)(x)[:, chosen], central, forward, backward, y,
+                0.5 * (h_up + h_down))
+
+    arrays = jax.jit(jax.vmap(one))(states, actions)
+    autodiff, forward_mode, central, forward, backward, outputs, steps = (np.asarray(a, np.float64) for a in arrays)
+    next_state = jax.eval_shape(env.step, one_state, actions[0])
+    output_names = [name for name, leaf in zip(leaf_names(next_state), jax.tree.leaves(next_state))
+                    if floating(leaf) for _ in range(int(np.prod(leaf.shape, dtype=int)))]
+    return StepDerivatives(autodiff, forward_mode, central, forward, backward, outputs, steps, eps, output_names,
+                           [input_names[j] for j in chosen])
+
+
+def working_eps(closed_jaxpr) -> float:
+    """The largest machine epsilon of any floating value computed from the inputs of ``closed_jaxpr``.
+
+    Equations whose inputs are all constants are skipped; inside a
+    sub-computation (scan, cond, a nested jit) that touches the inputs, every
+    floating value counts.
+    """
+
+    def eps_of(var) -> float:
+        dtype = getattr(var.aval, "dtype", None)
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            return 0.0
+        return float(jnp.finfo(dtype).eps)
+
+    def everything(jaxpr) -> float:
+        jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+        return max([0.0] + [max([eps_of(v) for v in eqn.outvars] + [everything(sub) for sub in
+                                                                       jaxprs_in_params(eqn.params)] + [0.0])
+                            for eqn in jaxpr.eqns])
+
+    jaxpr = closed_jaxpr.jaxpr
+    worst = max([0.0] + [eps_of(v) for v in jaxpr.invars])
+    dependent = set(jaxpr.invars)
+    for eqn in jaxpr.eqns:
+        if not any(not isinstance(v, Literal) and v in dependent for v in eqn.invars):
+            continue
+        dependent.update(eqn.outvars)
+        worst = max([worst] + [eps_of(v) for v in eqn.outvars]
+                    + [everything(sub) for sub in jaxprs_in_params(eqn.params)])
+    return worst

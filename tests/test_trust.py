@@ -1,0 +1,315 @@
+"""diffpg.trust and diffpg.finite_differences: the pieces of ``diffpg check``, against exact answers.
+
+Statistical tests use conftest's z-test (4 standard errors, justified there).
+"""
+import importlib.util
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffpg
+from diffpg import diagnostics, trust
+from diffpg.errors import ConfigError, ProtocolError
+from diffpg.finite_differences import StepDerivatives, step_derivatives, working_eps
+
+_spec = importlib.util.spec_from_file_location("user_envs", Path(__file__).parent / "fixtures" / "user_envs.py")
+user_envs = importlib.util.module_from_spec(_spec)  # the example environments a user would write
+_spec.loader.exec_module(user_envs)
+
+SMALL = trust.Settings(num_states=8)
+
+
+def derivatives_at(env, settings=SMALL, seed=0):
+    states, actions = trust.random_states(jax.random.PRNGKey(seed), env, settings)
+    return states, actions, step_derivatives(jax.random.PRNGKey(1), env, states, actions)
+
+
+@pytest.fixture(scope="module")
+def linear():
+    return derivatives_at(user_envs.Linear())
+
+
+@pytest.fixture(scope="module")
+def broken():
+    return derivatives_at(user_envs.StopGradientStep())
+
+
+# ---------------------------------------------------------------- finite differences
+
+
+def test_jacobian_of_a_linear_step_is_exact(linear):
+    """x' = x + B u, r = -(|x'|² + 0.1 u²).
+
+    ∂x'/∂x = I, ∂x'/∂u = B, ∂r/∂x = -2x', ∂r/∂u = -2 Bᵀx' - 0.2 u.
+    """
+    states, actions, d = linear
+    assert d.precision == "float64"
+    assert d.input_names == ["state.obs", "state.obs", "state.reward", "state.done", "action"]
+    assert d.output_names == ["obs", "obs", "reward", "done"]
+    x_next = np.asarray(states.obs, np.float64) + np.outer(np.asarray(actions[:, 0], np.float64), [0.0, 1.0])
+    exact = np.zeros((8, 4, 5))
+    exact[:, 0, 0] = exact[:, 1, 1] = 1.0
+    exact[:, 1, 4] = 1.0
+    exact[:, 2, 0:2] = -2 * x_next
+    exact[:, 2, 4] = -2 * x_next[:, 1] - 0.2 * np.asarray(actions[:, 0], np.float64)
+    np.testing.assert_allclose(d.autodiff, exact, rtol=1e-12, atol=1e-12)
+    # A quadratic has no third derivative: the central difference is exact up to float64 rounding.
+    np.testing.assert_allclose(d.central, exact, rtol=1e-8, atol=1e-8)
+    assert d.agreement().all()
+
+
+def test_a_stop_gradient_fails_exactly_the_entries_it_cuts(broken):
+    states, actions, d = broken
+    agree = d.agreement()
+    wrong = np.zeros(agree.shape[1:], bool)
+    wrong[1, 4] = True  # d obs[1] / d action: autodiff 0, truly 1
+    wrong[2, 4] = True  # d reward / d action: only the 0.1 u² term survives the cut
+    assert (agree == ~wrong).all()
+    np.testing.assert_allclose(d.autodiff[:, 1, 4], 0.0)
+    np.testing.assert_allclose(d.central[:, 1, 4], 1.0, rtol=1e-8)
+    findings = trust.finite_difference_findings(d, np.ones(8, bool))
+    assert [f.status for f in findings] == ["problem", "problem"]
+    assert findings[0].message.startswith("the derivative of obs with respect to action disagrees with finite "
+                                          "differences at 8 of 8 random states (autodiff 0, finite difference 1,")
+    assert "the step cuts the gradient there" in findings[0].message
+
+
+def test_working_precision_is_read_off_the_path_from_inputs_to_outputs():
+    with jax.enable_x64(True):
+        x = jnp.ones(3)
+        assert working_eps(jax.make_jaxpr(lambda x: jnp.sin(x) * 2)(x)) == np.finfo(np.float64).eps
+        assert working_eps(jax.make_jaxpr(lambda x: x.astype(jnp.float32) ** 2)(x)) == np.finfo(np.float32).eps
+        inside = jax.make_jaxpr(lambda x: jax.lax.scan(lambda c, _: (c.astype(jnp.float32) * 2, None),
+                                                       x.astype(jnp.float32), None, length=2)[0])(x)
+        assert working_eps(inside) == np.finfo(np.float32).eps
+        constant = jnp.linspace(0.0, 1.0, 3, dtype=jnp.float32)  # a float32 parameter, computed without x
+        assert working_eps(jax.make_jaxpr(lambda x: x * jnp.exp(constant))(x)) == np.finfo(np.float64).eps
+
+
+class Kinked:
+    """reward |x'_0|: a kink at 0 that a central difference straddles."""
+
+    observation_size, action_size = 1, 1
+
+    def reset(self, key):
+        return diffpg.State(obs=jnp.zeros(1), reward=jnp.zeros(()), done=jnp.zeros(()))
+
+    def step(self, state, action):
+        x = state.obs + action
+        return diffpg.State(obs=x, reward=jnp.abs(x[0]), done=jnp.zeros(()))
+
+
+def test_at_a_kink_the_one_sided_difference_on_the_smooth_side_is_accepted():
+    env = Kinked()
+    h = np.finfo(np.float64).eps ** (1 / 3)  # the central step at |x| <= 1
+    states = diffpg.State(obs=jnp.array([[0.3 * h], [0.5]]), reward=jnp.zeros(2), done=jnp.zeros(2))
+    d = step_derivatives(None, env, states, jnp.zeros((2, 1)))
+    reward_wrt_action = (d.output_names.index("reward"), d.input_names.index("action"))
+    central = d.central[0][reward_wrt_action]
+    assert abs(central - 0.3) < 1e-6  # straddling the kink: (|1.3h| - |-0.7h|) / 2h
+    assert d.autodiff[0][reward_wrt_action] == 1.0 and d.forward[0][reward_wrt_action] == pytest.approx(1.0)
+    assert d.agreement().all()
+
+
+def test_the_builtin_pendulum_passes():
+    # Its clips and angle wrap are kinks; its done flag is kept in float32, so it is checked at float32 tolerances.
+    _, _, d = derivatives_at(diffpg.make("pendulum"))
+    assert d.agreement().all()
+    assert d.autodiff.shape == (8, 7, 8)  # outputs obs(3), reward, done, theta, theta_dot; inputs those + action
+
+
+# ---------------------------------------------------------------- non-finite values
+
+
+def test_nan_in_the_step_and_in_its_derivative_are_told_apart():
+    class SqrtReward(user_envs.Linear):
+        def step(self, state, action):
+            x = self.next_obs(state.obs, action)
+            return diffpg.State(obs=x, reward=jnp.sqrt(jnp.abs(action[0]) * (x[0] > 0)), done=jnp.zeros(()))
+
+    env = SqrtReward()
+    states = diffpg.State(obs=jnp.array([[-1.0, 0.0], [1.0, 0.0]]), reward=jnp.zeros(2), done=jnp.zeros(2))
+    d = step_derivatives(None, env, states, jnp.array([[0.5], [0.5]]))
+    findings, usable = trust.nonfinite_findings(states, d)
+    # At x0 < 0 the reward is sqrt(0) = 0, finite, but its derivative is inf: exactly that state is unusable.
+    assert usable.tolist() == [False, True]
+    assert [f.message for f in findings] == [
+        "the derivative of the step is non-finite for reward at 1 of 2 random states and actions (reverse mode "
+        "spreads it to every output): a sqrt, norm or log at zero, or 0/0 behind a jnp.where"]
+    assert (~np.isfinite(d.autodiff[0])).any(axis=1).all()  # reverse mode: 0 · inf in every output's row
+    assert np.isfinite(d.forward_mode[0][d.output_names.index("obs")]).all()
+
+
+# ---------------------------------------------------------------- the estimator sweep
+
+
+@pytest.fixture(scope="module")
+def lqr_sweep(lqr_problem):
+    p = lqr_problem
+    settings = trust.Settings(horizons=(5, 20), discount=p["discount"], num_envs=64, repeats=64)
+    rows = trust.estimator_sweep(jax.random.PRNGKey(7), p["env"], p["policy"], p["params"], settings)
+    return rows, settings
+
+
+@pytest.mark.slow
+def test_every_horizon_of_the_sweep_estimates_the_exact_lqr_gradient(lqr_sweep, lqr_problem, flat):
+    """The sweep computes horizon H from rollouts of max(horizons) steps with later rewards zeroed; its
+    pathwise and score-function means must both match the closed-form gradient of J_H.
+
+    The pathwise standard errors are a few percent of the gradient, so this is a sharp test of the masking;
+    the score function's are as large as the gradient here (which is the point of the founding question), so
+    for it the sharp test is the next one: identical samples to rollouts of exactly H steps."""
+    rows, settings = lqr_sweep
+    p = lqr_problem
+    for row in rows:
+        exact = flat(diffpg.oracles.lqr.policy_gradient(p["env"], p["params"], row["horizon"], p["discount"]))
+        for name in ("pathwise", "score_function"):
+            s = row[name]
+            z = (np.asarray(s["mean"]) - exact) / np.asarray(s["stderr"])
+            assert np.all(np.abs(z) < 4.0), (row["horizon"], name, z)
+        assert np.all(np.asarray(row["pathwise"]["stderr"]) < 0.1 * np.abs(exact)), "too noisy to say anything"
+        assert row["nonfinite"] == {"pathwise": 0, "score_function": 0}
+
+
+@pytest.mark.slow
+def test_the_masked_sweep_equals_rollouts_of_exactly_h_steps(lqr_sweep, lqr_problem):
+    """Rollouts of exactly H steps on the same keys are prefixes of the longer ones: identical estimates."""
+    rows, settings = lqr_sweep
+    p = lqr_problem
+    options = dict(horizon=5, num_envs=64, discount=p["discount"])
+    for name, estimate in (("pathwise", diffpg.estimators.pathwise(p["env"], p["policy"], **options)),
+                           ("score_function", diffpg.estimators.score_function(p["env"], p["policy"], **options))):
+        samples, _ = jax.jit(diagnostics.gradient_samples, static_argnums=(0, 3))(
+            estimate, jax.random.PRNGKey(7), p["params"], settings.repeats)
+        np.testing.assert_allclose(rows[0][name]["mean"], samples.mean(0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(rows[0][name]["variance"], diagnostics.statistics(samples)["variance"],
+                                   rtol=1e-3)
+
+
+class LateNaN:
+    """x' = (x + u) · (NaN from step 3 on): finite for two steps, then not."""
+
+    observation_size, action_size = 1, 1
+
+    def reset(self, key):
+        return diffpg.State(obs=jax.random.normal(key, (1,)), reward=jnp.zeros(()), done=jnp.zeros(()),
+                            t=jnp.zeros((), jnp.int32))
+
+    def step(self, state, action):
+        x = (state.obs + action) * jnp.where(state.t >= 3, jnp.nan, 1.0)
+        return diffpg.State(obs=x, reward=-jnp.sum(x**2), done=jnp.zeros(()), t=state.t + 1)
+
+
+@pytest.mark.slow
+def test_a_horizon_spoiled_only_by_later_steps_is_recomputed_exactly():
+    env, policy = LateNaN(), diffpg.policies.LinearGaussian(action_size=1)
+    params = policy.init(jax.random.PRNGKey(0), 1)
+    settings = trust.Settings(horizons=(2, 5), num_envs=4, repeats=4)
+    key = jax.random.PRNGKey(3)
+    # Masking the rewards after step 2 of a 5-step rollout does not keep NaN out of the backward pass (0 · NaN) ...
+    masked = diffpg.estimators.pathwise(trust._Truncated(env, 2), policy, horizon=5, num_envs=4)
+    assert not np.isfinite(jax.jit(diagnostics.gradient_samples, static_argnums=(0, 3))(
+        masked, key, params, 4)[0]).all()
+    # ... so the sweep recomputes horizon 2 with rollouts of exactly 2 steps, which are finite.
+    rows = trust.estimator_sweep(key, env, policy, params, settings)
+    assert rows[0]["nonfinite"] == {"pathwise": 0, "score_function": 0}
+    assert rows[1]["nonfinite"] == {"pathwise": 4, "score_function": 4}
+    assert [f.message for f in trust.agreement_findings(rows, threshold=10.0)][:2] == [
+        "the pathwise gradient estimates are non-finite: 4 of 4 at horizon 5",
+        "the score-function gradient estimates are non-finite: 4 of 4 at horizon 5"]
+
+
+def test_z_threshold_is_the_bonferroni_t_quantile():
+    from scipy import stats
+
+    settings = trust.Settings(horizons=(1, 5, 20), repeats=32, alpha=1e-3)
+    threshold = trust.z_threshold(settings, num_params=3)
+    # Two-sided tail at the threshold, times P |H| tests, is alpha.
+    assert 2 * stats.t.sf(threshold, 31) * 3 * 3 == pytest.approx(1e-3)
+    assert 4.3 < threshold < 4.5  # heavier than the normal's 3.9 at the same level: R - 1 = 31 dof
+
+
+def sweep_row(horizon, z, pathwise=1.0, score_function=10.0, nonfinite=0):
+    return {"horizon": horizon, "z": np.asarray(z, float), "repeats": 32,
+            "pathwise": {"variance": pathwise}, "score_function": {"variance": score_function},
+            "nonfinite": {"pathwise": nonfinite, "score_function": 0}}
+
+
+def test_disagreement_is_named_at_the_first_horizon_with_its_cause():
+    at_one = trust.agreement_findings([sweep_row(1, [0.0, 9.0]), sweep_row(5, [5.0, 1.0])], threshold=4.4)
+    assert at_one == [trust.Finding("pathwise vs score function", "problem",
+                                    "pathwise gradient disagrees with the score function at horizon 1 (max |z| = "
+                                    "9.0 > 4.4) (and at horizon 5): the step cuts or breaks the gradient")]
+    later = trust.agreement_findings([sweep_row(1, [1.0]), sweep_row(20, [-6.0])], threshold=4.4)
+    assert later[0].message.startswith("pathwise gradient disagrees with the score function at horizon 20 (max "
+                                       "|z| = 6.0 > 4.4): they agree at horizon 1, so the gradient through the "
+                                       "dynamics is cut or broken")
+    fine = trust.agreement_findings([sweep_row(1, [1.0]), sweep_row(20, [-2.0])], threshold=4.4)
+    assert [f.status for f in fine] == ["ok"]
+    spoiled = trust.agreement_findings([sweep_row(1, [1.0], nonfinite=3)], threshold=4.4)
+    assert spoiled == [trust.Finding("non-finite values", "problem",
+                                     "the pathwise gradient estimates are non-finite: 3 of 32 at horizon 1")]
+
+
+def test_growth_rates_recover_exact_exponential_and_polynomial_growth():
+    horizons = np.array([1, 5, 20])
+    assert trust.growth_rates(horizons, 3.0 * np.exp(0.5 * horizons))["rate"] == pytest.approx(0.5)
+    assert trust.growth_rates(horizons, 2.0 * horizons**3.0)["degree"] == pytest.approx(3.0)
+
+
+def test_pathwise_variance_above_the_score_functions_is_a_problem():
+    rows = [sweep_row(1, [0.0], 1.0, 10.0), sweep_row(20, [0.0], 1e6, 1e3)]
+    growth = {name: trust.growth_rates([1, 20], [r[name]["variance"] for r in rows])
+              for name in ("pathwise", "score_function")}
+    (finding,) = trust.variance_findings(rows, growth)
+    assert finding.status == "problem"
+    assert finding.message.startswith("pathwise variance exceeds the score function's at horizon 20 (1e+06 vs "
+                                      "1e+03): the dynamics amplify perturbations (chaos or instability)")
+    rows[1]["pathwise"]["variance"] = 1e2
+    assert trust.variance_findings(rows, growth)[0].status == "ok"
+
+
+# ---------------------------------------------------------------- protocol and settings
+
+
+def test_protocol_errors_are_one_sentence(assert_one_sentence):
+    with pytest.raises(ProtocolError) as e:
+        trust.check_protocol(user_envs.WrongObsShape())
+    assert_one_sentence(e, ProtocolError, "WrongObsShape.reset(key) returns .obs of shape (2,)")
+
+    class RaisesInStep(user_envs.Linear):
+        def step(self, state, action):
+            raise RuntimeError("the physics engine is not initialized")
+
+    with pytest.raises(ProtocolError) as e:
+        trust.check_protocol(RaisesInStep())
+    assert_one_sentence(e, ProtocolError, "RaisesInStep.step(state, action) failed",
+                        "RuntimeError: the physics engine is not initialized")
+    with pytest.raises(ProtocolError) as e:
+        trust.check_policy(diffpg.policies.DeterministicMLP(action_size=1), user_envs.Linear())
+    assert_one_sentence(e, ProtocolError, "DeterministicMLP is not a stochastic policy: it has no log_prob()")
+    with pytest.raises(ProtocolError) as e:
+        trust.check_policy(diffpg.policies.LinearGaussian(action_size=2), user_envs.Linear())
+    assert_one_sentence(e, ProtocolError, "returns actions of shape (2,) but the environment takes shape (1,)")
+
+
+@pytest.mark.parametrize("change, phrase", [
+    (dict(horizons=()), "horizons must be positive ints"),
+    (dict(repeats=2), "repeats must be an int of at least 3"),
+    (dict(num_envs=1), "num_envs must be at least 2"),
+    (dict(alpha=0.0), "alpha must be in (0, 1)"),
+    (dict(discount=1.5), "discount must be in (0, 1]"),
+])
+def test_bad_settings_are_one_sentence(change, phrase, assert_one_sentence):
+    with pytest.raises(ConfigError) as e:
+        trust.Settings(**change).validate()
+    assert_one_sentence(e, ConfigError, phrase)
+
+
+def test_step_derivatives_is_a_named_tuple_of_arrays(linear):
+    _, _, d = linear
+    assert isinstance(d, StepDerivatives)
+    assert d.autodiff.shape == d.central.shape == (8, 4, 5) and d.outputs.shape == (8, 4)
