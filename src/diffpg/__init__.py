@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("diagnostics", "envs", "errors", "estimators", "oracles", "policies")
+_SUBMODULES = ("diagnostics", "envs", "errors", "estimators", "landscape", "oracles", "policies", "training", "trust")
 _NAMES = {
     "Env": "types", "Policy": "types", "State": "types", "Trajectory": "types",
     "load_policy": "deploy", "make": "envs", "rollout": "rollout", "unroll": "rollout",
@@ -47,7 +47,7 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 if TYPE_CHECKING:
-    from . import diagnostics, envs, errors, estimators, oracles, policies
+    from . import diagnostics, envs, errors, estimators, landscape, oracles, policies, training, trust
     from .deploy import load_policy
     from .envs import make
     from .rollout import rollout, unroll
