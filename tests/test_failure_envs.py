@@ -46,13 +46,20 @@ def test_overrides_reach_the_params():
 
 # ---------------------------------------------------------------- double pendulum
 
-def lagrangian(p, q, qdot):
+def kinetic(p, q, qdot):
     th1, th2 = q
     w1, w2 = qdot
-    kinetic = (0.5 * (p.mass1 + p.mass2) * p.length1**2 * w1**2 + 0.5 * p.mass2 * p.length2**2 * w2**2
-               + p.mass2 * p.length1 * p.length2 * w1 * w2 * jnp.cos(th1 - th2))
-    potential = -(p.mass1 + p.mass2) * p.gravity * p.length1 * jnp.cos(th1) - p.mass2 * p.gravity * p.length2 * jnp.cos(th2)
-    return kinetic - potential
+    return (0.5 * (p.mass1 + p.mass2) * p.length1**2 * w1**2 + 0.5 * p.mass2 * p.length2**2 * w2**2
+            + p.mass2 * p.length1 * p.length2 * w1 * w2 * jnp.cos(th1 - th2))
+
+
+def potential(p, q):
+    th1, th2 = q
+    return -(p.mass1 + p.mass2) * p.gravity * p.length1 * jnp.cos(th1) - p.mass2 * p.gravity * p.length2 * jnp.cos(th2)
+
+
+def lagrangian(p, q, qdot):
+    return kinetic(p, q, qdot) - potential(p, q)
 
 
 def test_double_pendulum_obeys_the_euler_lagrange_equations():
@@ -74,13 +81,13 @@ def test_double_pendulum_conserves_energy_without_torque_and_reward_is_the_tip_h
     p = env.params
 
     def energy(q):
-        return -lagrangian(p, q[:2], q[2:]) + 2 * (0.5 * (p.mass1 + p.mass2) * p.length1**2 * q[2]**2
-                                                  + 0.5 * p.mass2 * p.length2**2 * q[3]**2
-                                                  + p.mass2 * p.length1 * p.length2 * q[2] * q[3] * jnp.cos(q[0] - q[1]))
+        return kinetic(p, q[:2], q[2:]) + potential(p, q[:2])
+
+    def run(state):
+        return jax.lax.scan(lambda s, _: (env.step(s, jnp.zeros(2)), None), state, None, length=200)[0]
 
     state = env.reset(jax.random.PRNGKey(2))
-    final, rewards = jax.jit(lambda s: jax.lax.scan(lambda s, _: (env.step(s, jnp.zeros(2)), env.step(s, jnp.zeros(2)).reward),
-                                                   s, None, length=200))(state)
+    final = jax.jit(run)(state)
     # RK4 with h = 0.0125 s over 10 s: the relative energy drift stays far below a percent.
     assert abs(float(energy(final.q) - energy(state.q))) < 1e-3 * (1.0 + abs(float(energy(state.q))))
     upright = env.step(state.replace(q=jnp.array([jnp.pi, jnp.pi, 0.0, 0.0])), jnp.zeros(2)).reward
@@ -101,7 +108,7 @@ def test_double_pendulum_is_chaotic():
     assert float(gap.max()) > 1e-1
 
 
-HORIZONS = (25, 50, 100, 150)
+HORIZONS = (50, 100, 150)
 
 
 class Truncated:

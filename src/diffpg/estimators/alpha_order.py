@@ -32,7 +32,6 @@ needs N/2 noise-free rollouts), 3NH/2 environment steps in all.
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from ..errors import ConfigError

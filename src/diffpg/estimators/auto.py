@@ -15,11 +15,12 @@ Y and S are unbiased whenever the policy's log-density is right and the
 rollout has no jumps; P also needs the events' score terms to be negligible.
 The first-order estimate can still be biased by a discontinuity (Suh et al.,
 ICML 2022), and explodes with the horizon in a chaotic system (Parmas et al.,
-ICML 2018), but it is often far less noisy than Y. So ``auto`` measures them, with per-rollout variances and covariances from the
-spread across groups (``combine``), and decides with one test used twice:
-whether two estimates A and B have the same mean, by the sign-flip
-randomization test on the group differences A_k − B_k
-(``combine.sign_flip_pvalue``), exact in any dimension at level δ = 1 − ``confidence``.
+ICML 2018), but it is often far less noisy than Y. So ``auto`` measures
+them, with per-rollout variances and covariances from the spread across
+groups (``combine``), and decides with one test used twice: whether two
+estimates A and B have the same mean, by the sign-flip randomization test on
+the group differences A_k − B_k (``combine.sign_flip_pvalue``), exact in any
+dimension at level δ = 1 − ``confidence``.
 
 1. Events: for a reparameterized policy in an environment with discrete
    events, X = S if the event score terms are detectably non-zero (S against P

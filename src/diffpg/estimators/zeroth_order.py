@@ -67,7 +67,7 @@ def zeroth_order_batch(env, policy, *, horizon: int, discount: float):
 
 
 def zeroth_order_objective(policy):
-    """``objective(params, (traj, advantage))``: mean over rollouts of Σ_t log π(a_t|s_t) · stop_gradient(advantage_t)."""
+    """``objective(params, (traj, advantage))``: the rollouts' mean of Σ_t log π(a_t|s_t) · stop_gradient(advantage_t)."""
 
     def objective(params, batch):
         traj, advantage = batch
