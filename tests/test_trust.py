@@ -210,7 +210,7 @@ def test_a_horizon_spoiled_only_by_later_steps_is_recomputed_exactly():
     settings = trust.Settings(horizons=(2, 5), num_envs=4, repeats=4)
     key = jax.random.PRNGKey(3)
     # Masking the rewards after step 2 of a 5-step rollout does not keep NaN out of the backward pass (0 · NaN) ...
-    masked = diffpg.estimators.pathwise(trust._Truncated(env, 2), policy, horizon=5, num_envs=4)
+    masked = diffpg.estimators.pathwise(diffpg.diagnostics.RewardsUpTo(env, 2), policy, horizon=5, num_envs=4)
     assert not np.isfinite(jax.jit(diagnostics.gradient_samples, static_argnums=(0, 3))(
         masked, key, params, 4)[0]).all()
     # ... so the sweep recomputes horizon 2 with rollouts of exactly 2 steps, which are finite.

@@ -13,7 +13,8 @@ From them:
 per-rollout variance every estimator reports in its own diagnostics is V · N
 for N independent rollouts per estimate.
 
-A horizon sweep repeats this for growing horizons: pathwise variance that
+A horizon sweep repeats this for growing horizons, all from one compiled
+function (``RewardsUpTo``): pathwise variance that
 grows exponentially with H is the signature of chaos (Parmas et al. 2018;
 Suh et al. 2022); a score-function variance that grows with H is the price of
 crediting every action with the whole return.
@@ -26,6 +27,9 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
+
+from .rollout import same_types
+from .types import State
 
 
 def gradient_samples(estimate: Callable, key, params, repeats: int):
@@ -72,15 +76,40 @@ def time_per_call(fn: Callable, *args, repeats: int = 5) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def horizon_sweep(build: Callable[[int], Callable], horizons: Sequence[int], key, params,
-                  repeats: int) -> list[dict]:
-    """For each horizon H, the statistics of ``build(H)``'s estimates: rows of horizon, variance, snr, norm."""
-    rows = []
-    for horizon in horizons:
-        samples, diag = jax.jit(gradient_samples, static_argnums=(0, 3))(build(horizon), key, params, repeats)
-        s = statistics(samples)
-        rows.append({"horizon": horizon, "variance": float(s["variance"]), "snr": float(s["snr"]),
-                     "grad_norm": float(jnp.linalg.norm(s["mean"])),
-                     "per_rollout_variance": float(jnp.nanmean(diag["grad_variance"])),
-                     "return": float(diag["return"].mean())})
-    return rows
+class RewardsUpTo:
+    """``env`` with every reward after step ``horizon`` set to zero; ``horizon`` may be traced.
+
+    A rollout of H_max steps of this env has return J_H, so one compiled
+    estimator of horizon H_max serves every H ≤ H_max (``lax.map`` over H).
+    For the pathwise estimator a non-finite derivative after step H still
+    spoils the backward pass (0 · NaN), so callers check the samples.
+    """
+
+    def __init__(self, env, horizon):
+        self.env, self.horizon = env, horizon
+        self.observation_size, self.action_size = env.observation_size, env.action_size
+
+    def reset(self, key):
+        inner = self.env.reset(key)
+        return State(obs=inner.obs, reward=inner.reward, done=inner.done, inner=inner, t=jnp.zeros((), jnp.int32))
+
+    def step(self, state, action):
+        inner = same_types(self.env.step(state.inner, action), state.inner)
+        reward = jnp.where(state.t < self.horizon, inner.reward, jnp.zeros_like(inner.reward))
+        return State(obs=inner.obs, reward=reward, done=inner.done, inner=inner, t=state.t + 1)
+
+
+def horizon_sweep(build: Callable[[object, int], Callable], env, horizons: Sequence[int], key, params,
+                  repeats: int):
+    """Samples of ``build(env, H)``'s estimates at every horizon H, from one compiled function.
+
+    ``build(env, horizon) -> estimate``. Returns (samples [len(horizons), repeats, P],
+    diagnostics with leading axes [len(horizons), repeats]), computed with
+    ``RewardsUpTo`` at the longest horizon.
+    """
+    longest = max(horizons)
+
+    def at(horizon):
+        return gradient_samples(build(RewardsUpTo(env, horizon), longest), key, params, repeats)
+
+    return jax.jit(lambda hs: jax.lax.map(at, hs))(jnp.asarray(horizons))

@@ -43,7 +43,7 @@ def _check_shapes(env, obs, action):
         )
 
 
-def _same_types(new, old):
+def same_types(new, old):
     """Keep the scan carry's dtypes fixed (a user's env may return ``done`` as bool after reset's float)."""
     return jax.tree.map(lambda n, o: n if jnp.result_type(n) == jnp.result_type(o) else jnp.asarray(n, jnp.result_type(o)), new, old)
 
@@ -64,7 +64,7 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
             state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x), state)
         action = policy.sample(k, params, state.obs)
         _check_shapes(env, state.obs, action)
-        next_state = _same_types(env.step(state, action), state)
+        next_state = same_types(env.step(state, action), state)
         # sticky: a user's env may clear its own done flag, but the episode stays ended
         done_before = jnp.maximum(ended, as_float(state.done))
         done_after = jnp.maximum(done_before, as_float(next_state.done))

@@ -62,7 +62,7 @@ from . import diagnostics
 from .errors import ConfigError, ProtocolError
 from .estimators import pathwise, score_function
 from .finite_differences import StepDerivatives, floating, leaf_names, step_derivatives
-from .types import State
+from .rollout import same_types
 
 OK, PROBLEM = "ok", "problem"
 
@@ -234,17 +234,13 @@ def random_states(key, env, settings: Settings):
 
         def advance(state, inputs):
             t, k = inputs
-            new = _cast_like(env.step(state, std * jax.random.normal(k, (size,))), state)
+            new = same_types(env.step(state, std * jax.random.normal(k, (size,))), state)
             return jax.tree.map(lambda n, o: jnp.where(t < length, n, o), new, state), None
 
         state, _ = jax.lax.scan(advance, state, (jnp.arange(warmup), jax.random.split(k_steps, warmup)))
         return state, std * jax.random.normal(k_action, (size,))
 
     return jax.jit(jax.vmap(one))(jax.random.split(key, settings.num_states))
-
-
-def _cast_like(new, old):
-    return jax.tree.map(lambda n, o: jnp.asarray(n, jnp.result_type(o)), new, old)
 
 
 # ---------------------------------------------------------------- finite differences
@@ -351,7 +347,7 @@ def estimator_sweep(key, env, policy, params, settings: Settings) -> list[dict]:
     estimators = {"pathwise": pathwise, "score_function": functools.partial(score_function, baseline="leave_one_out")}
 
     def masked(make, horizon):
-        estimate = make(_Truncated(env, horizon), policy, horizon=longest, **options)
+        estimate = make(diagnostics.RewardsUpTo(env, horizon), policy, horizon=longest, **options)
         return diagnostics.gradient_samples(estimate, key, params, settings.repeats)[0]
 
     horizons = jnp.asarray(settings.horizons)
@@ -378,24 +374,6 @@ def estimator_sweep(key, env, policy, params, settings: Settings) -> list[dict]:
                      **{name: diagnostics.statistics(row[name]) for name in estimators},
                      "nonfinite": {name: int((~np.isfinite(row[name]).all(1)).sum()) for name in estimators}})
     return rows
-
-
-class _Truncated:
-    """``env`` with the rewards after step ``horizon`` set to zero; ``horizon`` may be traced."""
-
-    def __init__(self, env, horizon):
-        self.env, self.horizon = env, horizon
-        self.observation_size, self.action_size = env.observation_size, env.action_size
-
-    def reset(self, key):
-        inner = self.env.reset(key)
-        return State(obs=inner.obs, reward=inner.reward, done=inner.done, inner=inner,
-                     t=jnp.zeros((), jnp.int32))
-
-    def step(self, state, action):
-        inner = _cast_like(self.env.step(state.inner, action), state.inner)
-        reward = jnp.where(state.t < self.horizon, inner.reward, jnp.zeros_like(inner.reward))
-        return State(obs=inner.obs, reward=reward, done=inner.done, inner=inner, t=state.t + 1)
 
 
 def z_threshold(settings: Settings, num_params: int) -> float:

@@ -104,6 +104,7 @@ def run(config: Config) -> int:
         return factory(env, policy, horizon=horizon, num_envs=config.num_envs, discount=config.discount, **kw)
 
     sample = jax.jit(diagnostics.gradient_samples, static_argnums=(0, 3))
+    horizons = sorted(set(config.horizons))
     results, means = {}, {}
     with console.status(f"comparing {len(chosen)} estimators on {config.env}") as status:
         for name in chosen:
@@ -121,10 +122,12 @@ def run(config: Config) -> int:
                 "seconds_per_gradient": seconds / config.repeats,
             }
             status.update(f"{name}: variance against horizon")
-            results[name]["sweep"] = [
-                {"horizon": h, "per_rollout_variance": results[name]["per_rollout_variance"] if h == config.horizon
-                 else float(jax.jit(build(name, h))(key_est, params)[1]["grad_variance"])}
-                for h in sorted(set(config.horizons))]
+            factory, kw = chosen[name]
+            _, sweep = diagnostics.horizon_sweep(
+                lambda e, h: factory(e, policy, horizon=h, num_envs=config.num_envs, discount=config.discount, **kw),
+                env, horizons, key_est, params, 2)
+            results[name]["sweep"] = [{"horizon": h, "per_rollout_variance": float(jnp.nanmean(v))}
+                                      for h, v in zip(horizons, sweep["grad_variance"])]
 
     if isinstance(env, LQR):
         reference_name = "exact (closed form)"

@@ -21,14 +21,11 @@ from __future__ import annotations
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 
-from ..errors import ConfigError
 from ..rollout import rollout
+from .baselines import baseline_values, check_baseline
 from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
 from .surrogates import alive_mask, pathwise_surrogate, reward_to_go, score_function_surrogate
-
-BASELINES = ("none", "leave_one_out")
 
 
 def score_function(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
@@ -46,19 +43,8 @@ def score_function(env, policy, *, horizon: int, num_envs: int, discount: float 
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=True,
                    estimator="the score-function estimator")
-    if not callable(baseline) and baseline not in BASELINES:
-        raise ConfigError(f"baseline must be one of {BASELINES} or a callable value(obs), got {baseline!r}")
-    if baseline == "leave_one_out" and num_envs < 2:
-        raise ConfigError("the leave_one_out baseline needs num_envs >= 2; use baseline='none' for one rollout")
+    check_baseline(baseline, num_envs, "the score-function estimator")
     groups = group_count(num_envs, variance_groups)
-
-    def baselines(traj, returns_to_go):
-        if callable(baseline):
-            return jax.vmap(jax.vmap(baseline))(traj.obs)
-        if baseline == "leave_one_out":
-            total = returns_to_go.sum(0, keepdims=True)
-            return (total - returns_to_go) / (num_envs - 1)
-        return jnp.zeros_like(returns_to_go)
 
     def objective(params, batch):
         traj, advantage = batch
@@ -72,7 +58,7 @@ def score_function(env, policy, *, horizon: int, num_envs: int, discount: float 
         traj = jax.vmap(lambda k: rollout(k, env, policy, frozen, horizon))(batch_keys(key, num_envs))
         returns_to_go = jax.vmap(reward_to_go, (0, None))(traj.reward, discount)
         alive = jax.vmap(alive_mask)(traj.done)
-        advantage = (returns_to_go - baselines(traj, returns_to_go)) * alive
+        advantage = (returns_to_go - baseline_values(baseline, traj.obs, returns_to_go)) * alive
         grad, _, variance, norm = grouped_gradient(objective, params, (traj, advantage), groups)
         returns = jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount)
         return grad, standard_diagnostics(returns, norm, variance)
