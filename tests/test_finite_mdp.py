@@ -132,3 +132,13 @@ def test_sampled_estimators_match_the_exact_gradient(exact_gradient, name):
     assert np.all(np.abs(z) < 5.0), f"{name}: z = {z}"
     # Power: the estimate resolves the gradient (its error is small next to the gradient itself).
     assert float(jnp.linalg.norm(mean - truth)) < 0.25 * float(jnp.linalg.norm(truth))
+
+
+def test_pathwise_refuses_a_categorical_policy_in_one_sentence():
+    from diffpg.errors import ProtocolError
+
+    env = diffpg.make("finite_mdp")
+    policy = diffpg.policies.Categorical(num_actions=env.num_actions)
+    with pytest.raises(ProtocolError, match="reparameterized policy") as error:
+        diffpg.estimators.pathwise(env, policy, horizon=3, num_envs=2)
+    assert "\n" not in str(error.value)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import jax
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ProtocolError
 from ..rollout import rollout
 from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
 from .surrogates import pathwise_surrogate
@@ -55,6 +55,10 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
     if truncate_every is not None and (isinstance(truncate_every, bool) or not isinstance(truncate_every, int)
                                        or truncate_every < 1):
         raise ConfigError(f"truncate_every must be a positive int or None, got {truncate_every!r}")
+    if getattr(policy, "reparameterized", True) is False:
+        raise ProtocolError(
+            f"the pathwise estimator needs a reparameterized policy, and {type(policy).__name__} draws discrete "
+            "actions that carry no gradient; use score_function or surrogate")
     groups = group_count(num_envs, variance_groups)
 
     def objective(params, keys):
