@@ -21,24 +21,18 @@ import jax.numpy as jnp
 import optax
 
 from . import critic as critic_lib
-from .normalizer import normalize
 from .optimizer import guarded_step
 from .returns import gae, standardize
-from .window import Acting, run_window
+from .on_policy import sampled_window
 
 
 def update(parts, key, state, poison):
     """One PPO update: (learner fields, window, metrics, finite)."""
-    cfg, env, policy, net = parts.config, parts.env, parts.policy, parts.critic_net
+    cfg, policy, net = parts.config, parts.policy, parts.critic_net
     k_window, k_epochs = jax.random.split(key)
-    acting = Acting(policy, state.obs_stats, True)
-    window = jax.lax.stop_gradient(
-        run_window(k_window, env, acting, jax.lax.stop_gradient(state.params), state.env_state, cfg.window))
-    obs = normalize(state.obs_stats, window.traj.obs)
-    values = jax.vmap(jax.vmap(lambda o: critic_lib.value(net, state.critic, o)))
-    value_now = values(obs)
+    window, obs, value_now, value_next = sampled_window(parts, k_window, state)
     advantage, returns = jax.vmap(gae, (0, 0, 0, 0, 0, None, None))(
-        window.traj.reward * cfg.reward_scale, value_now, values(normalize(state.obs_stats, window.next_obs)),
+        window.traj.reward * cfg.reward_scale, value_now, value_next,
         window.ended, window.failed, cfg.discount, cfg.gae_lambda)
     log_prob = jax.vmap(jax.vmap(policy.log_prob, (None, 0, 0)), (None, 0, 0))
     flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731

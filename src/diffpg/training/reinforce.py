@@ -22,23 +22,16 @@ import optax
 
 from ..estimators.surrogates import score_function_surrogate
 from . import critic as critic_lib
-from .normalizer import normalize
 from .optimizer import guarded_step
 from .returns import lambda_returns, standardize
-from .window import Acting, run_window
+from .on_policy import sampled_window
 
 
 def update(parts, key, state, poison):
     """One REINFORCE update: (learner fields, window, metrics, finite)."""
-    cfg, env, policy, net = parts.config, parts.env, parts.policy, parts.critic_net
+    cfg, policy, net = parts.config, parts.policy, parts.critic_net
     k_window, k_fit = jax.random.split(key)
-    acting = Acting(policy, state.obs_stats, True)
-    window = jax.lax.stop_gradient(
-        run_window(k_window, env, acting, jax.lax.stop_gradient(state.params), state.env_state, cfg.window))
-    obs = normalize(state.obs_stats, window.traj.obs)
-    values = jax.vmap(jax.vmap(lambda o: critic_lib.value(net, state.critic, o)))
-    value_now = values(obs)
-    value_next = values(normalize(state.obs_stats, window.next_obs))
+    window, obs, value_now, value_next = sampled_window(parts, k_window, state)
     reward = window.traj.reward * cfg.reward_scale
     returns = jax.vmap(lambda_returns, (0, 0, 0, 0, None, None))(
         reward, value_next, window.ended, window.failed, cfg.discount, 1.0)
