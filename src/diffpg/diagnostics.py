@@ -99,17 +99,27 @@ class RewardsUpTo:
         return State(obs=inner.obs, reward=reward, done=inner.done, inner=inner, t=state.t + 1)
 
 
+def samples_up_to(build: Callable[[object, int], Callable], env, longest: int, repeats: int) -> Callable:
+    """One compiled ``samples(key, params, horizon)`` for every horizon ≤ ``longest``.
+
+    ``build(env, horizon) -> estimate``. The estimator is built once at
+    ``longest`` on ``RewardsUpTo(env, horizon)`` with a traced ``horizon``, so
+    the table at one horizon and a sweep over many cost a single compile.
+    Returns ``gradient_samples``' (array [R, P], diagnostics with leading axis R).
+    """
+
+    def samples(key, params, horizon):
+        return gradient_samples(build(RewardsUpTo(env, horizon), longest), key, params, repeats)
+
+    return jax.jit(samples)
+
+
 def horizon_sweep(build: Callable[[object, int], Callable], env, horizons: Sequence[int], key, params,
                   repeats: int):
     """Samples of ``build(env, H)``'s estimates at every horizon H, from one compiled function.
 
-    ``build(env, horizon) -> estimate``. Returns (samples [len(horizons), repeats, P],
-    diagnostics with leading axes [len(horizons), repeats]), computed with
-    ``RewardsUpTo`` at the longest horizon.
+    Returns (samples [len(horizons), repeats, P], diagnostics with leading axes
+    [len(horizons), repeats]), computed with ``samples_up_to`` at the longest horizon.
     """
-    longest = max(horizons)
-
-    def at(horizon):
-        return gradient_samples(build(RewardsUpTo(env, horizon), longest), key, params, repeats)
-
-    return jax.jit(lambda hs: jax.lax.map(at, hs))(jnp.asarray(horizons))
+    samples = samples_up_to(build, env, max(horizons), repeats)
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *(samples(key, params, h) for h in horizons))

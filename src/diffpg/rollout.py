@@ -19,7 +19,9 @@ Two options make long horizons affordable for reverse-mode autodiff:
   the actions a policy takes inside a window is kept.
 - ``remat=True`` wraps each step in ``jax.checkpoint``: the backward pass
   recomputes a step's intermediates instead of storing them, so memory is the
-  carried states alone, O(H · |s|) rather than O(H · |activations|).
+  carried states and the policy's noise, O(H · (|s| + |a|)) rather than
+  O(H · |activations|). The noise is kept because regenerating it (a
+  counter-based hash per draw) costs more than storing a few numbers per step.
 """
 from __future__ import annotations
 
@@ -41,6 +43,14 @@ def _check_shapes(env, obs, action):
             f"the policy returned an action of shape {jnp.shape(action)} but the environment takes "
             f"shape ({env.action_size},); build the policy with action_size={env.action_size}"
         )
+
+
+_NOISE_PRIMITIVES = frozenset({"threefry2x32", "random_bits", "erf_inv"})
+
+
+def _keep_noise(primitive, *_, **__) -> bool:
+    """Remat policy: store what the random-number primitives return, recompute everything else."""
+    return primitive.name in _NOISE_PRIMITIVES
 
 
 def same_types(new, old):
@@ -75,7 +85,7 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
         return (next_state, done_after), out
 
     if remat:
-        step = jax.checkpoint(step)
+        step = jax.checkpoint(step, policy=_keep_noise)
     keys = jax.random.split(key, horizon)
     (final, _), traj = jax.lax.scan(step, (state, as_float(state.done)), (jnp.arange(horizon), keys))
     return final, traj
