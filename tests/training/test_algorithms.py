@@ -1,4 +1,4 @@
-"""The training loop and its four algorithms: resumable bit for bit, guarded against
+"""The training loop and its algorithms (apg, shac, reinforce, ppo, and ascent with any estimator): resumable bit for bit, guarded against
 non-finite gradients, vmappable over seeds, strict about its configuration, and
 actually learning: each algorithm improves pendulum's evaluation return markedly
 on a small fixed-seed budget, and the defaults of apg and shac solve it.
@@ -10,11 +10,13 @@ static arguments as possible.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import diffpg
@@ -48,7 +50,8 @@ def learner(state):
 @pytest.fixture(scope="module", params=ALGOS)
 def split_runs(request):
     """One tiny trainer per algorithm, with NaN injected into updates 2 and 3, run as 2 + 2 + 2 and as 4."""
-    config = dataclasses.replace(defaults("pendulum", request.param), debug_nan_at=NAN_AT, max_bad_updates=1, **TINY)
+    tiny = {**TINY, "obs_norm": request.param != "ascent"}  # ascent's estimators see raw observations
+    config = dataclasses.replace(defaults("pendulum", request.param), debug_nan_at=NAN_AT, max_bad_updates=1, **tiny)
     trainer = make_trainer(config)
     s0 = trainer.init(jax.random.key(3))
     a, metrics_a = trainer.run(s0, 2)
@@ -88,11 +91,14 @@ def test_injected_nan_is_skipped_and_counted(split_runs):
 
 
 def test_metrics_have_the_promised_keys(split_runs):
-    _, _, (metrics_a, _, _), _ = split_runs
-    assert {"env_steps", "update", "return", "reward", "grad_norm", "skipped", "bad_streak"} <= set(metrics_a)
+    trainer, _, (metrics_a, _, _), _ = split_runs
+    assert {"env_steps", "update", "return", "grad_norm", "skipped", "bad_streak"} <= set(metrics_a)
     assert all(np.shape(v) == (2,) for v in metrics_a.values())
     np.testing.assert_array_equal(metrics_a["update"], [1, 2])
     np.testing.assert_array_equal(metrics_a["env_steps"], [8, 16])
+    if trainer.config.algo == "ascent":  # the pathwise estimate's own mean return of its fresh episodes
+        np.testing.assert_array_equal(metrics_a["return"], metrics_a["estimate_return"])
+        return
     # no 200-step episode has ended yet: return is the window's mean per-step reward times 200
     np.testing.assert_allclose(metrics_a["return"], 200 * np.asarray(metrics_a["reward"]), rtol=1e-6)
 
@@ -185,6 +191,42 @@ def test_bad_settings_get_one_sentence(change, words):
     assert words in message and "\n" not in message
 
 
+def test_ascent_follows_any_estimator_with_any_optimizer():
+    # A made-up estimator with a known answer: the ascent direction is 1 everywhere and it claims 7 env steps.
+    # With SGD at rate 0.1, three updates must move every parameter up by 0.3 and count 21 env steps.
+    def constant(env, policy, *, horizon, num_envs, discount):
+        def estimate(key, params):
+            return jax.tree.map(jnp.ones_like, params), {"return": jnp.float32(-1.0), "env_steps": 7}
+        return estimate
+
+    config = dataclasses.replace(defaults("pendulum", "ascent"), **{**TINY, "obs_norm": False}, num_updates=3)
+    trainer = make_trainer(config, estimator=constant, optimizer=optax.sgd(0.1))
+    s0 = trainer.init(jax.random.key(0))
+    state, metrics = trainer.run(s0, 3)
+    for before, after in zip(jax.tree.leaves(s0.params), jax.tree.leaves(state.params)):
+        np.testing.assert_allclose(after - before, 0.3, rtol=1e-5)
+    np.testing.assert_array_equal(metrics["env_steps"], [7, 14, 21])
+    np.testing.assert_array_equal(metrics["return"], [-1.0, -1.0, -1.0])
+
+
+def test_ascent_counts_the_estimators_own_env_steps():
+    # zeroth order rolls every perturbation twice: 2 N T env steps per update
+    config = dataclasses.replace(defaults("pendulum", "ascent"), **{**TINY, "obs_norm": False}, num_updates=1,
+                                 estimator="zeroth_order")
+    trainer = make_trainer(config, estimator=functools.partial(diffpg.estimators.zeroth_order, variance_groups=2))
+    state, _ = trainer.run(trainer.init(jax.random.key(0)), 1)
+    assert int(state.env_steps) == 2 * config.num_envs * config.window
+
+
+def test_ascent_settings_get_one_sentence():
+    ascent = defaults("pendulum", "ascent")
+    for change, words in ((dict(estimator="reinforce"), "unknown estimator"), (dict(obs_norm=True), "obs_norm")):
+        with pytest.raises(ConfigError, match=words):
+            make_trainer(dataclasses.replace(ascent, **change))
+    with pytest.raises(ConfigError, match="algo='ascent' only"):
+        make_trainer(defaults("pendulum", "shac"), estimator=diffpg.estimators.pathwise)
+
+
 def test_bad_names_and_stored_configs():
     with pytest.raises(ConfigError, match="unknown algorithm"):
         defaults("pendulum", "ddpg")
@@ -234,8 +276,9 @@ def test_defaults_solve_pendulum(algo):
 @pytest.mark.parametrize("algo, budget", [
     ("reinforce", dict(num_updates=150)),
     ("ppo", dict(num_updates=25)),
+    ("ascent", dict(num_updates=60)),  # pathwise through fresh 50-step episodes
 ])
-def test_score_function_algorithms_improve(algo, budget):
+def test_other_algorithms_improve(algo, budget):
     # A small budget, far from solving the env: the bar is a marked improvement, 300 in return,
     # against standard errors of about 10 for each mean.
     before, after, state, metrics = evaluated(dataclasses.replace(defaults("pendulum", algo), **budget))

@@ -43,7 +43,7 @@ class Config:
     env: str | None = None
     """Environment (default pendulum): pendulum, cartpole_swingup, lqr or one registered with diffpg.envs.register."""
     algo: str | None = None
-    """Algorithm (default shac): apg, shac, reinforce or ppo."""
+    """Algorithm (default shac): apg, shac, reinforce, ppo, or ascent (any estimator: --set estimator=auto)."""
     seed: int | None = None
     """Random seed (default 0); the same seed and settings give the same run."""
     updates: int | None = None

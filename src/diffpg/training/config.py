@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-ALGOS = ("apg", "shac", "reinforce", "ppo")
+ALGOS = ("apg", "shac", "reinforce", "ppo", "ascent")
 ACTIVATIONS = ("tanh", "elu", "relu")
 
 
@@ -27,7 +27,10 @@ class TrainConfig:
     env: str = "pendulum"
     """Registered environment name, built with ``diffpg.make``."""
     algo: str = "shac"
-    """Algorithm: apg, shac, reinforce or ppo (see docs/algorithms.md)."""
+    """Algorithm: apg, shac, reinforce, ppo, or ascent with any estimator (see docs/algorithms.md)."""
+    estimator: str = "pathwise"
+    """The ``diffpg.estimators`` factory that ascent follows (pathwise, score_function, zeroth_order, alpha_order,
+    inverse_variance, surrogate or auto), with num_envs episodes of window steps from reset per update."""
     num_updates: int = 100
     """The budget: policy updates; each update consumes ``num_envs * window`` env steps."""
     num_envs: int = 8
@@ -132,6 +135,14 @@ def check(config: TrainConfig) -> TrainConfig:
     for name in ("squash", "stochastic", "lr_decay", "obs_norm", "norm_adv", "fast_compile"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"{name} must be true or false, got {getattr(config, name)!r}")
+    if config.algo == "ascent":
+        from ..estimators import FACTORIES
+
+        if config.estimator not in FACTORIES:
+            raise ConfigError(f"unknown estimator {config.estimator!r}; choose one of {', '.join(FACTORIES)}")
+        if config.obs_norm:
+            raise ConfigError("ascent does not normalize observations (its estimator rolls the policy itself); "
+                              "set obs_norm to false")
     if config.critic_activation not in ACTIVATIONS:
         raise ConfigError(f"critic_activation must be one of {', '.join(ACTIVATIONS)}, got {config.critic_activation!r}")
     _number(config, "discount", 0.0, 1.0)
@@ -165,6 +176,8 @@ _PPO = dict(num_updates=150, num_envs=4, window=200, discount=0.9, actor_lr=1e-3
             ppo_minibatches=16, squash=False, init_std=1.0)
 _REINFORCE = dict(num_updates=500, num_envs=8, window=200, discount=0.9, actor_lr=3e-3, critic_lr=1e-3, squash=False,
                   init_std=1.0, lr_decay=False)
+# ascent is for comparing estimators at equal env steps, not tuned to solve anything.
+_ASCENT = dict(num_updates=200, num_envs=16, window=50, discount=0.99, actor_lr=1e-2, init_std=1.0)
 _DEFAULTS: dict[tuple[str, str], dict] = {
     ("pendulum", "apg"): _APG,
     ("pendulum", "shac"): _SHAC,
@@ -181,7 +194,7 @@ def defaults(env: str = "pendulum", algo: str = "shac") -> TrainConfig:
     """The settings for ``algo`` on ``env``; measured to solve pendulum and cartpole_swingup."""
     if algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
-    return check(TrainConfig(env=env, algo=algo, **_DEFAULTS.get((env, algo), {})))
+    return check(TrainConfig(env=env, algo=algo, **_DEFAULTS.get((env, algo), _ASCENT if algo == "ascent" else {})))
 
 
 def config_from_dict(d: dict) -> TrainConfig:

@@ -53,3 +53,5 @@ class Parts(NamedTuple):
     critic_net: Any
     actor_optimizer: Any
     critic_optimizer: Any
+    estimate: Any = None
+    """ascent's ``estimate(key, params) -> (ascent direction, diagnostics)``; None for the others."""

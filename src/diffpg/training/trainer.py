@@ -13,7 +13,9 @@ let the algorithm take its window and its guarded optimizer steps
 (``apg``, ``shac``, ``reinforce``, ``ppo``), then, common to all, merge the
 window's observations into the running statistics, book finished episodes,
 reset environments whose episode ended and count env steps and skipped
-updates. Because all randomness comes from the state's key,
+updates. ``ascent`` follows any estimator instead; its estimator rolls fresh
+episodes itself, so there is no window to book and its ``return`` is the
+estimate's own. Because all randomness comes from the state's key,
 ``run(run(s, a), b)`` is bit for bit ``run(s, a + b)``, which is what makes a
 resumed run identical to one never interrupted.
 
@@ -44,17 +46,19 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from .. import envs
+from .. import envs, estimators
+from ..errors import ConfigError
 from ..policies import GaussianMLP
 from ..types import as_float
-from . import apg, normalizer, ppo, reinforce, shac
+from . import apg, ascent, normalizer, ppo, reinforce, shac
 from .config import TrainConfig, check
 from .critic import value_network
 from .optimizer import make_optimizer
 from .state import Parts, TrainState
 from .window import reset_finished
 
-ALGORITHMS = {"apg": apg.update, "shac": shac.update, "reinforce": reinforce.update, "ppo": ppo.update}
+ALGORITHMS = {"apg": apg.update, "shac": shac.update, "reinforce": reinforce.update, "ppo": ppo.update,
+              "ascent": ascent.update}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,22 +98,38 @@ def _optimizer_steps(cfg: TrainConfig) -> tuple[int, int]:
     return 1, cfg.critic_epochs * cfg.critic_minibatches
 
 
-def make_trainer(config: TrainConfig, env=None) -> Trainer:
-    """Validate ``config`` and build its Trainer; ``env`` replaces ``diffpg.make(config.env)`` if given."""
+def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = None,
+                 optimizer=None) -> Trainer:
+    """Validate ``config`` and build its Trainer.
+
+    Args:
+      config: the settings (``defaults(env, algo)``, changed with ``dataclasses.replace``).
+      env: an environment object to train on instead of ``diffpg.make(config.env)``.
+      estimator: for ``algo="ascent"``, a factory with the estimators' signature
+        ``factory(env, policy, *, horizon, num_envs, discount) -> estimate`` (your own, or one of
+        ``diffpg.estimators`` with options bound by ``functools.partial``) instead of ``config.estimator``.
+      optimizer: an optax ``GradientTransformation`` for the policy instead of clipped Adam.
+    """
     cfg = check(config)
+    if estimator is not None and cfg.algo != "ascent":
+        raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
     env = envs.make(cfg.env) if env is None else env
     scale = cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None) or 1.0
     policy = GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
                          squash=cfg.squash, action_scale=float(scale))
-    has_critic = cfg.algo != "apg"
+    has_critic = cfg.algo not in ("apg", "ascent")
     critic_net = value_network(cfg.critic_hidden, cfg.critic_activation) if has_critic else None
     actor_steps, critic_steps = _optimizer_steps(cfg)
     common = dict(max_grad_norm=cfg.max_grad_norm, b1=cfg.adam_b1, b2=cfg.adam_b2)
-    actor_opt = make_optimizer(cfg.actor_lr, decay_steps=cfg.num_updates * actor_steps if cfg.lr_decay else None,
-                               **common)
+    actor_opt = optimizer or make_optimizer(
+        cfg.actor_lr, decay_steps=cfg.num_updates * actor_steps if cfg.lr_decay else None, **common)
     critic_opt = make_optimizer(cfg.critic_lr, decay_steps=cfg.num_updates * critic_steps if cfg.lr_decay else None,
                                 **common)
-    parts = Parts(cfg, env, policy, critic_net, actor_opt, critic_opt)
+    estimate = None
+    if cfg.algo == "ascent":
+        factory = estimator or getattr(estimators, cfg.estimator)
+        estimate = factory(env, policy, horizon=cfg.window, num_envs=cfg.num_envs, discount=cfg.discount)
+    parts = Parts(cfg, env, policy, critic_net, actor_opt, critic_opt, estimate)
     algorithm = ALGORITHMS[cfg.algo]
     episode_length = getattr(env, "max_steps", None) or cfg.window
     nan_at = jnp.asarray(cfg.debug_nan_at, jnp.int32)
@@ -142,28 +162,36 @@ def make_trainer(config: TrainConfig, env=None) -> Trainer:
     def update(state: TrainState):
         key, k_algo, k_reset = jax.random.split(state.key, 3)
         fields, window, metrics, finite = algorithm(parts, k_algo, state, poison_for(state.update))
-        if cfg.obs_norm:
+        if window is not None and cfg.obs_norm:
             fields["obs_stats"] = normalizer.update(state.obs_stats, window.traj.obs)
         # A skipped update learns nothing: every learned quantity stays as it was.
         fields = {name: jax.tree.map(lambda new, old: jnp.where(finite, new, old), value, getattr(state, name))
                   for name, value in fields.items()}
-        # Book the episodes that ended in this window, then start new ones.
+        bad = jnp.logical_not(finite).astype(jnp.int32)
+        if window is None:  # ascent: the estimator rolled its own episodes from reset
+            steps = metrics.pop("env_steps_taken")
+            extra = {"return": metrics["estimate_return"]}
+        else:
+            steps = cfg.steps_per_update
+            fields, extra = book_episodes(k_reset, fields, state, window)
+        state = state._replace(**fields, key=key, update=state.update + 1, env_steps=state.env_steps + steps,
+                               skipped=state.skipped + bad, bad_streak=(state.bad_streak + 1) * bad)
+        metrics = {**metrics, **extra, "update": state.update, "env_steps": state.env_steps,
+                   "skipped": state.skipped, "bad_streak": state.bad_streak}
+        return state, metrics
+
+    def book_episodes(key, fields, state, window):
+        """Book the episodes that ended in this window, then start new ones; (fields, metrics)."""
         episode_acc = state.episode_acc + window.traj.reward.sum(1)
         finished = as_float(window.final.done) > 0
         n_finished = finished.sum()
         mean_finished = jnp.sum(jnp.where(finished, episode_acc, 0.0)) / jnp.maximum(n_finished, 1)
         last_return = jnp.where(n_finished > 0, mean_finished, state.last_episode_return)
-        bad = jnp.logical_not(finite).astype(jnp.int32)
-        state = state._replace(
-            **fields, env_state=reset_finished(k_reset, env, window.final),
-            episode_acc=jnp.where(finished, 0.0, episode_acc), last_episode_return=last_return, key=key,
-            update=state.update + 1, env_steps=state.env_steps + cfg.steps_per_update,
-            skipped=state.skipped + bad, bad_streak=(state.bad_streak + 1) * bad)
+        fields = {**fields, "env_state": reset_finished(key, env, window.final),
+                  "episode_acc": jnp.where(finished, 0.0, episode_acc), "last_episode_return": last_return}
         reward = window.traj.reward.mean()
         estimate = jnp.where(jnp.isnan(last_return), reward * episode_length, last_return)
-        metrics = {**metrics, "update": state.update, "env_steps": state.env_steps, "reward": reward,
-                   "return": estimate, "skipped": state.skipped, "bad_streak": state.bad_streak}
-        return state, metrics
+        return fields, {"reward": reward, "return": estimate}
 
     def run(state: TrainState, n: int):
         return jax.lax.scan(lambda s, _: update(s), state, None, length=n)
