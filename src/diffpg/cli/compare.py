@@ -22,6 +22,7 @@ from .. import diagnostics, estimators, policies
 from ..envs import LQR, make, registered
 from ..errors import ConfigError
 from ..oracles import lqr as lqr_oracle
+from . import compile_cache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Config:
     """Estimators to run (default: all available)."""
     out: Path = Path("out/compare")
     """Directory for the plot and a results.json."""
+    compile_cache: bool = True
+    """Keep compiled programs in the user's cache directory (XDG_CACHE_HOME/diffpg/jax) so later runs start faster."""
 
 
 def available(config: Config) -> dict:
@@ -88,6 +91,8 @@ def run(config: Config) -> int:
     from rich.table import Table
 
     validate(config)
+    if config.compile_cache:
+        compile_cache.enable()
     console = Console(width=max(Console().width, 110))
     env = make(config.env)
     if isinstance(env, LQR):
@@ -95,11 +100,12 @@ def run(config: Config) -> int:
     else:
         policy = policies.default_policy(env, hidden=(32, 32))
     key_params, key_est = jax.random.split(jax.random.PRNGKey(config.seed))
-    params = policy.init(key_params, env.observation_size)
+    params = jax.jit(policy.init, static_argnums=1)(key_params, env.observation_size)  # one compile, not one per op
     if isinstance(env, LQR):  # a stabilizing gain, so the exact gradient is an interesting reference
         params = {**params, "K": -0.5 * jnp.ones_like(params["K"])}
     chosen = {k: v for k, v in available(config).items() if not config.estimators or k in config.estimators}
 
+    statistics = jax.jit(diagnostics.statistics)
     horizons = sorted(set(config.horizons) | {config.horizon})
     results, means = {}, {}
     with console.status(f"comparing {len(chosen)} estimators on {config.env}") as status:
@@ -112,7 +118,7 @@ def run(config: Config) -> int:
             sweep = {h: samples_at(key_est, params, h) for h in horizons}
             samples, diag = sweep[config.horizon]
             seconds = diagnostics.time_per_call(samples_at, key_est, params, config.horizon, repeats=2)
-            stats = diagnostics.statistics(samples)
+            stats = statistics(samples)
             means[name] = stats["mean"]
             results[name] = {
                 "return": float(diag["return"].mean()),
@@ -120,7 +126,7 @@ def run(config: Config) -> int:
                 "per_rollout_variance": float(stats["variance"] * config.num_envs),
                 "snr": float(stats["snr"]),
                 "seconds_per_gradient": seconds / config.repeats,
-                "sweep": [{"horizon": h, "per_rollout_variance": float(diagnostics.statistics(sweep[h][0])["variance"]
+                "sweep": [{"horizon": h, "per_rollout_variance": float(statistics(sweep[h][0])["variance"]
                                                                        * config.num_envs)} for h in horizons],
             }
 

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
+from . import compile_cache
 
 RUN_FILE = "run.json"
 
@@ -197,11 +198,6 @@ def cadence(num_updates: int, log_every: int | None, checkpoint_every: int | Non
     return log_every, checkpoint_every
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "diffpg" / "jax"
-
-
 def _process_age() -> float | None:
     """Seconds since this process started (Linux), so start-up imports show in --timings; None elsewhere."""
     try:
@@ -298,9 +294,7 @@ def _train(config: Config, decided: Plan, timings: Timings) -> int:
     from ..training.checkpoint import Checkpoints, read_config, write_config
 
     if config.compile_cache:
-        jax.config.update("jax_compilation_cache_dir", str(_cache_dir()))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        compile_cache.enable()
 
     timings.phase("config and trainer")
     run_dir = decided.run_dir

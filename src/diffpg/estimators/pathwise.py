@@ -34,9 +34,9 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
       discount: γ in J = E[Σ_{t<H} γᵗ r_t].
       truncate_every: stop the gradient through the state every k steps (None: full BPTT).
       remat: recompute each step in the backward pass (``jax.checkpoint``) instead of storing
-        its intermediates. On by default: memory is then the carried states alone, and on the
-        CPU recomputing a small step is cheaper than writing and reading back its residuals
-        (``benchmarks/gradient_cost.py`` measures both).
+        its intermediates. On by default: memory is then the carried states and the policy's
+        noise, and on the CPU recomputing a small step is cheaper than writing and reading back
+        its residuals (``benchmarks/gradient_cost.py`` measures both).
       variance_groups: groups used for the per-rollout gradient variance (see ``batch``).
 
     Returns:
