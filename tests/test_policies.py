@@ -205,6 +205,27 @@ def test_squashed_density_integrates_to_one(quick_jit, random_params):
     np.testing.assert_allclose(np.trapezoid(values, grid), 1.0, atol=1e-3)
 
 
+def test_squashed_log_prob_stays_finite_at_the_bounds(squashed, quick_jit):
+    """An action that float32 rounds to exactly ±c (|u| > 9) still has a finite log π and gradient.
+
+    Without the clamp its log-Jacobian is log(1 − 1) = −inf, and a score-function
+    estimate from such a rollout is NaN (training then skips the update). The value
+    must be the density's far tail: far below its value at a typical action.
+    """
+    policy, params = squashed
+
+    @quick_jit
+    def value_and_grad(params, action):
+        return jax.value_and_grad(policy.log_prob)(params, OBS, action)
+
+    for action in (jnp.array([SCALE, -SCALE]), jnp.array([-SCALE, 0.3])):
+        value, grad = value_and_grad(params, action)
+        assert np.isfinite(float(value)) and float(value) < -20.0
+        assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grad))
+    interior, _ = value_and_grad(params, jnp.array([0.5, -0.3]))
+    assert float(interior) > -5.0
+
+
 def test_squashed_samples_lie_in_the_action_bounds(squashed, quick_jit):
     policy, params = squashed
     wide = {**params, "log_std": jnp.log(jnp.array([3.0, 3.0]))}

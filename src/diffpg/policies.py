@@ -123,6 +123,16 @@ class GaussianMLP:
         return self.distribution(params, obs).rsample(key)
 
     def log_prob(self, params, obs, action):
+        """log π(a|s); with ``squash``, a is first pulled inside the open interval (−c, c).
+
+        In float32, tanh(u) rounds to exactly ±1 once |u| ≳ 9, and the density of such a
+        sampled action is −inf (its log-Jacobian diverges). Clamping a to c · (1 − 4ε), i.e.
+        |u| ≤ 7.9, keeps log π and its gradient finite; it changes them only for actions that
+        the float type cannot tell from the bound anyway.
+        """
+        if self.squash:
+            bound = self.action_scale * (1.0 - 4.0 * jnp.finfo(jnp.result_type(action, jnp.float32)).eps)
+            action = jnp.clip(action, -bound, bound)
         return self.distribution(params, obs).log_prob(action)
 
     def mode(self, params, obs):
