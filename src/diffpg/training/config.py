@@ -168,10 +168,17 @@ def check(config: TrainConfig) -> TrainConfig:
 # Settings measured on pendulum (benchmarks/training_speed.py, docs/benchmarks.md). Anything not named
 # here keeps the TrainConfig default. The pathwise algorithms learn most per env step with one
 # environment and many small updates; the score-function ones need many samples per update.
-_SHAC = dict(num_updates=750, num_envs=1, window=40, discount=0.95, stochastic=True, init_std=1.0,
-             bound_penalty=1.0, critic_minibatches=1, lr_decay=True)
-_APG = dict(num_updates=600, num_envs=2, window=50, discount=0.99, stochastic=True, init_std=1.0,
-            bound_penalty=1.0, lr_decay=True)
+# SHAC: 5-step windows (the critic carries the rest; over 8 seeds, 40-step windows needed ~3x the env
+# steps and 10-step ones ended solved in 6 of 8) and a faster critic (critic_lr 5e-3: 8 of 8 seeds end
+# solved, against 7 of 8 with 2e-3).
+# APG has no critic, so it keeps 50-step windows; actor_lr 2e-2 halves its env steps to -200.
+_SHAC = dict(num_updates=2000, num_envs=1, window=5, discount=0.95, stochastic=True, init_std=1.0,
+             bound_penalty=1.0, critic_lr=5e-3, critic_minibatches=1, lr_decay=True)
+_APG = dict(num_updates=400, num_envs=2, window=50, discount=0.99, stochastic=True, init_std=1.0,
+            actor_lr=2e-2, bound_penalty=1.0, lr_decay=True)
+# cartpole_swingup keeps the settings measured on it before (docs/algorithms.md): 40-step shac windows.
+_SHAC_CARTPOLE = dict(_SHAC, num_updates=750, window=40, critic_lr=2e-3)
+_APG_CARTPOLE = dict(_APG, num_updates=600, actor_lr=1e-2)
 _PPO = dict(num_updates=150, num_envs=4, window=200, discount=0.9, actor_lr=1e-3, critic_lr=1e-3, ppo_epochs=10,
             ppo_minibatches=16, squash=False, init_std=1.0)
 _REINFORCE = dict(num_updates=500, num_envs=8, window=200, discount=0.9, actor_lr=3e-3, critic_lr=1e-3, squash=False,
@@ -183,8 +190,8 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
     ("pendulum", "shac"): _SHAC,
     ("pendulum", "ppo"): _PPO,
     ("pendulum", "reinforce"): _REINFORCE,
-    ("cartpole_swingup", "apg"): _APG,
-    ("cartpole_swingup", "shac"): _SHAC,
+    ("cartpole_swingup", "apg"): _APG_CARTPOLE,
+    ("cartpole_swingup", "shac"): _SHAC_CARTPOLE,
     ("cartpole_swingup", "ppo"): _PPO,
     ("cartpole_swingup", "reinforce"): _REINFORCE,
 }
