@@ -17,38 +17,46 @@ The first-order estimate can still be biased by a discontinuity (Suh et al.,
 ICML 2022), and explodes with the horizon in a chaotic system (Parmas et al.,
 ICML 2018), but it is often far less noisy than Y. So ``auto`` measures
 them, with per-rollout variances and covariances from the spread across
-groups (``combine``), and decides with one test used twice: whether two
-estimates A and B have the same mean, by the sign-flip randomization test on
-the group differences A_k − B_k (``combine.sign_flip_pvalue``), exact in any
-dimension at level δ = 1 − ``confidence``.
+groups (``combine``). Whether two estimates A and B have the same mean is
+tested by the sign-flip randomization test on the group differences
+A_k − B_k (``combine.sign_flip_pvalue``), exact in any dimension at level
+δ = 1 − ``confidence`` for symmetric group noise.
 
 1. Events: for a reparameterized policy in an environment with discrete
-   events, X = S if the event score terms are detectably non-zero (S against P
-   rejects), else X = P, whose bias is then below the noise and whose
-   variance is lower. Otherwise X = S (= P when there are no events; for a
-   non-reparameterized policy the score terms are the whole gradient).
-2. Bias: if X against Y rejects, X is biased (a jump, or a wrong model of the
-   events) and α = 0: the score function alone.
-3. Otherwise both are taken as unbiased and mixed with the variance-minimizing
-   weight α* = (σ²_Y − σ_XY) / (σ²_X + σ²_Y − 2σ_XY) (clipped to [0, 1]),
+   events, X = β P + (1 − β) S, with β the weight of step 2 for P (which may
+   be biased: it misses the events' score terms) against S (unbiased): P
+   while the event terms are within the noise, S as they stand out, and
+   in between a mix, whatever has the least estimated error. Otherwise X = S
+   (= P when there are no events; for a non-reparameterized policy the
+   score terms are the whole gradient).
+2. Weight: Y is unbiased, X may not be. If the test does not reject, X's
+   bias is taken to be below its noise, and α is the variance-minimizing
+   weight α* = (σ²_Y − σ_XY) / (σ²_X + σ²_Y − 2σ_XY) (``combine.mixing_weight``).
+   If it rejects, α minimizes the estimated error instead: with b the bias of X, the mixture
+   ĝ = α X̄ + (1 − α) Ȳ has mean squared error
+   α² ‖b‖² + (α² σ²_X + (1 − α)² σ²_Y + 2α(1 − α) σ_XY) / N, and with ‖b‖²
+   estimated from the same groups (``combine.bias_aware_weight``) its minimizer is
 
-       ĝ = α X̄ + (1 − α) Ȳ.
+       α = (σ²_Y − σ_XY) / max(N ‖X̄ − Ȳ‖², σ²_{X−Y}),   clipped to [0, 1].
 
-Step 3 alone is inverse-variance weighting, which cannot see bias (a
-zero-variance, zero-valued pathwise gradient would take all the weight);
+   While X̄ − Ȳ is within its noise this is the variance-minimizing weight
+   (inverse-variance weighting, when X and Y are uncorrelated); as the
+   difference grows beyond it, α falls as 1 / (N ‖X̄ − Ȳ‖²), to 0 for a
+   confidently wrong X such as the zero pathwise gradient of a step.
+3. Report: the test of X against Y gives ``bias_pvalue`` and ``biased``.
+
+Inverse-variance weighting alone cannot see bias (a zero-variance,
+zero-valued pathwise gradient would take all the weight); the bias term of
 step 2 is what lets ``auto`` refuse it. It can only refuse what one batch can
-see: a bias smaller than the noise of X − Y passes, and is mixed in. The
-level δ trades the two errors: a false alarm costs the score function's
-variance (large where the pathwise gradient is much better, as on the LQR),
-a miss costs the bias (as on ``ball_wall``). The default δ = 0.001 was
-chosen by measuring both on the built-in environments; the test is exact only
-for symmetric group noise, and groups of a few rollouts with skewed returns
-raise a false alarm more often than δ. With G groups no p-value falls below
-2^{1−G}, so the test needs G ≥ 11 to reject at δ = 0.001. With
-exact moments the mixture's variance is at most that of the better of X and Y
-at the same N H environment steps; with moments from G groups it is close to
-it. The weights are estimated from the same rollouts they weigh, a
-correlation of order 1/G; more groups (``variance_groups``) make it smaller.
+see: a bias well below the noise of X − Y is mixed in, at a cost below that
+noise. An earlier version set α = 0 whenever the test rejected (and chose S
+over P outright); groups of a few rollouts with skewed returns made the test
+reject more often than δ, and each false alarm cost the score function's
+whole variance (``benchmarks/auto_mse.py`` measures the difference).
+The weights are estimated from the same rollouts they weigh, a correlation
+of order 1/G; more groups (``variance_groups``) make it smaller. With G
+groups no p-value falls below 2^{1−G}, so the test needs G ≥ 11 to report a
+bias at δ = 0.001.
 """
 from __future__ import annotations
 
@@ -57,7 +65,7 @@ import jax.numpy as jnp
 
 from ..errors import ConfigError
 from .batch import batch_keys, check_settings, standard_diagnostics
-from .combine import flatten_groups, mixing_weight, moments, sign_flip_pvalue, variance
+from .combine import bias_aware_weight, flatten_groups, mixing_weight, moments, sign_flip_pvalue, variance
 from .surrogate import check_surrogate_settings, is_reparameterized, surrogate_rollouts
 from .surrogates import alive_mask, pathwise_surrogate, reward_to_go, score_function_surrogate
 
@@ -72,20 +80,20 @@ def z_statistic(a, b, num_rollouts: int, per_group: int):
 
 def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, baseline="leave_one_out",
          confidence: float = 0.999, variance_groups: int = 16):
-    """Build ``estimate(key, params) -> (grad, diagnostics)``: a bias-checked, variance-optimal mix.
+    """Build ``estimate(key, params) -> (grad, diagnostics)``: the mix of first-order and score function with least estimated MSE.
 
     Args:
       env, policy: the Env and Policy protocols; the policy needs ``log_prob``.
       horizon, num_envs, discount: as for ``pathwise``.
       baseline: b_t of the score-function terms (``"leave_one_out"`` over the batch, ``"none"``, ``value(obs)``).
-      confidence: 1 − δ, δ the level of the tests; higher means harder to call a difference real.
+      confidence: 1 − δ, δ the level of the tests (the events' terms; the ``biased`` report).
       variance_groups: G, the groups the moments and the tests are estimated from.
 
     Returns:
       ``estimate``, jit-able; diagnostics as for ``pathwise`` plus ``alpha`` (weight of the first-order
       estimate), ``biased`` (1.0 when the bias test fired), ``bias_pvalue`` (its p-value),
       ``bias_statistic`` (z = √(N ‖X̄ − Ȳ‖² / tr Cov[X − Y]), about 1 without bias),
-      ``event_terms`` (1.0 when the first-order estimate keeps the discrete nodes' score terms),
+      ``event_terms`` (1 − β, the weight of the discrete nodes' score terms in the first-order estimate),
       ``variance_first_order``, ``variance_score_function`` (per rollout) and ``env_steps``.
     """
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
@@ -134,23 +142,30 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
         s, unravel = flatten_groups(grads_s)
         y, _ = flatten_groups(grads_y)
         k_events, k_bias = jax.random.split(jax.random.fold_in(key, 1))
+
+        def weight(a, b, key):
+            """Weight of A (maybe biased) against B (unbiased), and the bias test's p-value (step 2)."""
+            pvalue = sign_flip_pvalue(key, a - b)
+            variance_optimal = mixing_weight(*moments(a, b, per_group))
+            return jnp.where(pvalue < level, bias_aware_weight(a, b, per_group), variance_optimal), pvalue
+
         if events:
             p, _ = flatten_groups(grads_p)
-            keep_events = sign_flip_pvalue(k_events, s - p) < level
-            x = jnp.where(keep_events, s, p)
+            beta, _ = weight(p, s, k_events)
+            x = beta * p + (1.0 - beta) * s
+            event_weight = 1.0 - beta
         else:
-            keep_events = jnp.asarray(has_score_nodes(params, keys[0]))
             x = s
+            event_weight = jnp.asarray(has_score_nodes(params, keys[0]), jnp.float32)
         var_x, var_y, cov = moments(x, y, per_group)
-        pvalue = sign_flip_pvalue(k_bias, x - y)
+        alpha, pvalue = weight(x, y, k_bias)
         biased = pvalue < level
-        alpha = jnp.where(biased, 0.0, mixing_weight(var_x, var_y, cov))
         grad = alpha * x.mean(0) + (1.0 - alpha) * y.mean(0)
         spread = alpha**2 * var_x + (1.0 - alpha) ** 2 * var_y + 2.0 * alpha * (1.0 - alpha) * cov
         diagnostics = {**standard_diagnostics(returns.reshape(-1), jnp.linalg.norm(grad), spread),
                        "alpha": alpha, "biased": biased.astype(jnp.float32),
                        "bias_pvalue": pvalue, "bias_statistic": z_statistic(x, y, num_envs, per_group),
-                       "event_terms": keep_events.astype(jnp.float32),
+                       "event_terms": event_weight,
                        "variance_first_order": var_x, "variance_score_function": var_y,
                        "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics

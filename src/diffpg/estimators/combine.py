@@ -21,9 +21,10 @@ so Var[X̄] ≈ σ²_X / N. From these:
 
 Inverse-variance weighting alone cannot see bias: an estimator that is
 confidently wrong (zero variance, zero value, like the pathwise gradient of a
-step function) gets all the weight. A test of X̄ − Ȳ against its noise is what
-catches it: the confidence radius in ``alpha_order``, the sign-flip test
-(``sign_flip_pvalue``) in ``auto``.
+step function) gets all the weight. Comparing X̄ − Ȳ with its noise is what
+catches it: the confidence radius in ``alpha_order``; in ``auto``, the weight
+that minimizes the estimated mean squared error (``bias_aware_weight``) and
+the sign-flip test (``sign_flip_pvalue``) that reports the bias.
 """
 from __future__ import annotations
 
@@ -70,6 +71,31 @@ def mixing_weight(var_x, var_y, cov_xy=0.0):
     """α* ∈ [0, 1] minimizing Var[α X + (1−α) Y]; 1/2 when both are noiseless or identical."""
     denominator = var_x + var_y - 2.0 * cov_xy
     alpha = jnp.where(denominator > 0, (var_y - cov_xy) / jnp.where(denominator > 0, denominator, 1.0), 0.5)
+    return jnp.clip(alpha, 0.0, 1.0)
+
+
+def bias_aware_weight(x, y, per_group: int):
+    """α ∈ [0, 1] minimizing the estimated MSE of α X̄ + (1−α) Ȳ when Y is unbiased and X may be biased.
+
+    From group estimates [G, P]. With b = E[X̄ − Ȳ] the bias of X, N = G M rollouts and D = X − Y,
+
+        MSE(α) = α² ‖b‖² + (α² σ²_X + (1−α)² σ²_Y + 2α(1−α) σ_XY) / N,
+
+    and ‖D̄‖² − σ²_D / N estimates ‖b‖² without bias (σ²_D = σ²_X + σ²_Y − 2σ_XY). Its
+    minimizer, with that estimate clipped at 0, is
+
+        α = (σ²_Y − σ_XY) / max(N ‖D̄‖², σ²_D):
+
+    the variance-minimizing weight while the difference is within its noise, shrinking as
+    1 / (N ‖D̄‖²) once it is not. Unlike a test that drops X at a threshold, a difference that
+    only just looks significant costs part of X's weight, not all of it.
+    """
+    var_x, var_y, cov = moments(x, y, per_group)
+    n = x.shape[0] * per_group
+    difference = (x - y).mean(0)
+    spread = var_x + var_y - 2.0 * cov
+    denominator = jnp.maximum(n * (difference @ difference), spread)
+    alpha = jnp.where(denominator > 0, (var_y - cov) / jnp.where(denominator > 0, denominator, 1.0), 0.5)
     return jnp.clip(alpha, 0.0, 1.0)
 
 
