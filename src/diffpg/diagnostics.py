@@ -99,19 +99,21 @@ class RewardsUpTo:
         return State(obs=inner.obs, reward=reward, done=inner.done, inner=inner, t=state.t + 1)
 
 
-def samples_up_to(build: Callable[[object, int], Callable], env, longest: int, repeats: int) -> Callable:
+def samples_up_to(build: Callable[[object, int], Callable], env, longest: int, repeats: int,
+                  compiler_options: dict | None = None) -> Callable:
     """One compiled ``samples(key, params, horizon)`` for every horizon ≤ ``longest``.
 
     ``build(env, horizon) -> estimate``. The estimator is built once at
     ``longest`` on ``RewardsUpTo(env, horizon)`` with a traced ``horizon``, so
     the table at one horizon and a sweep over many cost a single compile.
     Returns ``gradient_samples``' (array [R, P], diagnostics with leading axis R).
+    ``compiler_options`` go to ``jax.jit`` (XLA's options for this one program).
     """
 
     def samples(key, params, horizon):
         return gradient_samples(build(RewardsUpTo(env, horizon), longest), key, params, repeats)
 
-    return jax.jit(samples)
+    return jax.jit(samples, compiler_options=compiler_options)
 
 
 def horizon_sweep(build: Callable[[object, int], Callable], env, horizons: Sequence[int], key, params,
