@@ -23,7 +23,6 @@ import platform
 import time
 
 import jax
-import jax.numpy as jnp
 from rich.console import Console
 from rich.table import Table
 

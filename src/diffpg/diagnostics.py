@@ -80,7 +80,7 @@ class RewardsUpTo:
     """``env`` with every reward after step ``horizon`` set to zero; ``horizon`` may be traced.
 
     A rollout of H_max steps of this env has return J_H, so one compiled
-    estimator of horizon H_max serves every H ≤ H_max (``lax.map`` over H).
+    estimator of horizon H_max serves every H ≤ H_max (``samples_up_to``).
     For the pathwise estimator a non-finite derivative after step H still
     spoils the backward pass (0 · NaN), so callers check the samples.
     """

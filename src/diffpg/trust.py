@@ -332,27 +332,24 @@ def estimator_sweep(key, env, policy, params, settings: Settings) -> list[dict]:
 
     For each horizon: ``diffpg.diagnostics.statistics`` of both estimators,
     the paired z-scores of their difference, and how many samples were
-    non-finite. (``diagnostics.horizon_sweep`` reports variances only; the
-    z-test needs the samples themselves, so the loop is written out here.)
+    non-finite.
 
-    Every horizon H is computed by one compiled function: rollouts of
-    H_max = max(horizons) steps whose rewards after step H are zero. That
-    objective is J_H itself, so the estimates are those of horizon H; for the
-    pathwise estimator, though, a non-finite derivative after step H still
-    spoils the backward pass (0 · NaN), so a horizon whose samples come out
-    non-finite is recomputed with rollouts of exactly H steps.
+    Every horizon H is computed by one compiled function per estimator
+    (``diagnostics.samples_up_to``): rollouts of H_max = max(horizons) steps
+    whose rewards after step H are zero. That objective is J_H itself, so the
+    estimates are those of horizon H; for the pathwise estimator, though, a
+    non-finite derivative after step H still spoils the backward pass
+    (0 · NaN), so a horizon whose samples come out non-finite is recomputed
+    with rollouts of exactly H steps.
     """
     longest = max(settings.horizons)
     options = dict(num_envs=settings.num_envs, discount=settings.discount)
     estimators = {"pathwise": pathwise, "score_function": functools.partial(score_function, baseline="leave_one_out")}
-
-    def masked(make, horizon):
-        estimate = make(diagnostics.RewardsUpTo(env, horizon), policy, horizon=longest, **options)
-        return diagnostics.gradient_samples(estimate, key, params, settings.repeats)[0]
-
-    horizons = jnp.asarray(settings.horizons)
-    samples = {name: np.asarray(jax.jit(lambda hs, make=make: jax.lax.map(functools.partial(masked, make), hs))(
-        horizons)) for name, make in estimators.items()}
+    samples = {}
+    for name, make in estimators.items():
+        samples_at = diagnostics.samples_up_to(lambda e, h, make=make: make(e, policy, horizon=h, **options),
+                                               env, longest, settings.repeats)
+        samples[name] = np.stack([np.asarray(samples_at(key, params, h)[0]) for h in settings.horizons])
     rows, spoiled = [], set()
     for i, horizon in enumerate(settings.horizons):
         row = {"horizon": horizon}
