@@ -359,3 +359,16 @@ def test_missing_or_corrupt_run_gets_one_sentence(tmp_path, capsys, run_dir, ass
     with pytest.raises(CheckpointError) as error:
         diffpg.load_policy(broken)
     assert_one_sentence(error, CheckpointError, "checkpoint", "is corrupt")
+
+
+def test_ascent_trains_with_the_estimator_named_on_the_command_line(tmp_path, capsys):
+    # diffpg train --algo ascent --set estimator=zeroth_order: that estimator's own env-step count (2 N T) is logged
+    out = tmp_path / "ascent"
+    args = [a if a != "apg" else "ascent" for a in TINY]
+    assert train("--out", out, *args, "estimator=zeroth_order", "--updates", 2, "--no-plot", "--no-tensorboard") == 0
+    rows = rows_of(out)
+    assert [row["env_steps"] for row in rows] == [16, 32]
+    assert all(np.isfinite(row["return"]) and np.isfinite(row["grad_norm"]) for row in rows)
+    assert read_config(out).estimator == "zeroth_order"
+    assert train("--out", tmp_path / "bad", *args, "estimator=magic") == 2
+    assert "unknown estimator 'magic'" in capsys.readouterr().err

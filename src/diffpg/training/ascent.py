@@ -30,7 +30,7 @@ def update(parts, key, state, poison):
     ascent, diagnostics = parts.estimate(key, state.params)
     grads = poison(jax.tree.map(jnp.negative, ascent))
     params, opt_state, finite = guarded_step(parts.actor_optimizer, grads, state.opt_state, state.params)
-    metrics = {"grad_norm": optax.tree.norm(grads), "estimate_return": diagnostics["return"],
+    metrics = {"grad_norm": optax.tree.norm(grads), "return": diagnostics["return"],
                "grad_variance": diagnostics.get("grad_variance", jnp.nan),
                "env_steps_taken": jnp.asarray(diagnostics.get("env_steps", cfg.steps_per_update), jnp.int32)}
     return dict(params=params, opt_state=opt_state), None, metrics, finite

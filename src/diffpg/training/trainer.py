@@ -168,9 +168,8 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         fields = {name: jax.tree.map(lambda new, old: jnp.where(finite, new, old), value, getattr(state, name))
                   for name, value in fields.items()}
         bad = jnp.logical_not(finite).astype(jnp.int32)
-        if window is None:  # ascent: the estimator rolled its own episodes from reset
-            steps = metrics.pop("env_steps_taken")
-            extra = {"return": metrics["estimate_return"]}
+        if window is None:  # ascent: the estimator rolled its own episodes and reported their return
+            steps, extra = metrics.pop("env_steps_taken"), {}
         else:
             steps = cfg.steps_per_update
             fields, extra = book_episodes(k_reset, fields, state, window)
