@@ -98,6 +98,7 @@ def test_metrics_have_the_promised_keys(split_runs):
     np.testing.assert_array_equal(metrics_a["env_steps"], [8, 16])
     if trainer.config.algo == "ascent":  # the pathwise estimate's own mean return of its fresh 4-step episodes
         assert np.all(np.asarray(metrics_a["return"]) < 0) and "reward" not in metrics_a
+        assert {"estimator/grad_variance", "estimator/grad_norm"} <= set(metrics_a)
         return
     # no 200-step episode has ended yet: return is the window's mean per-step reward times 200
     np.testing.assert_allclose(metrics_a["return"], 200 * np.asarray(metrics_a["reward"]), rtol=1e-6)

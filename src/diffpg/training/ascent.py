@@ -13,7 +13,8 @@ optimizer state: the estimator does its own rollouts, always from reset, so
 estimators are compared at equal env steps on the same objective
 (``benchmarks/training_curves.py``). The env steps of an update are the
 estimator's own count (``diagnostics["env_steps"]``; zeroth order rolls each
-perturbation twice), else N · T.
+perturbation twice), else N · T. The estimator's other scalar diagnostics are
+logged with an ``estimator/`` prefix (``auto``'s weight is ``estimator/alpha``).
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def update(parts, key, state, poison):
     ascent, diagnostics = parts.estimate(key, state.params)
     grads = poison(jax.tree.map(jnp.negative, ascent))
     params, opt_state, finite = guarded_step(parts.actor_optimizer, grads, state.opt_state, state.params)
-    metrics = {"grad_norm": optax.tree.norm(grads), "return": diagnostics["return"],
-               "grad_variance": diagnostics.get("grad_variance", jnp.nan),
+    own = {f"estimator/{name}": value for name, value in diagnostics.items()
+           if name not in ("return", "env_steps") and jnp.ndim(value) == 0}
+    metrics = {**own, "grad_norm": optax.tree.norm(grads), "return": diagnostics["return"],
                "env_steps_taken": jnp.asarray(diagnostics.get("env_steps", cfg.steps_per_update), jnp.int32)}
     return dict(params=params, opt_state=opt_state), None, metrics, finite
