@@ -14,34 +14,16 @@ from jax.scipy.stats import norm
 
 import diffpg
 from diffpg import landscape
+from diffpg.envs import OneStep
 from diffpg.errors import ConfigError
+from diffpg.policies import GaussianMean
 
 POLICY_STD = 0.5
 
 
-class Threshold:
-    """One step, reward 1[a > 0]: a jump the pathwise gradient cannot see."""
-
-    observation_size, action_size = 1, 1
-
-    def reset(self, key):
-        return diffpg.State(obs=jnp.zeros(1), reward=jnp.zeros(()), done=jnp.zeros(()))
-
-    def step(self, state, action):
-        return diffpg.State(obs=state.obs, reward=(action[0] > 0).astype(jnp.float32), done=jnp.ones(()))
-
-
-class Mean:
-    """a ~ N(μ, 0.5²), the mean is the only parameter."""
-
-    def init(self, key, observation_size):
-        return {"mu": jnp.array([0.3])}
-
-    def sample(self, key, params, obs):
-        return params["mu"] + POLICY_STD * jax.random.normal(key, (1,))
-
-    def log_prob(self, params, obs, action):
-        return norm.logpdf(action, params["mu"], POLICY_STD).sum()
+def threshold():
+    """One step, reward 1[a > 0]: a jump the pathwise gradient cannot see; a ~ N(0.3, 0.5²)."""
+    return OneStep(lambda a: a > 0), GaussianMean(POLICY_STD, mean=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +71,7 @@ def test_the_raw_slope_is_the_pathwise_derivative_along_d(lqr_slice):
 
 
 def test_the_objective_is_the_mean_discounted_return_of_rollouts():
-    env, policy = Threshold(), Mean()
+    env, policy = threshold()
     params = policy.init(None, 1)
     objective = landscape.return_objective(env, policy, horizon=1, num_envs=5, discount=0.9)
     keys = jax.random.split(jax.random.PRNGKey(0), 5)
@@ -104,7 +86,7 @@ def test_on_a_jump_the_pathwise_slope_is_zero_and_the_smoothed_slope_is_right():
 
     Each repeat draws fresh keys (rollouts and smoothing offsets); R = 64 repeats give the standard error.
     """
-    env, policy = Threshold(), Mean()
+    env, policy = threshold()
     params = policy.init(None, 1)
     objective = landscape.return_objective(env, policy, horizon=1, num_envs=64)
     direction = {"mu": jnp.array([1.0])}

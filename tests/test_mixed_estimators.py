@@ -21,42 +21,8 @@ import diffpg
 from diffpg import estimators
 from diffpg.errors import ConfigError, ProtocolError
 from diffpg.oracles import lqr as lqr_oracle
-from diffpg.policies import LinearGaussian
-
-
-class MeanOnly:
-    """a ~ N(μ, σ²) with σ fixed and μ the only parameter: the gradient is the scalar d/dμ."""
-
-    def __init__(self, sigma):
-        self.sigma = sigma
-
-    def init(self, key, observation_size):
-        return {"mu": jnp.zeros(1)}
-
-    def sample(self, key, params, obs):
-        return params["mu"] + self.sigma * jax.random.normal(key, (1,))
-
-    def log_prob(self, params, obs, action):
-        return jnp.sum(norm.logpdf(action, params["mu"], self.sigma))
-
-    def mode(self, params, obs):
-        return params["mu"]
-
-
-class OneStep:
-    """One step from a fixed start; the reward is ``reward(a)``."""
-
-    observation_size = 1
-    action_size = 1
-
-    def __init__(self, reward):
-        self.reward = reward
-
-    def reset(self, key):
-        return diffpg.State(obs=jnp.ones(1), reward=jnp.zeros(()), done=jnp.zeros(()))
-
-    def step(self, state, action):
-        return diffpg.State(obs=state.obs, reward=self.reward(action[0]), done=jnp.ones(()))
+from diffpg.envs import OneStep
+from diffpg.policies import GaussianMean, LinearGaussian
 
 
 def repeated(estimate, params, repeats, seed):
@@ -73,7 +39,7 @@ def repeated(estimate, params, repeats, seed):
 MU, SIGMA = 0.3, 0.5
 STEP_TRUTH = float(norm.pdf(MU / SIGMA) / SIGMA)  # d/dμ P(μ + σξ > 0) = φ(μ/σ)/σ
 STEP_ENV = OneStep(lambda a: jnp.where(a > 0.0, 1.0, 0.0))
-STEP_POLICY = MeanOnly(SIGMA)
+STEP_POLICY = GaussianMean(SIGMA)
 STEP_PARAMS = {"mu": jnp.array([MU])}
 
 
@@ -143,7 +109,7 @@ def test_per_rollout_variance_matches_the_closed_form(name, baseline):
         settings["baseline"] = lambda obs: jnp.asarray(EXPECTED_RETURN, jnp.float32)
     elif baseline is not None:
         settings["baseline"] = baseline
-    estimate = getattr(estimators, name)(env, MeanOnly(BANDIT_SIGMA), horizon=1, num_envs=2048,
+    estimate = getattr(estimators, name)(env, GaussianMean(BANDIT_SIGMA), horizon=1, num_envs=2048,
                                          variance_groups=2048, **settings)
     grads, diagnostics = repeated(estimate, {"mu": jnp.array([BANDIT_MU])}, 16, seed=12)
     measured = np.asarray(diagnostics["grad_variance"])
@@ -277,7 +243,7 @@ def test_settings_errors_are_one_sentence():
     with pytest.raises(ProtocolError, match="log_prob"):
         estimators.inverse_variance(env, LinearDeterministic(), horizon=1, num_envs=8)
 
-    class NoMode(MeanOnly):
+    class NoMode(GaussianMean):
         mode = None
 
     with pytest.raises(ProtocolError, match="mode"):

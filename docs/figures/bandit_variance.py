@@ -17,9 +17,7 @@ Run from the project root:
     python docs/figures/bandit_variance.py
 """
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.scipy.stats import norm
 
 import diffpg
 from diffpg import diagnostics
@@ -28,31 +26,9 @@ SIGMA, TARGET, MU = 0.5, 0.0, 1.0
 SAMPLES = 200_000
 
 
-class Bandit:
-    observation_size, action_size = 1, 1
-
-    def reset(self, key):
-        return diffpg.State(obs=jnp.zeros(1), reward=jnp.zeros(()), done=jnp.zeros(()))
-
-    def step(self, state, action):
-        return diffpg.State(obs=state.obs, reward=-((action[0] - TARGET) ** 2), done=jnp.ones(()))
-
-
-class Mean:
-    """a ~ N(μ, σ²) with σ fixed: the mean is the only parameter."""
-
-    def init(self, key, observation_size):
-        return {"mu": jnp.array([MU])}
-
-    def sample(self, key, params, obs):
-        return params["mu"] + SIGMA * jax.random.normal(key, (1,))
-
-    def log_prob(self, params, obs, action):
-        return norm.logpdf(action, params["mu"], SIGMA).sum()
-
-
 def main():
-    env, policy = Bandit(), Mean()
+    env = diffpg.envs.OneStep(lambda a: -((a - TARGET) ** 2))
+    policy = diffpg.policies.GaussianMean(SIGMA, mean=MU)
     params = policy.init(None, 1)
     d = MU - TARGET
     value = -(d**2 + SIGMA**2)

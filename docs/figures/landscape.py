@@ -37,34 +37,9 @@ HERE = Path(__file__).parent
 POLICY_STD = 0.5
 
 
-class Threshold:
-    """One step; reward 1[a > 0]."""
-
-    observation_size, action_size = 1, 1
-
-    def reset(self, key):
-        return diffpg.State(obs=jnp.zeros(1), reward=jnp.zeros(()), done=jnp.zeros(()))
-
-    def step(self, state, action):
-        return diffpg.State(obs=state.obs, reward=(action[0] > 0).astype(jnp.float32), done=jnp.ones(()))
-
-
-class Mean:
-    """a ~ N(μ, 0.5²)."""
-
-    def init(self, key, observation_size):
-        return {"mu": jnp.array([0.3])}
-
-    def sample(self, key, params, obs):
-        return params["mu"] + POLICY_STD * jax.random.normal(key, (1,))
-
-    def log_prob(self, params, obs, action):
-        return norm.logpdf(action, params["mu"], POLICY_STD).sum()
-
-
 def threshold_slice(key):
-    policy = Mean()
-    objective = landscape.return_objective(Threshold(), policy, horizon=1, num_envs=64)
+    policy = diffpg.policies.GaussianMean(POLICY_STD, mean=0.3)
+    objective = landscape.return_objective(diffpg.envs.OneStep(lambda a: a > 0), policy, horizon=1, num_envs=64)
     cut = landscape.landscape_slice(key, objective, policy.init(None, 1), {"mu": jnp.array([1.0])},
                                     jnp.linspace(-1.0, 1.0, 201), smoothing=0.2, samples=256)
     exact = float(norm.pdf(0.3 / POLICY_STD) / POLICY_STD)

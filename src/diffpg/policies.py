@@ -1,4 +1,4 @@
-"""Policies: deterministic, Gaussian (optionally tanh-squashed), linear-Gaussian.
+"""Policies: deterministic, Gaussian (optionally tanh-squashed), linear-Gaussian, a Gaussian mean.
 
 Each follows the policy protocol of DESIGN.md:
 
@@ -165,6 +165,29 @@ class LinearGaussian:
 
     def mode(self, params, obs):
         return params["K"] @ obs
+
+
+@struct.dataclass
+class GaussianMean:
+    """a ~ N(μ, σ²) whatever the observation, σ fixed: the mean μ (one action) is the only parameter.
+
+    The policy of one-step problems (``diffpg.envs.OneStep``), where ∇θ J is the scalar dJ/dμ.
+    """
+
+    std: float = struct.field(pytree_node=False)
+    mean: float = struct.field(pytree_node=False, default=0.0)
+
+    def init(self, key, observation_size: int):
+        return {"mu": jnp.full((1,), self.mean)}
+
+    def sample(self, key, params, obs):
+        return params["mu"] + self.std * jax.random.normal(key, (1,))
+
+    def log_prob(self, params, obs, action):
+        return dist.Normal(params["mu"], self.std).log_prob(action).sum()
+
+    def mode(self, params, obs):
+        return params["mu"]
 
 
 def default_policy(env, hidden: tuple = (64, 64), init_std: float = 0.5) -> GaussianMLP:

@@ -5,6 +5,7 @@ from .cartpole_swingup import CartPoleSwingUp, CartPoleSwingUpParams
 from .double_pendulum import DoublePendulum, DoublePendulumParams
 from .finite_mdp import FiniteMDP, FiniteMDPParams
 from .lqr import LQR, LQRParams
+from .one_step import OneStep
 from .pendulum import Pendulum, PendulumParams
 from .registry import make, register, registered
 from .wind_gust import WindGust, WindGustParams
@@ -13,5 +14,5 @@ __all__ = [
     "CartPoleSwingUp", "CartPoleSwingUpParams", "LQR", "LQRParams", "Pendulum", "PendulumParams",
     "check_action", "make", "register", "registered",
     "BallWall", "BallWallParams", "DoublePendulum", "DoublePendulumParams", "FiniteMDP", "FiniteMDPParams",
-    "WindGust", "WindGustParams",
+    "OneStep", "WindGust", "WindGustParams",
 ]
