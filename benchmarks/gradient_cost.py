@@ -30,16 +30,6 @@ import diffpg
 from diffpg.estimators.surrogates import pathwise_surrogate
 
 
-def median_seconds(fn, *args, repeats):
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        jax.block_until_ready(fn(*args))
-        times.append(time.process_time() - start)
-    return sorted(times)[len(times) // 2]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, default=256)
@@ -80,7 +70,8 @@ def main():
         start = time.perf_counter()
         jax.block_until_ready(fn(*args_))
         compile_s = time.perf_counter() - start
-        times[name] = (median_seconds(fn, *args_, repeats=args.repeats), compile_s)
+        times[name] = (diffpg.diagnostics.time_per_call(fn, *args_, repeats=args.repeats, clock=time.process_time),
+                      compile_s)
 
     table = Table(title=f"pendulum, 64x64 MLP, {n} envs x {h} steps, median of {args.repeats} "
                         f"({platform.processor() or platform.machine()}, {jax.devices()[0].platform})")
