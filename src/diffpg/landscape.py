@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import optax
 
 from .errors import ConfigError
+from .report.save import save_figure
 from .rollout import discounted_return, rollout
 
 
@@ -174,8 +175,4 @@ def plot(cut: Slice, path, title: str = "J(θ + s·d)", ax=None) -> Path | None:
     if not own:
         return None
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

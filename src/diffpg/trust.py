@@ -62,6 +62,7 @@ from . import diagnostics
 from .errors import ConfigError, ProtocolError
 from .estimators import pathwise, score_function
 from .finite_differences import StepDerivatives, floating, leaf_names, step_derivatives
+from .report.save import save_figure
 from .rollout import same_types
 
 OK, PROBLEM = "ok", "problem"
@@ -512,8 +513,4 @@ def plot(report: Report, path) -> Path:
     right.set_ylim(bottom=0)
     right.legend()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -23,6 +23,7 @@ from .. import diagnostics, estimators, policies
 from ..envs import LQR, make, registered
 from ..errors import ConfigError
 from ..oracles import lqr as lqr_oracle
+from ..report.save import save_figure
 from . import compile_cache
 
 
@@ -190,5 +191,4 @@ def draw(results: dict, path: Path, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=None)
