@@ -35,6 +35,21 @@ QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensiv
 
 
 @pytest.fixture(scope="session")
+def bits():
+    """``bits(tree)``: every leaf's dtype and bytes (keys as their raw data), to assert equal bits, not just
+    equal values (resumed and split training runs)."""
+    def leaves(tree):
+        out = []
+        for x in jax.tree.leaves(tree):
+            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                x = jax.random.key_data(x)
+            out.append((str(x.dtype), np.asarray(x).tobytes()))
+        return out
+
+    return leaves
+
+
+@pytest.fixture(scope="session")
 def quick_jit():
     """``jax.jit`` with XLA's backend optimizations off: the same program, compiled in about half
     the time and run ~3x slower. For test programs whose run time is negligible; the

@@ -40,15 +40,6 @@ def final_state(run_dir):
     return restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)))
 
 
-def leaves_bits(state):
-    out = []
-    for x in jax.tree.leaves(state):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        out.append((str(x.dtype), np.asarray(x).tobytes()))
-    return out
-
-
 def rows_of(run_dir):
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
@@ -218,12 +209,12 @@ def test_resumed_logs_replace_what_came_after_the_checkpoint(tmp_path):
     assert events["train/return"] == [(8 * u, u + (0.5 if u > 6 else 0.0)) for u in range(1, 11)]
 
 
-def test_same_seed_same_run_other_seed_other_run(tmp_path, run_dir):
+def test_same_seed_same_run_other_seed_other_run(tmp_path, run_dir, bits):
     args = [*TINY, "debug_nan_at=[3]", "--updates", 12, "--log-every", 2, "--checkpoint-every", 4]
     assert train("--out", tmp_path / "again", *args, "--seed", 3) == 0
     assert train("--out", tmp_path / "other", *args, "--seed", 4) == 0
-    assert leaves_bits(final_state(tmp_path / "again")[1]) == leaves_bits(final_state(run_dir)[1])
-    assert leaves_bits(final_state(tmp_path / "other")[1]) != leaves_bits(final_state(run_dir)[1])
+    assert bits(final_state(tmp_path / "again")[1]) == bits(final_state(run_dir)[1])
+    assert bits(final_state(tmp_path / "other")[1]) != bits(final_state(run_dir)[1])
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
     assert strip(rows_of(tmp_path / "again")) == strip(rows_of(run_dir))
 
@@ -257,7 +248,7 @@ def cli(*args):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_9_is_bit_identical(tmp_path):
+def test_resume_after_kill_9_is_bit_identical(tmp_path, bits):
     settings = ["--env", "pendulum", "--algo", "shac", "--set", "num_envs=2", "window=4", "hidden=[8]",
                 "critic_hidden=[8]", "critic_epochs=1", "critic_minibatches=1", "--updates", 1000,
                 "--log-every", 1, "--checkpoint-every", 100, "--seed", 5]
@@ -279,7 +270,7 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path):
 
     resumed = subprocess.run(cli("--resume", cut), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert leaves_bits(final_state(cut)[1]) == leaves_bits(final_state(whole)[1])
+    assert bits(final_state(cut)[1]) == bits(final_state(whole)[1])
     rows, reference = rows_of(cut), rows_of(whole)
     assert [r["update"] for r in rows] == list(range(1, 1001))  # rewritten after the checkpoint, not duplicated
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]

@@ -31,16 +31,6 @@ TINY = dict(num_envs=2, window=4, hidden=(8,), critic_hidden=(8,), critic_epochs
 NAN_AT = (2, 3)
 
 
-def bits(tree):
-    """Every leaf's dtype and bytes (keys as their raw data): equal bits, not just equal values."""
-    out = []
-    for x in jax.tree.leaves(tree):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        out.append((str(x.dtype), np.asarray(x).tobytes()))
-    return out
-
-
 def learner(state):
     """The parts of a TrainState that training changes."""
     return (state.params, state.opt_state, state.critic, state.critic_opt_state, state.target_critic,
@@ -61,7 +51,7 @@ def split_runs(request):
     return trainer, (s0, a, b, c), (metrics_a, metrics_b, metrics_c), (whole, metrics_whole)
 
 
-def test_run_split_is_bit_identical(split_runs):
+def test_run_split_is_bit_identical(split_runs, bits):
     # run(run(s, 2), 2) must be run(s, 4) to the bit: that is what makes a resumed run exact
     _, (_, _, b, _), (metrics_a, metrics_b, _), (whole, metrics_whole) = split_runs
     assert bits(b) == bits(whole)
@@ -70,7 +60,7 @@ def test_run_split_is_bit_identical(split_runs):
         assert joined.tobytes() == np.asarray(metrics_whole[name]).tobytes(), name
 
 
-def test_injected_nan_is_skipped_and_counted(split_runs):
+def test_injected_nan_is_skipped_and_counted(split_runs, bits):
     trainer, (s0, a, b, c), (metrics_a, metrics_b, metrics_c), _ = split_runs
     # updates 2 and 3 had a NaN policy gradient: nothing learned, both counted
     assert bits(learner(b)) == bits(learner(a))
