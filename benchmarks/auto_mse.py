@@ -1,18 +1,30 @@
 """Does ``auto`` match or beat the better of pathwise and score function on every built-in env?
 
-    python benchmarks/auto_mse.py                       # all seven built-in envs, ~5 min on 2 cores
+    python benchmarks/auto_mse.py                       # all seven built-in envs, ~2.5 min on 2 cores
     python benchmarks/auto_mse.py --envs ball_wall cartpole_swingup --num-envs 64 256
 
 For each environment, at the same policy parameters, every estimator makes
 ``repeats`` independent estimates from ``num_envs`` rollouts of ``horizon``
 steps each (equal env steps for all three: none of them rolls extra
-episodes), and the table reports each one's mean squared error against a
-reference gradient g*,
+episodes). Repetition r gives every estimator the same key, so the same
+rollouts (common random numbers): the estimators differ only in what they
+make of a batch, not in which batch they drew, and the comparison is paired.
+The table reports each one's mean squared error against a reference
+gradient g*,
 
     MSE = (1/R) Σ_r ‖ĝ_r − g*‖²,
 
 and auto's MSE as a ratio to the better of the other two (≤ 1 meets the
-goal). g* is exact where an oracle exists (``lqr``: the closed form;
+goal), with a 95 % interval from a paired bootstrap over the repetitions:
+resample R repetition indices with replacement (a fixed seed), recompute
+every estimator's MSE from those same indices, and take auto's MSE over the
+smaller of the others'; the 2.5 and 97.5 percentiles of that ratio over
+``bootstrap`` resamples are the interval. An interval above 1 misses the
+goal, one that contains 1 matches, one below 1 beats it. It covers the noise
+of the repetitions, not that of the reference gradient, which all
+estimators share.
+
+g* is exact where an oracle exists (``lqr``: the closed form;
 ``finite_mdp``: the Bellman solve). Elsewhere it is the mean of
 ``reference_batches`` further estimates of an unbiased estimator with
 independent keys: pathwise on the smooth environments, score function on
@@ -58,6 +70,8 @@ class Config:
     """Independent estimates per estimator for its MSE."""
     reference_batches: int = 256
     """Further estimates averaged into the reference where no oracle exists."""
+    bootstrap: int = 2000
+    """Resamples of the repetitions for the 95 % interval of the ratio."""
     discount: float = 0.99
     seed: int = 0
 
@@ -78,6 +92,25 @@ def exact_gradient(name, env, policy, params, horizon, discount):
     return None
 
 
+def ratio_interval(errors: dict, rivals: list, resamples: int, seed: int) -> tuple[float, float]:
+    """95 % paired-bootstrap interval of MSE(auto) / min over rivals of MSE, from squared errors [R] each.
+
+    Each resample draws one set of repetition indices and uses it for every estimator, so the
+    numerator and the denominator see the same resampled repetitions.
+    """
+    repeats = len(errors["auto"])
+    index = np.random.default_rng(seed).integers(0, repeats, size=(resamples, repeats))
+    better = np.min([errors[n][index].mean(1) for n in rivals], axis=0)
+    ratio = errors["auto"][index].mean(1) / better
+    low, high = np.percentile(ratio, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def verdict(low: float, high: float) -> str:
+    """The goal (≤ 1) against the interval: beats, matches (contains 1) or misses."""
+    return "beats" if high < 1.0 else "misses" if low > 1.0 else "matches"
+
+
 def measure(cfg: Config, name: str, num_envs: int) -> dict:
     env = diffpg.make(name)
     policy = policy_for(env)
@@ -92,26 +125,29 @@ def measure(cfg: Config, name: str, num_envs: int) -> dict:
     names = contenders + ([ref] if ref is not None and ref not in contenders else [])
     compiled = {n: jax.jit(getattr(estimators, n)(env, policy, horizon=horizon, num_envs=num_envs,
                                                   discount=cfg.discount)) for n in names}
-    keys = iter(jax.random.split(key, len(names) * (cfg.repeats + cfg.reference_batches)))
+    keys = jax.random.split(key, cfg.repeats + cfg.reference_batches)
+    repeat_keys, reference_keys = keys[:cfg.repeats], keys[cfg.repeats:]
     flat = lambda tree: np.asarray(ravel_pytree(tree)[0])  # noqa: E731
     start = time.process_time()
-    samples = {n: np.stack([flat(compiled[n](next(keys), params)[0]) for _ in range(cfg.repeats)]) for n in names}
+    samples = {n: np.stack([flat(compiled[n](k, params)[0]) for k in repeat_keys]) for n in contenders}
     if ref is not None:
-        extra = [flat(compiled[ref](next(keys), params)[0]) for _ in range(cfg.reference_batches)]
-        reference = np.mean(extra, axis=0)
+        reference = np.mean([flat(compiled[ref](k, params)[0]) for k in reference_keys], axis=0)
     reference = np.asarray(reference)
-    mse = {n: float(np.mean(np.sum((samples[n] - reference) ** 2, axis=1))) for n in contenders}
+    errors = {n: np.sum((samples[n] - reference) ** 2, axis=1) for n in contenders}
+    mse = {n: float(np.mean(errors[n])) for n in contenders}
     rivals = [n for n in contenders if n != "auto"]
     better = min(rivals, key=mse.get)
+    low, high = ratio_interval(errors, rivals, cfg.bootstrap, cfg.seed)
     return {"env": name, "horizon": horizon, "num_envs": num_envs, "mse": mse, "better": better,
-            "ratio": mse["auto"] / mse[better], "cpu_s": time.process_time() - start}
+            "ratio": mse["auto"] / mse[better], "interval": (low, high), "cpu_s": time.process_time() - start}
 
 
 def main(cfg: Config) -> None:
-    console = Console(width=130)
+    console = Console(width=150)
     table = Table(title=f"MSE of one estimate against the reference gradient ({cfg.repeats} estimates each, "
                         f"γ = {cfg.discount})")
-    for column in ("env (H)", "rollouts", "pathwise MSE", "score function MSE", "auto MSE", "auto / better"):
+    for column in ("env (H)", "rollouts", "pathwise MSE", "score function MSE", "auto MSE", "auto / better",
+                   "95% interval", "goal"):
         table.add_column(column, justify="left" if column == "env (H)" else "right")
     for name in cfg.envs:
         for n in cfg.num_envs:
@@ -119,7 +155,8 @@ def main(cfg: Config) -> None:
             console.print(r)
             table.add_row(f"{name} ({r['horizon']})", str(n), f"{r['mse'].get('pathwise', float('nan')):.3g}",
                           f"{r['mse']['score_function']:.3g}", f"{r['mse']['auto']:.3g}",
-                          f"{r['ratio']:.2f} (vs {r['better']})")
+                          f"{r['ratio']:.2f} (vs {r['better']})", "[{:.2f}, {:.2f}]".format(*r["interval"]),
+                          verdict(*r["interval"]))
     console.print(table)
 
 

@@ -20,6 +20,7 @@ from jax.scipy.stats import norm
 import diffpg
 from diffpg import estimators
 from diffpg.errors import ConfigError, ProtocolError
+from diffpg.estimators.combine import bias_aware_weight, bias_lower_bound, mixing_weight, moments
 from diffpg.oracles import lqr as lqr_oracle
 from diffpg.envs import OneStep
 from diffpg.policies import GaussianMean, LinearGaussian
@@ -78,6 +79,41 @@ def test_inverse_variance_weighting_alone_cannot_see_the_bias():
     """The documented failure: zero variance, zero value, all the weight (docs/estimators.md)."""
     grad, diagnostics = step_estimate("inverse_variance")
     assert grad == 0.0 and float(diagnostics["pathwise_weight"]) == 1.0
+
+
+# ---------------------------------------------------------------- auto's weight: a bias the batch confirms
+
+def weight_of_shifted_groups(shift_in_standard_errors):
+    """auto's weight of X against Y = X-like noise + an offset, from 16 Gaussian groups of 4 rollouts (fixed seed).
+
+    One dimension, per-rollout standard deviations 1 (X) and 3 (Y), so X̄ − Ȳ has standard error √(10/64);
+    the offset is that many standard errors. Returns (bias-aware weight, variance-minimizing weight, ℓ²).
+    """
+    kx, ky = jax.random.split(jax.random.PRNGKey(14))
+    groups, per_group = 16, 4
+    x = jax.random.normal(kx, (groups, 1)) / np.sqrt(per_group)
+    offset = shift_in_standard_errors * np.sqrt(10.0 / (groups * per_group))
+    y = offset + 3.0 * jax.random.normal(ky, (groups, 1)) / np.sqrt(per_group)
+    return (float(bias_aware_weight(x, y, per_group, 0.999)), float(mixing_weight(*moments(x, y, per_group))),
+            float(bias_lower_bound(x - y, per_group, 0.999)))
+
+
+def test_a_difference_of_a_few_standard_errors_leaves_the_variance_minimizing_weight():
+    """At 3 standard errors (the size of a heavy-tailed Ȳ's chance excursion), the difference is inside the radius
+    r = (1 + √(2 log 1000)) ≈ 4.7 standard errors in one dimension, so ℓ = 0 and the weight is α* exactly,
+    where the plug-in bias ‖D̄‖² − σ²_D/N would have cut X's weight about tenfold."""
+    alpha, variance_optimal, lower = weight_of_shifted_groups(3.0)
+    assert lower == 0.0 and alpha == pytest.approx(variance_optimal, rel=1e-6), (alpha, variance_optimal)
+    assert variance_optimal > 0.8  # X has a ninth of Y's variance: most of the weight
+
+
+def test_a_bias_the_batch_confirms_takes_the_weight_from_x():
+    """At 30 standard errors ℓ is above 20 of them (30 − 4.7, less the noise of the standard error estimated with
+    15 degrees of freedom). Then α = α* / (N ℓ² / σ²_D + 1), and with σ²_D estimated within a factor 2 of the truth
+    (15 degrees of freedom), N ℓ² / σ²_D > 200 and α < α* / 200 < 0.01."""
+    alpha, variance_optimal, lower = weight_of_shifted_groups(30.0)
+    assert lower > 20.0**2 * 10.0 / 64 and alpha < 0.01, (alpha, lower)
+    assert variance_optimal > 0.8  # the variance alone would still have trusted X
 
 
 # ---------------------------------------------------------------- the Gaussian bandit −(a − a*)²

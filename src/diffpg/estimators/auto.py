@@ -29,34 +29,57 @@ A_k − B_k (``combine.sign_flip_pvalue``), exact in any dimension at level
    in between a mix, whatever has the least estimated error. Otherwise X = S
    (= P when there are no events; for a non-reparameterized policy the
    score terms are the whole gradient).
-2. Weight: Y is unbiased, X may not be. If the test does not reject, X's
-   bias is taken to be below its noise, and α is the variance-minimizing
-   weight α* = (σ²_Y − σ_XY) / (σ²_X + σ²_Y − 2σ_XY) (``combine.mixing_weight``).
-   If it rejects, α minimizes the estimated error instead: with b the bias of X, the mixture
+2. Weight: Y is unbiased, X may not be. With b the bias of X, the mixture
    ĝ = α X̄ + (1 − α) Ȳ has mean squared error
-   α² ‖b‖² + (α² σ²_X + (1 − α)² σ²_Y + 2α(1 − α) σ_XY) / N, and with ‖b‖²
-   estimated from the same groups (``combine.bias_aware_weight``) its minimizer is
+   α² ‖b‖² + (α² σ²_X + (1 − α)² σ²_Y + 2α(1 − α) σ_XY) / N, minimized by
 
-       α = (σ²_Y − σ_XY) / max(N ‖X̄ − Ȳ‖², σ²_{X−Y}),   clipped to [0, 1].
+       α = (σ²_Y − σ_XY) / (N ‖b‖² + σ²_{X−Y}),   clipped to [0, 1],
 
-   While X̄ − Ȳ is within its noise this is the variance-minimizing weight
-   (inverse-variance weighting, when X and Y are uncorrelated); as the
-   difference grows beyond it, α falls as 1 / (N ‖X̄ − Ȳ‖²), to 0 for a
-   confidently wrong X such as the zero pathwise gradient of a step.
-3. Report: the test of X against Y gives ``bias_pvalue`` and ``biased``.
+   and ‖b‖² is taken as ℓ², the square of a lower confidence bound on ‖b‖
+   at level δ (``combine.bias_lower_bound``, ``combine.bias_aware_weight``):
+
+       ℓ = max(0, ‖X̄ − Ȳ‖ − r),   r = √(σ²_{X−Y} / N) + √(2 λ_max log(1/δ) / N),
+
+   r the radius that ‖X̄ − Ȳ − b‖ exceeds with probability at most δ for
+   Gaussian group means (λ_max the largest eigenvalue of Cov[X − Y]). While
+   X̄ − Ȳ is within r, ℓ = 0 and α is the variance-minimizing weight
+   α* = (σ²_Y − σ_XY) / (σ²_X + σ²_Y − 2σ_XY) (``combine.mixing_weight``;
+   inverse-variance weighting when X and Y are uncorrelated); beyond it α
+   falls as 1 / (N ℓ²), to 0 for a confidently wrong X such as the zero
+   pathwise gradient of a step.
+3. Report: the sign-flip test of X against Y gives ``bias_pvalue`` and
+   ``biased`` (p < δ). It is the more powerful detector (it uses the
+   direction of every group's difference, not only the norm of their mean),
+   but its exactness needs symmetric group noise, so it is a report, not a
+   switch on the weight: a test can reject while ℓ = 0, and then α stays
+   variance-minimizing.
 
 Inverse-variance weighting alone cannot see bias (a zero-variance,
 zero-valued pathwise gradient would take all the weight); the bias term of
 step 2 is what lets ``auto`` refuse it. It can only refuse what one batch can
-see: a bias well below the noise of X − Y is mixed in, at a cost below that
-noise. An earlier version set α = 0 whenever the test rejected (and chose S
-over P outright); groups of a few rollouts with skewed returns made the test
-reject more often than δ, and each false alarm cost the score function's
-whole variance (``benchmarks/auto_mse.py`` measures the difference).
-The weights are estimated from the same rollouts they weigh, a correlation
-of order 1/G; more groups (``variance_groups``) make it smaller. With G
-groups no p-value falls below 2^{1−G}, so the test needs G ≥ 11 to report a
-bias at δ = 0.001.
+confirm: a bias below r is mixed in at a cost below r² ≈ (1 + √(2 log(1/δ)
+λ_max / σ²_{X−Y}))² σ²_{X−Y} / N, a few times the noise of X̄ − Ȳ when that
+noise is spread over many directions.
+
+Why a lower bound and not the estimate ‖X̄ − Ȳ‖² − σ²_{X−Y}/N, unbiased for
+‖b‖²: the weights are estimated from the groups they weigh, and with a
+heavy-tailed Y (``wind_gust``: the score function's variance is 600 times
+the pathwise one, and its group means are skewed) a batch that misses the
+tail has Ȳ a few standard errors off in a direction all groups share. The
+sign-flip test then rejects far more often than δ (in 2 of 256 batches at
+δ = 0.001), the plug-in ‖b‖² reads Ȳ's excursion as X's bias, and the weight
+moves to Ȳ, the very estimate that strayed: that one batch cost 79 times the
+pathwise MSE. The same excursion stays inside r. An earlier version set
+α = 0 whenever the test rejected; another switched to the plug-in weight when
+it did; ``benchmarks/auto_mse.py`` measures the difference.
+
+The weights' correlation with the estimates they weigh (order 1/G) is
+kept on purpose: a batch whose pathwise groups contain a chaotic outlier
+shows a large σ²_X and moves weight to Y in that very batch, which is where
+most of the gain on ``pendulum`` and ``double_pendulum`` comes from.
+Cross-fitting (weights for one half of the groups from the other half)
+removes the correlation and loses that gain. With G groups no p-value falls
+below 2^{1−G}, so the test needs G ≥ 11 to report a bias at δ = 0.001.
 """
 from __future__ import annotations
 
@@ -65,7 +88,7 @@ import jax.numpy as jnp
 
 from ..errors import ConfigError
 from .batch import batch_keys, check_settings, standard_diagnostics
-from .combine import bias_aware_weight, flatten_groups, mixing_weight, moments, sign_flip_pvalue, variance
+from .combine import bias_aware_weight, flatten_groups, moments, sign_flip_pvalue, variance
 from .surrogate import check_surrogate_settings, is_reparameterized, surrogate_rollouts
 from .surrogates import alive_mask, pathwise_surrogate, reward_to_go, score_function_surrogate
 
@@ -86,7 +109,8 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
       env, policy: the Env and Policy protocols; the policy needs ``log_prob``.
       horizon, num_envs, discount: as for ``pathwise``.
       baseline: b_t of the score-function terms (``"leave_one_out"`` over the batch, ``"none"``, ``value(obs)``).
-      confidence: 1 − δ, δ the level of the tests (the events' terms; the ``biased`` report).
+      confidence: 1 − δ: the level of the lower confidence bound on the bias (steps 1 and 2) and of
+        the ``biased`` report.
       variance_groups: G, the groups the moments and the tests are estimated from.
 
     Returns:
@@ -144,10 +168,8 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
         k_events, k_bias = jax.random.split(jax.random.fold_in(key, 1))
 
         def weight(a, b, key):
-            """Weight of A (maybe biased) against B (unbiased), and the bias test's p-value (step 2)."""
-            pvalue = sign_flip_pvalue(key, a - b)
-            variance_optimal = mixing_weight(*moments(a, b, per_group))
-            return jnp.where(pvalue < level, bias_aware_weight(a, b, per_group), variance_optimal), pvalue
+            """Weight of A (maybe biased) against B (unbiased) (step 2), and the p-value of their difference (step 3)."""
+            return bias_aware_weight(a, b, per_group, confidence), sign_flip_pvalue(key, a - b)
 
         if events:
             p, _ = flatten_groups(grads_p)

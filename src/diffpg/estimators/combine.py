@@ -23,8 +23,9 @@ Inverse-variance weighting alone cannot see bias: an estimator that is
 confidently wrong (zero variance, zero value, like the pathwise gradient of a
 step function) gets all the weight. Comparing X̄ − Ȳ with its noise is what
 catches it: the confidence radius in ``alpha_order``; in ``auto``, the weight
-that minimizes the estimated mean squared error (``bias_aware_weight``) and
-the sign-flip test (``sign_flip_pvalue``) that reports the bias.
+that minimizes the mean squared error for the smallest bias the batch confirms
+(``bias_aware_weight``, ``bias_lower_bound``) and the sign-flip test
+(``sign_flip_pvalue``) that reports the bias.
 """
 from __future__ import annotations
 
@@ -74,27 +75,49 @@ def mixing_weight(var_x, var_y, cov_xy=0.0):
     return jnp.clip(alpha, 0.0, 1.0)
 
 
-def bias_aware_weight(x, y, per_group: int):
-    """α ∈ [0, 1] minimizing the estimated MSE of α X̄ + (1−α) Ȳ when Y is unbiased and X may be biased.
+def bias_lower_bound(differences, per_group: int, confidence: float):
+    """ℓ², the square of a lower confidence bound on ‖b‖, b = E[D̄], from group differences D_k [G, P].
+
+    For Gaussian D̄ with covariance Σ/N, ‖D̄ − b‖ = ‖(Σ/N)^{1/2} z‖ is a √(λ_max(Σ)/N)-Lipschitz
+    function of a standard normal z: its mean is at most √(tr Σ / N), and it exceeds that by more than
+    √(2 λ_max(Σ) log(1/δ) / N) with probability at most δ (Gaussian concentration). So, with
+    probability at least 1 − δ,
+
+        ‖b‖ ≥ ℓ = max(0, ‖D̄‖ − r),      r = √(σ²_D / N) + √(2 λ_max log(1/δ) / N),
+
+    with σ²_D = tr Σ and λ_max the largest eigenvalue of Σ, both estimated from the groups
+    (λ_max from the G × G Gram matrix of the centred D_k, which has the same nonzero
+    eigenvalues; of rank G − 1, so λ_max ≥ σ²_D / (G − 1), a conservative estimate in many
+    dimensions). ℓ is the smallest bias the batch confirms at confidence 1 − δ; a difference
+    of a few of its own standard errors, as heavy tails produce, confirms none.
+    """
+    g = differences.shape[0]
+    n = g * per_group
+    mean = differences.mean(0)
+    centred = differences - mean
+    spread = variance(differences, per_group)
+    largest = per_group / max(g - 1, 1) * jnp.linalg.eigvalsh(centred @ centred.T)[-1]
+    radius = jnp.sqrt(spread / n) + jnp.sqrt(2.0 * largest * jnp.log(1.0 / (1.0 - confidence)) / n)
+    return jnp.maximum(jnp.sqrt(mean @ mean) - radius, 0.0) ** 2
+
+
+def bias_aware_weight(x, y, per_group: int, confidence: float):
+    """α ∈ [0, 1] minimizing the MSE of α X̄ + (1−α) Ȳ when Y is unbiased and X may be biased.
 
     From group estimates [G, P]. With b = E[X̄ − Ȳ] the bias of X, N = G M rollouts and D = X − Y,
 
         MSE(α) = α² ‖b‖² + (α² σ²_X + (1−α)² σ²_Y + 2α(1−α) σ_XY) / N,
 
-    and ‖D̄‖² − σ²_D / N estimates ‖b‖² without bias (σ²_D = σ²_X + σ²_Y − 2σ_XY). Its
-    minimizer, with that estimate clipped at 0, is
-
-        α = (σ²_Y − σ_XY) / max(N ‖D̄‖², σ²_D):
-
-    the variance-minimizing weight while the difference is within its noise, shrinking as
-    1 / (N ‖D̄‖²) once it is not. Unlike a test that drops X at a threshold, a difference that
-    only just looks significant costs part of X's weight, not all of it.
+    minimized by α = (σ²_Y − σ_XY) / (N ‖b‖² + σ²_D), σ²_D = σ²_X + σ²_Y − 2σ_XY. ‖b‖² is taken
+    as ℓ², its lower confidence bound (``bias_lower_bound``): while X̄ − Ȳ is within its noise
+    this is the variance-minimizing weight α* (``mixing_weight``); a bias the batch confirms
+    takes weight from X as 1 / (N ℓ²), to 0 for a confidently wrong X. A plug-in estimate
+    ‖D̄‖² − σ²_D / N of ‖b‖² instead reads every chance excursion of a heavy-tailed Ȳ as bias of
+    X, and moves the weight to the very estimate that strayed.
     """
     var_x, var_y, cov = moments(x, y, per_group)
     n = x.shape[0] * per_group
-    difference = (x - y).mean(0)
-    spread = var_x + var_y - 2.0 * cov
-    denominator = jnp.maximum(n * (difference @ difference), spread)
+    denominator = n * bias_lower_bound(x - y, per_group, confidence) + var_x + var_y - 2.0 * cov
     alpha = jnp.where(denominator > 0, (var_y - cov) / jnp.where(denominator > 0, denominator, 1.0), 0.5)
     return jnp.clip(alpha, 0.0, 1.0)
 
