@@ -22,6 +22,7 @@ import or compilation.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
 from . import compile_cache
+from .reporter import Reporter
 
 RUN_FILE = "run.json"
 
@@ -245,27 +247,18 @@ class Timings:
 
 
 class Preload(threading.Thread):
-    """Imports the modules needed only for writing results, while the main thread compiles.
+    """Imports orbax (about 0.2 s) while the main thread trains, before the first checkpoint needs it.
 
-    XLA compilation releases the GIL, so on a machine with two cores these
-    imports cost almost no wall time when they overlap with it.
+    XLA releases the GIL while it runs, so on a machine with two cores the
+    import costs almost no wall time when it overlaps with training.
     """
 
-    def __init__(self, tensorboard: bool, plot: bool):
+    def __init__(self):
         super().__init__(daemon=True)
-        self.tensorboard, self.plot = tensorboard, plot
 
     def run(self):
         try:
             import orbax.checkpoint  # noqa: F401
-
-            if self.tensorboard:
-                from ..training.metrics_log import tensorboardx
-
-                tensorboardx()
-            if self.plot:
-                import matplotlib.backends.backend_agg  # noqa: F401
-                import matplotlib.figure  # noqa: F401
         except Exception:  # the main thread imports again and reports the error itself
             pass
 
@@ -283,8 +276,15 @@ def run(config: Config) -> int:
 
 
 def _train(config: Config, decided: Plan, timings: Timings) -> int:
-    Preload(config.tensorboard, config.plot).start()
+    reporter = Reporter(config.plot, config.tensorboard) if config.plot or config.tensorboard else None
+    try:
+        return _train_with(config, decided, timings, reporter)
+    finally:
+        if reporter is not None:
+            reporter.close()
 
+
+def _train_with(config: Config, decided: Plan, timings: Timings, reporter: Reporter | None) -> int:
     timings.phase("import jax and the trainer")
     import jax
     import numpy as np
@@ -312,7 +312,11 @@ def _train(config: Config, decided: Plan, timings: Timings) -> int:
         seed, keep = config.seed or 0, config.keep
         log_every, checkpoint_every = cadence(train_config.num_updates, config.log_every, config.checkpoint_every)
     trainer = make_trainer(train_config)
+    key = jax.random.key(seed)
+    timings.phase("compile or load init (the chunk's program loads alongside)")
+    init, run_chunk = _programs(trainer, key, log_every, stored=config.compile_cache)
 
+    timings.phase("config and trainer")
     if not decided.resume:
         if config.overwrite:
             for entry in run_dir.iterdir():
@@ -323,39 +327,46 @@ def _train(config: Config, decided: Plan, timings: Timings) -> int:
             indent=1) + "\n")
 
     console = Console(stderr=True)
-    key = jax.random.key(seed)
-    timings.phase("checkpoints: open, save, restore (orbax)")
-    checkpoints = Checkpoints(run_dir, keep=keep)
-    resumed_at = checkpoints.latest() if decided.resume else None
+    checkpoints = resumed_at = None  # a new run opens its checkpoints at the first save, while orbax loads
+    if decided.resume:
+        timings.phase("checkpoints: open, save, restore (orbax)")
+        checkpoints = Checkpoints(run_dir, keep=keep)
+        resumed_at = checkpoints.latest()
     if resumed_at is not None:
         state = checkpoints.restore(jax.eval_shape(trainer.init, key), resumed_at)
     else:
-        timings.phase("compile and run init")
-        state = trainer.init(key)
+        timings.phase("run init")
+        state = init(key)
 
-    timings.phase("logs: metrics.jsonl, TensorBoard")
+    timings.phase("logs: metrics.jsonl")
     from ..training.metrics_log import MetricsLog
 
-    log = MetricsLog(run_dir, resume_at=(resumed_at or 0) if decided.resume else None,
-                     tensorboard=config.tensorboard)
+    log = MetricsLog(run_dir, resume_at=(resumed_at or 0) if decided.resume else None, tensorboard=False)
+    if reporter is not None:
+        reporter.start(run_dir, (resumed_at or 0) if decided.resume else None, len(log.rows))
     total, update = train_config.num_updates, resumed_at or 0
     limit = train_config.max_bad_updates
-    stopped, last_saved, first = None, checkpoints.latest(), True
+    stopped, last_saved, first = None, resumed_at, True
     try:
         with _progress(console, total, update, train_config) as (progress, task):
             session = time.perf_counter()
-            while update < total:
-                stop_at = min(total, (update // log_every + 1) * log_every,
-                              (update // checkpoint_every + 1) * checkpoint_every)
-                timings.phase("compile and run the first chunk" if first else "training")
-                t0 = time.perf_counter() - session
-                state, metrics = trainer.run(state, stop_at - update)
+
+            def clock():
+                return time.perf_counter() - session
+
+            timings.phase("first chunk (waits for its program)")
+            ends = _chunk_ends(update, total, log_every, checkpoint_every)
+            t1 = 0.0
+            for update, state, metrics, t0 in _one_ahead(run_chunk, state, update, ends, clock):
                 metrics = jax.device_get(metrics)
-                t1 = time.perf_counter() - session
+                t0, t1 = max(t0, t1), clock()  # a chunk runs from its dispatch or the previous one's end
+                if first:  # orbax loads while the next chunks run, not while the programs load
+                    Preload().start()
                 first = False
-                timings.phase("logs: metrics.jsonl, TensorBoard")
+                timings.phase("logs: metrics.jsonl")
                 rows = log.append(metrics, t0, t1)
-                update = stop_at
+                if reporter is not None:
+                    reporter.rows(len(log.rows))
                 streaks = np.asarray(metrics["bad_streak"])
                 if streaks.max() > limit:
                     stopped = int(np.asarray(metrics["update"])[int(np.argmax(streaks > limit))])
@@ -363,20 +374,21 @@ def _train(config: Config, decided: Plan, timings: Timings) -> int:
                 if (update % checkpoint_every == 0 or update == total) and streaks[-1] == 0:
                     log.flush()
                     timings.phase("checkpoints: open, save, restore (orbax)")
+                    if checkpoints is None:
+                        checkpoints = Checkpoints(run_dir, keep=keep)
                     checkpoints.save(update, state)
                     last_saved = update
                 last = rows[-1]
                 progress.update(task, completed=update, env_steps=last["env_steps"],
                                 ret=_fmt(last.get("return")), grad=_fmt(last.get("grad_norm")))
-            timings.phase("plot curve.png")
-            if config.plot:
-                from ..report.curves import learning_curve
-
-                learning_curve(log.rows, run_dir / "curve.png", f"{train_config.algo} on {train_config.env} "
-                               f"(seed {seed})")
+                timings.phase("training")
+            timings.phase("reporter: last TensorBoard events, curve.png")
+            if reporter is not None:
+                reporter.finish(f"{train_config.algo} on {train_config.env} (seed {seed})")
     finally:
         timings.phase("finish: wait for the last checkpoint, flush logs")
-        checkpoints.close()
+        if checkpoints is not None:
+            checkpoints.close()
         log.close()
     timings.phase(None)
     if config.timings:
@@ -391,6 +403,79 @@ def _train(config: Config, decided: Plan, timings: Timings) -> int:
     print(f"{train_config.algo} on {train_config.env}: {last.get('env_steps', 0):,} env steps, return "
           f"{_fmt(last.get('return'))}, {time.perf_counter() - timings.start:.1f} s; run in {run_dir}")
     return 0
+
+
+def _chunk_ends(update: int, total: int, log_every: int, checkpoint_every: int) -> list[int]:
+    """The updates at which the chunks from ``update`` to ``total`` end: every log and checkpoint boundary."""
+    ends = []
+    while update < total:
+        update = min(total, (update // log_every + 1) * log_every, (update // checkpoint_every + 1) * checkpoint_every)
+        ends.append(update)
+    return ends
+
+
+def _one_ahead(run_chunk, state, update: int, ends: list[int], clock):
+    """Yield ``(end, state, metrics, started)`` for each chunk, each one after the next has been dispatched.
+
+    JAX computes a dispatched chunk while Python goes on, so logging and checkpointing one chunk
+    overlap with computing the next. A caller that stops early leaves one chunk computed for nothing.
+    """
+    pending = None
+    for end in ends:
+        started = clock()
+        state, metrics = run_chunk(state, end - update)
+        update = end
+        if pending is not None:
+            yield pending
+        pending = (end, state, metrics, started)
+    if pending is not None:
+        yield pending
+
+
+def _programs(trainer, key, chunk: int, *, stored: bool):
+    """``(init(key), run(state, n))``: the trainer's own, or with ``stored`` the same programs kept by
+    ``compile_cache.stored``, so that a later run on this machine neither traces nor compiles them.
+
+    Stored programs take and return the state's leaves (``jax.export`` keeps no custom trees); the
+    tree comes from ``eval_shape``. The program for chunks of ``chunk`` updates is loaded (or traced
+    and compiled) in a second thread while this one does init: XLA releases the GIL, so on two cores
+    the two overlap. An environment from outside diffpg is not in the digest of sources that names a
+    stored program, so its trainer always traces.
+    """
+    import jax
+
+    from ..training.trainer import compiler_options
+
+    if not stored or not type(trainer.env).__module__.startswith("diffpg."):
+        return trainer.init, trainer.run
+    shape = jax.eval_shape(trainer.init, key)
+    treedef = jax.tree.structure(shape)
+    salt = json.dumps(dataclasses.asdict(trainer.config), sort_keys=True) + repr(trainer.env)
+    options = compiler_options(trainer.config)
+
+    def program(n: int):
+        def updates(leaves):
+            state = jax.tree.unflatten(treedef, leaves)
+            state, metrics = jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=n)
+            return jax.tree.leaves(state), metrics
+
+        return compile_cache.stored(f"run{n}", updates, (jax.tree.leaves(shape),), salt=salt,
+                                    compiler_options=options)
+
+    loading = concurrent.futures.ThreadPoolExecutor(1)
+    preloaded = loading.submit(program, chunk)
+    loading.shutdown(wait=False)
+    init = compile_cache.stored("init", lambda k: jax.tree.leaves(trainer.initial_state(k)), (key,), salt=salt,
+                                compiler_options=options)
+    compiled = {}
+
+    def run(state, n: int):
+        if n not in compiled:
+            compiled[n] = preloaded.result() if n == chunk else program(n)
+        leaves, metrics = compiled[n](jax.tree.leaves(state))
+        return jax.tree.unflatten(treedef, leaves), metrics
+
+    return lambda k: jax.tree.unflatten(treedef, init(k)), run
 
 
 def _fmt(value) -> str:

@@ -4,9 +4,10 @@
 
 over the N·T samples of a window, with w_i = 1 for steps taken before the
 episode ended and 0 after. It is minimized by ``epochs`` passes of
-``minibatches`` shuffled minibatches, each one guarded Adam step (SHAC fits
-its critic this way, Xu et al. 2022, Alg. 1; so does PPO's value loss, which
-lives in ``ppo`` because it shares PPO's joint loss).
+``minibatches`` shuffled minibatches (a single one is the whole batch, in
+order), each one guarded Adam step (SHAC fits its critic this way, Xu et al.
+2022, Alg. 1; so does PPO's value loss, which lives in ``ppo`` because it
+shares PPO's joint loss).
 """
 from __future__ import annotations
 
@@ -42,19 +43,19 @@ def fit(key, net: MLP, optimizer, params, opt_state, obs, target, weight, *, epo
     Returns (params, opt_state, mean loss over the steps, every step finite).
     """
     b = target.shape[0]
-    m = b // minibatches
+
+    def step(carry, batch):
+        params, opt_state, finite = carry
+        loss, grads = jax.value_and_grad(lambda p: regression_loss(net, p, *batch))(params)
+        params, opt_state, ok = guarded_step(optimizer, grads, opt_state, params)
+        return (params, opt_state, finite & ok), loss
 
     def epoch(carry, k):
-        order = jax.random.permutation(k, b).reshape(minibatches, m)
-
-        def step(carry, idx):
-            params, opt_state, finite = carry
-            loss, grads = jax.value_and_grad(lambda p: regression_loss(net, p, obs[idx], target[idx], weight[idx]))(
-                params)
-            params, opt_state, ok = guarded_step(optimizer, grads, opt_state, params)
-            return (params, opt_state, finite & ok), loss
-
-        return jax.lax.scan(step, carry, order)
+        if minibatches == 1:  # the whole batch: shuffling it would only change the order of a sum
+            carry, loss = step(carry, (obs, target, weight))
+            return carry, loss[None]
+        order = jax.random.permutation(k, b).reshape(minibatches, b // minibatches)
+        return jax.lax.scan(step, carry, (obs[order], target[order], weight[order]))
 
     (params, opt_state, finite), losses = jax.lax.scan(
         epoch, (params, opt_state, jnp.array(True)), jax.random.split(key, epochs))

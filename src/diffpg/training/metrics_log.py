@@ -11,29 +11,24 @@ wall time evenly), ``skipped`` the updates skipped so far for a non-finite
 gradient; every other metric the trainer logs is there too. A value that is
 not finite is written as ``null``, so every line is strict JSON.
 
-TensorBoard gets every metric as a scalar ``train/NAME`` against ``env_steps``,
-in ``run_dir/tb``. It is written with tensorboardX's ``FileWriter`` (the layer
-under its ``SummaryWriter``), one event per update that carries all of that
-update's scalars: ``SummaryWriter.add_scalar`` writes one event per value,
-which costs about six times as much, a second for a 750-update run.
+With ``tensorboard=True`` the rows also go to TensorBoard
+(``report.tensorboard``); ``diffpg train`` instead has its reporter process
+write them there from the file (``cli.reporter``).
 
-A resumed run first cuts both logs back to its checkpoint: rows after it are
-dropped from ``metrics.jsonl`` (the file is rewritten) and a new event file
-starts with TensorBoard's purge marker (a ``SessionLog.START`` event at the
-first step logged again: TensorBoard then drops the events at or after that
-step from the earlier files), so the updates done again are shown once.
+A resumed run first cuts the log back to its checkpoint: rows after it are
+dropped from ``metrics.jsonl`` (the file is rewritten), and TensorBoard gets
+a purge marker (``report.tensorboard``), so the updates done again are shown
+once.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tb"
 
 
 def _plain(value):
@@ -68,28 +63,8 @@ def truncate_rows(run_dir: str | os.PathLike, last_update: int) -> list[dict]:
     return kept
 
 
-def tensorboardx():
-    """The tensorboardX module, imported without torch.
-
-    tensorboardX imports torch whenever it is installed (seconds), only so
-    that it can accept torch tensors; we log Python floats. Unless torch is
-    already loaded, it is hidden for the duration of this one import.
-    """
-    if "tensorboardX" in sys.modules or "torch" in sys.modules:
-        import tensorboardX
-
-        return tensorboardX
-    sys.modules["torch"] = None  # makes ``import torch`` raise ImportError
-    try:
-        import tensorboardX
-    finally:
-        if sys.modules.get("torch", 0) is None:
-            del sys.modules["torch"]
-    return tensorboardX
-
-
 class MetricsLog:
-    """Appends rows to ``metrics.jsonl`` and scalars to TensorBoard; ``close()`` flushes both.
+    """Appends rows to ``metrics.jsonl`` (and, with ``tensorboard``, to TensorBoard); ``close()`` flushes them.
 
     ``resume_at`` is the update of the checkpoint a resumed run starts from
     (None for a fresh run): rows past it are dropped first.
@@ -97,24 +72,17 @@ class MetricsLog:
 
     def __init__(self, run_dir: str | os.PathLike, resume_at: int | None = None, tensorboard: bool = True):
         self.run_dir = Path(run_dir)
+        self.path = self.run_dir / METRICS_FILE
         self.rows = truncate_rows(self.run_dir, resume_at) if resume_at is not None else []
         if resume_at is None:
-            (self.run_dir / METRICS_FILE).write_text("")
+            self.path.write_text("")
         self.wall_offset = self.rows[-1]["wall_s"] if self.rows else 0.0
-        self._file = open(self.run_dir / METRICS_FILE, "a")
-        self._writer = None
+        self._file = open(self.path, "a")
+        self._tensorboard = None
         if tensorboard:
-            tbx = tensorboardx()
-            from tensorboardX.proto.event_pb2 import Event, SessionLog
+            from ..report.tensorboard import TensorBoardLog
 
-            # Event files are named by the second they were opened; a resumed session's file gets a suffix
-            # so that it never reuses the killed session's file and sorts after it, as TensorBoard reads them.
-            suffix = "" if resume_at is None else f".resumed-at-{resume_at:09d}"
-            self._writer = tbx.FileWriter(str(self.run_dir / TENSORBOARD_DIR), max_queue=1000, flush_secs=30,
-                                          filename_suffix=suffix)
-            if resume_at is not None:
-                purge = self.rows[-1]["env_steps"] + 1 if self.rows else 0
-                self._writer.add_event(Event(step=purge, session_log=SessionLog(status=SessionLog.START)))
+            self._tensorboard = TensorBoardLog(self.run_dir, None if resume_at is None else self.rows, resume_at or 0)
 
     def append(self, metrics: dict, wall_start: float, wall_end: float) -> list[dict]:
         """Log one chunk: ``metrics`` maps names to arrays with a leading axis of updates.
@@ -132,23 +100,18 @@ class MetricsLog:
             new.append(row)
         self._file.writelines(json.dumps(row) + "\n" for row in new)
         self._file.flush()
-        if self._writer is not None:
-            from tensorboardX.proto.summary_pb2 import Summary
-
-            for row in new:
-                values = [Summary.Value(tag=f"train/{name}", simple_value=value) for name, value in row.items()
-                          if name not in ("update", "env_steps") and value is not None]
-                self._writer.add_summary(Summary(value=values), global_step=row["env_steps"])
+        if self._tensorboard is not None:
+            self._tensorboard.append(new)
         self.rows.extend(new)
         return new
 
     def flush(self) -> None:
         """Put everything logged so far on disk (done before each checkpoint, which a resume goes back to)."""
         self._file.flush()
-        if self._writer is not None:
-            self._writer.flush()
+        if self._tensorboard is not None:
+            self._tensorboard.flush()
 
     def close(self) -> None:
         self._file.close()
-        if self._writer is not None:
-            self._writer.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()

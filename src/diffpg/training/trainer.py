@@ -198,11 +198,16 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     def act(state: TrainState, obs):
         return policy.mode(state.params, normalizer.normalize(state.obs_stats, obs))
 
-    options = {"xla_backend_optimization_level": 0} if cfg.fast_compile else None
+    options = compiler_options(cfg)
     return Trainer(config=cfg, env=env, policy=policy, critic_net=critic_net,
                    init=jax.jit(init, compiler_options=options),
                    run=jax.jit(run, static_argnums=1, compiler_options=options),
                    initial_state=init, update=update, act=act)
+
+
+def compiler_options(config: TrainConfig) -> dict | None:
+    """The XLA options ``init`` and ``run`` are compiled with: ``fast_compile`` trades run time for compile time."""
+    return {"xla_backend_optimization_level": 0} if config.fast_compile else None
 
 
 def make_train(config: TrainConfig, env=None) -> Callable[[jax.Array], tuple[TrainState, dict]]:

@@ -1,0 +1,110 @@
+"""The reporter: a process beside ``diffpg train`` that turns its ``metrics.jsonl`` into TensorBoard events and ``curve.png``.
+
+The training process writes one row per update to ``metrics.jsonl`` and
+nothing else about its metrics. The reporter is started before the trainer
+imports jax and runs at a lower priority on the other core: it imports
+matplotlib and tensorboardX and draws a throwaway figure (fonts, text
+layout), about a second of Python, then follows the file, writing a
+TensorBoard event per row as the rows come. The trainer waits for none of
+that, only for the final curve (about 0.15 s). ``Reporter`` is the
+trainer's side.
+
+Requests, one JSON line each on stdin:
+
+- ``{"run_dir": PATH, "resume_at": N or null, "kept": K}``, first, once the
+  trainer has cut ``metrics.jsonl`` back to its checkpoint ``resume_at``:
+  the file's first K rows are the ones kept from before it;
+- ``{"rows": N}``: the file now has N rows; send their TensorBoard events;
+- ``{"plot": TITLE}``: draw ``curve.png`` from all rows.
+
+End of input (the trainer finished, failed or was killed) closes the event
+file and ends the process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def serve(plot: bool, tensorboard: bool) -> None:
+    if hasattr(os, "nice"):
+        os.nice(10)  # it has the whole run for its work: the trainer comes first on a shared core
+    from ..report.curves import learning_curve
+    from ..report.tensorboard import TensorBoardLog, tensorboardx
+
+    if plot:
+        warm_up = [{"env_steps": 0, "return": -1e3, "episode_return": -1e3, "grad_norm": 1.0},
+                   {"env_steps": 1e4, "return": 0.0, "episode_return": 0.0, "grad_norm": 1e3}]
+        learning_curve(warm_up, os.devnull)  # fonts, text layout, the log axis's mathtext labels
+    if tensorboard:
+        tensorboardx()
+    rows, events, source = [], None, None
+    for line in sys.stdin:
+        request = json.loads(line)
+        if "run_dir" in request:
+            run_dir = Path(request["run_dir"])
+            source = open(run_dir / METRICS_FILE)
+            rows = [json.loads(source.readline()) for _ in range(request["kept"])]
+            if tensorboard:
+                resume_at = request["resume_at"]
+                events = TensorBoardLog(run_dir, None if resume_at is None else rows, resume_at or 0)
+        elif "rows" in request:
+            new = []
+            while len(rows) + len(new) < request["rows"]:
+                new.append(json.loads(source.readline()))
+            rows += new
+            if events is not None:
+                events.append(new)
+        elif "plot" in request:
+            learning_curve(rows, run_dir / "curve.png", request["plot"])
+    if events is not None:
+        events.close()
+    sys.stdout.flush()
+    os._exit(0)  # the files are closed; tearing down matplotlib would only keep the trainer waiting
+
+
+class Reporter:
+    """The trainer's side: starts ``serve`` in a new process and sends it the requests."""
+
+    def __init__(self, plot: bool, tensorboard: bool):
+        self.plot = plot
+        code = f"from diffpg.cli.reporter import serve; serve(plot={plot}, tensorboard={tensorboard})"
+        self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def _send(self, request: dict) -> None:
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:  # the reporter failed; finish() reports why
+            pass
+
+    def start(self, run_dir: Path, resume_at: int | None, kept: int) -> None:
+        self._send({"run_dir": str(run_dir), "resume_at": resume_at, "kept": kept})
+
+    def rows(self, count: int) -> None:
+        self._send({"rows": count})
+
+    def finish(self, title: str) -> None:
+        """Draw the curve (if plotting), close the event file and wait for both."""
+        if self.plot:
+            self._send({"plot": title})
+        _, errors = self.process.communicate(timeout=120)
+        if self.process.returncode:
+            last = errors.strip().splitlines()[-1] if errors.strip() else f"exit status {self.process.returncode}"
+            raise RuntimeError(f"the reporter (TensorBoard events, curve.png) failed: {last}")
+
+    def close(self) -> None:
+        """If training failed before the end: let the reporter close the event file and end, or end it."""
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
