@@ -20,7 +20,7 @@ from jax.scipy.stats import norm
 import diffpg
 from diffpg import estimators
 from diffpg.errors import ConfigError, ProtocolError
-from diffpg.estimators.combine import bias_aware_weight, bias_lower_bound, mixing_weight, moments
+from diffpg.estimators.combine import bias_aware_weight, bias_lower_bound, mixing_weight, moments, shrunk_covariance
 from diffpg.oracles import lqr as lqr_oracle
 from diffpg.envs import OneStep
 from diffpg.policies import GaussianMean, LinearGaussian
@@ -94,17 +94,27 @@ def weight_of_shifted_groups(shift_in_standard_errors):
     x = jax.random.normal(kx, (groups, 1)) / np.sqrt(per_group)
     offset = shift_in_standard_errors * np.sqrt(10.0 / (groups * per_group))
     y = offset + 3.0 * jax.random.normal(ky, (groups, 1)) / np.sqrt(per_group)
-    return (float(bias_aware_weight(x, y, per_group, 0.999)), float(mixing_weight(*moments(x, y, per_group))),
+    var_x, var_y, cov = moments(x, y, per_group)
+    variance_optimal = mixing_weight(var_x, var_y, shrunk_covariance(var_x, var_y, cov, groups))
+    return (float(bias_aware_weight(x, y, per_group, 0.999)), float(variance_optimal),
             float(bias_lower_bound(x - y, per_group, 0.999)))
 
 
 def test_a_difference_of_a_few_standard_errors_leaves_the_variance_minimizing_weight():
     """At 3 standard errors (the size of a heavy-tailed Ȳ's chance excursion), the difference is inside the radius
-    r = (1 + √(2 log 1000)) ≈ 4.7 standard errors in one dimension, so ℓ = 0 and the weight is α* exactly,
-    where the plug-in bias ‖D̄‖² − σ²_D/N would have cut X's weight about tenfold."""
+    r = (1 + √(2 log 1000)) ≈ 4.7 standard errors in one dimension, so ℓ = 0 and the weight is α* exactly
+    (with the shrunk covariance), where the plug-in bias ‖D̄‖² − σ²_D/N would have cut X's weight about tenfold."""
     alpha, variance_optimal, lower = weight_of_shifted_groups(3.0)
     assert lower == 0.0 and alpha == pytest.approx(variance_optimal, rel=1e-6), (alpha, variance_optimal)
     assert variance_optimal > 0.8  # X has a ninth of Y's variance: most of the weight
+
+
+def test_covariance_shrinks_to_zero_within_its_noise_and_stays_when_clear():
+    """ρ̂ = 0.2 from 16 groups is below one standard error (1/√15 ≈ 0.26): taken as 0. ρ̂ = 0.8 is three: kept
+    as σ_XY (1 − 1/(15 · 0.64)) ≈ 0.90 σ_XY. Exact arithmetic, so the tolerance is float32 rounding."""
+    assert float(shrunk_covariance(1.0, 4.0, 0.2 * 2.0, 16)) == 0.0
+    assert float(shrunk_covariance(1.0, 4.0, 0.8 * 2.0, 16)) == pytest.approx(1.6 * (1 - 1 / (15 * 0.64)), rel=1e-6)
+    assert float(shrunk_covariance(1.0, 4.0, -0.8 * 2.0, 16)) == pytest.approx(-1.6 * (1 - 1 / (15 * 0.64)), rel=1e-6)
 
 
 def test_a_bias_the_batch_confirms_takes_the_weight_from_x():

@@ -46,7 +46,11 @@ A_k − B_k (``combine.sign_flip_pvalue``), exact in any dimension at level
    α* = (σ²_Y − σ_XY) / (σ²_X + σ²_Y − 2σ_XY) (``combine.mixing_weight``;
    inverse-variance weighting when X and Y are uncorrelated); beyond it α
    falls as 1 / (N ℓ²), to 0 for a confidently wrong X such as the zero
-   pathwise gradient of a step.
+   pathwise gradient of a step. σ_XY is shrunk toward 0 by its noise
+   (``combine.shrunk_covariance``): where Y is hundreds of times noisier
+   than X, the covariance's noise would otherwise scatter a weight that
+   belongs near 1 by about (σ_X/σ_Y)/√(G−1), at a cost of that squared
+   times σ²_Y.
 3. Report: the sign-flip test of X against Y gives ``bias_pvalue`` and
    ``biased`` (p < δ). It is the more powerful detector (it uses the
    direction of every group's difference, not only the norm of their mean),
