@@ -43,6 +43,17 @@ def test_salt_and_shapes_name_different_programs(cache):
     assert len(list(cache.iterdir())) == 3
 
 
+def test_only_the_most_recently_used_stored_programs_are_kept(cache, monkeypatch):
+    monkeypatch.setattr(compile_cache, "MAX_STORED", 3)
+    args = (jnp.arange(6.0), jax.random.key(0))
+    for salt in "abcd":
+        compile_cache.stored("noisy_sum", noisy_sum, args, salt=salt)
+    compile_cache.stored("noisy_sum", noisy_sum, args, salt="b")  # used again: now the most recent
+    compile_cache.stored("noisy_sum", noisy_sum, args, salt="e")
+    kept = {compile_cache._digest("noisy_sum", args, salt) for salt in "bde"}
+    assert {path.stem.split("-")[1] for path in cache.iterdir()} == kept
+
+
 def test_a_corrupt_stored_program_is_traced_again(cache, bits):
     args = (jnp.arange(6.0), jax.random.key(3))
     compile_cache.stored("noisy_sum", noisy_sum, args)

@@ -16,6 +16,11 @@ training config). A later run deserializes it (milliseconds), and XLA then
 finds its compiled form in the persistent cache. The stored program is the
 same StableHLO that tracing would give, so the results are bit for bit those
 of ``jax.jit(fn)``.
+
+The stored programs are cut back to the ``MAX_STORED`` most recently used
+(every edit of diffpg's sources makes new ones). XLA's cache is left to grow:
+JAX's own size limit (``jax_compilation_cache_max_size``) fails to write
+into a directory that it did not create (no access-time files there).
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+MAX_STORED = 64
+"""Stored programs kept; the least recently used go first (each is 30 to 80 KB for training)."""
 _TRACING_LIBRARIES = ("jax", "jaxlib", "numpy", "flax", "optax", "numpyro")
 _JAX_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_default_prng_impl",
                  "jax_threefry_partitionable", "jax_numpy_rank_promotion")
@@ -83,6 +90,7 @@ def stored(name: str, fn: Callable, args: tuple, *, salt: str = "", compiler_opt
     path = cache_dir().parent / "exported" / f"{name}-{_digest(name, args, salt)}.bin"
     try:
         program = export.deserialize(bytearray(path.read_bytes()))
+        os.utime(path)  # recently used: kept by _prune
     except Exception:  # missing, truncated or from another version: trace it (again)
         program = export.export(jax.jit(fn))(*args)
         try:  # write, then rename: a reader never sees half a file
@@ -91,6 +99,14 @@ def stored(name: str, fn: Callable, args: tuple, *, salt: str = "", compiler_opt
             with os.fdopen(fd, "wb") as f:
                 f.write(program.serialize())
             os.replace(tmp, path)
+            _prune(path.parent, MAX_STORED)
         except OSError:  # a read-only cache only costs the next run the trace
             pass
     return jax.jit(program.call, compiler_options=compiler_options).lower(*args).compile()
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used stored programs in ``folder``."""
+    files = sorted(folder.glob("*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in files[keep:]:
+        stale.unlink(missing_ok=True)
