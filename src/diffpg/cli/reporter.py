@@ -26,9 +26,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-METRICS_FILE = "metrics.jsonl"
+METRICS_FILE = "metrics.jsonl"  # as training.metrics_log.METRICS_FILE, whose package would import jax here
 
 
 def serve(plot: bool, tensorboard: bool) -> None:
@@ -74,8 +75,9 @@ class Reporter:
     def __init__(self, plot: bool, tensorboard: bool):
         self.plot = plot
         code = f"from diffpg.cli.reporter import serve; serve(plot={plot}, tensorboard={tensorboard})"
+        self.errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe that could fill up and block it
         self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                        stdout=subprocess.DEVNULL, stderr=self.errors, text=True)
 
     def _send(self, request: dict) -> None:
         try:
@@ -94,9 +96,11 @@ class Reporter:
         """Draw the curve (if plotting), close the event file and wait for both."""
         if self.plot:
             self._send({"plot": title})
-        _, errors = self.process.communicate(timeout=120)
+        self.process.communicate(timeout=120)
         if self.process.returncode:
-            last = errors.strip().splitlines()[-1] if errors.strip() else f"exit status {self.process.returncode}"
+            self.errors.seek(0)
+            lines = self.errors.read().strip().splitlines()
+            last = lines[-1] if lines else f"exit status {self.process.returncode}"
             raise RuntimeError(f"the reporter (TensorBoard events, curve.png) failed: {last}")
 
     def close(self) -> None:
@@ -108,3 +112,4 @@ class Reporter:
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
                 self.process.wait()
+        self.errors.close()
