@@ -185,7 +185,9 @@ def test_tensorboard_events_hold_the_metrics(run_dir):
 
 
 def test_resumed_logs_replace_what_came_after_the_checkpoint(tmp_path):
-    """A run killed at update 10 with its checkpoint at 6: its logs after 6 are replaced, not duplicated."""
+    """A run killed at update 10 with its checkpoint at 6: its logs after 6 are replaced, not duplicated.
+    TensorBoard events are written from the rows as diffpg train's reporter writes them."""
+    from diffpg.report.tensorboard import TensorBoardLog
     from diffpg.training.metrics_log import MetricsLog
 
     def chunk(first, last, offset):
@@ -193,13 +195,16 @@ def test_resumed_logs_replace_what_came_after_the_checkpoint(tmp_path):
         return {"update": updates, "env_steps": 8 * updates, "return": updates + offset,
                 "grad_norm": np.where(updates == 3, np.nan, 1.0)}
 
-    killed = MetricsLog(tmp_path)
-    killed.append(chunk(1, 10, 0.0), 0.0, 1.0)
+    killed, killed_events = MetricsLog(tmp_path), TensorBoardLog(tmp_path)
+    killed_events.append(killed.append(chunk(1, 10, 0.0), 0.0, 1.0))
     killed.close()
+    killed_events.close()
     resumed = MetricsLog(tmp_path, resume_at=6)
     assert [r["update"] for r in resumed.rows] == [1, 2, 3, 4, 5, 6]
-    resumed.append(chunk(7, 10, 0.5), 0.0, 1.0)
+    resumed_events = TensorBoardLog(tmp_path, resumed.rows, resume_at=6)
+    resumed_events.append(resumed.append(chunk(7, 10, 0.5), 0.0, 1.0))
     resumed.close()
+    resumed_events.close()
     rows = rows_of(tmp_path)
     assert [r["update"] for r in rows] == list(range(1, 11))
     assert [r["return"] for r in rows] == [1, 2, 3, 4, 5, 6, 7.5, 8.5, 9.5, 10.5]

@@ -24,6 +24,7 @@ into a directory that it did not create (no access-time files there).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -52,6 +53,7 @@ def enable() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+@functools.cache
 def _source_digest() -> bytes:
     """SHA-256 of every Python file of the diffpg package, so that an edited diffpg never reuses a stale trace."""
     package = Path(__file__).resolve().parents[1]

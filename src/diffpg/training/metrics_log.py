@@ -11,14 +11,12 @@ wall time evenly), ``skipped`` the updates skipped so far for a non-finite
 gradient; every other metric the trainer logs is there too. A value that is
 not finite is written as ``null``, so every line is strict JSON.
 
-With ``tensorboard=True`` the rows also go to TensorBoard
-(``report.tensorboard``); ``diffpg train`` instead has its reporter process
-write them there from the file (``cli.reporter``).
+TensorBoard events are written from these rows by ``diffpg train``'s
+reporter process (``cli.reporter``, ``report.tensorboard``).
 
 A resumed run first cuts the log back to its checkpoint: rows after it are
-dropped from ``metrics.jsonl`` (the file is rewritten), and TensorBoard gets
-a purge marker (``report.tensorboard``), so the updates done again are shown
-once.
+dropped from ``metrics.jsonl`` (the file is rewritten), so the updates done
+again are logged once.
 """
 from __future__ import annotations
 
@@ -64,13 +62,13 @@ def truncate_rows(run_dir: str | os.PathLike, last_update: int) -> list[dict]:
 
 
 class MetricsLog:
-    """Appends rows to ``metrics.jsonl`` (and, with ``tensorboard``, to TensorBoard); ``close()`` flushes them.
+    """Appends rows to ``metrics.jsonl``; ``close()`` closes the file.
 
     ``resume_at`` is the update of the checkpoint a resumed run starts from
     (None for a fresh run): rows past it are dropped first.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, resume_at: int | None = None, tensorboard: bool = True):
+    def __init__(self, run_dir: str | os.PathLike, resume_at: int | None = None):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / METRICS_FILE
         self.rows = truncate_rows(self.run_dir, resume_at) if resume_at is not None else []
@@ -78,11 +76,6 @@ class MetricsLog:
             self.path.write_text("")
         self.wall_offset = self.rows[-1]["wall_s"] if self.rows else 0.0
         self._file = open(self.path, "a")
-        self._tensorboard = None
-        if tensorboard:
-            from ..report.tensorboard import TensorBoardLog
-
-            self._tensorboard = TensorBoardLog(self.run_dir, None if resume_at is None else self.rows, resume_at or 0)
 
     def append(self, metrics: dict, wall_start: float, wall_end: float) -> list[dict]:
         """Log one chunk: ``metrics`` maps names to arrays with a leading axis of updates.
@@ -100,18 +93,8 @@ class MetricsLog:
             new.append(row)
         self._file.writelines(json.dumps(row) + "\n" for row in new)
         self._file.flush()
-        if self._tensorboard is not None:
-            self._tensorboard.append(new)
         self.rows.extend(new)
         return new
 
-    def flush(self) -> None:
-        """Put everything logged so far on disk (done before each checkpoint, which a resume goes back to)."""
-        self._file.flush()
-        if self._tensorboard is not None:
-            self._tensorboard.flush()
-
     def close(self) -> None:
         self._file.close()
-        if self._tensorboard is not None:
-            self._tensorboard.close()
