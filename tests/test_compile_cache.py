@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import pytest
 
 from diffpg.cli import compile_cache
-from diffpg.cli.train import _programs
+from diffpg.cli.train import _Programs
 from diffpg.training import defaults, make_trainer
+from diffpg.training.checkpoint import from_dicts, read_config, restore_latest
 
 
 @pytest.fixture
@@ -69,9 +73,46 @@ def test_stored_training_programs_give_the_trainers_bits(cache, bits):
                                  critic_epochs=2, num_updates=6)
     trainer = make_trainer(config)
     key = jax.random.key(1)
-    init, run = _programs(trainer, key, 3, stored=True)  # chunks of 3 updates load in a second thread
-    state, metrics = run(*run(init(key), 3)[:1], 2)
     reference, reference_metrics = trainer.run(*trainer.run(trainer.init(key), 3)[:1], 2)
-    assert bits(state) == bits(reference)
-    assert bits(metrics) == bits(reference_metrics)
+    for _ in range(2):  # traced and stored, then loaded without the trainer
+        programs = _Programs(config, key, 3, stored=True)  # chunks of 3 updates load in a second thread
+        state, metrics = programs.run(*programs.run(programs.init(key), 3)[:1], 2)
+        assert bits(from_dicts(state, reference)) == bits(reference)
+        assert bits(metrics) == bits(reference_metrics)
+    assert programs._trainer is None
     assert sorted(path.name.split("-")[0] for path in cache.iterdir()) == ["init", "run2", "run3"]
+
+
+def test_a_resumed_state_runs_in_the_stored_program(cache, bits):
+    """A TrainState restored from a checkpoint goes into the stored program as it is."""
+    config = dataclasses.replace(defaults("pendulum", "apg"), num_envs=2, window=4, hidden=(8,), num_updates=4)
+    trainer = make_trainer(config)
+    key = jax.random.key(2)
+    middle = trainer.run(trainer.init(key), 2)[0]
+    state, _ = _Programs(config, key, 2, stored=True).run(middle, 2)
+    assert bits(from_dicts(state, middle)) == bits(trainer.run(middle, 2)[0])
+
+
+def test_a_later_run_of_the_command_needs_no_trainer(tmp_path, bits):
+    """The second identical ``diffpg train`` loads its stored programs: it imports neither the trainer nor
+    flax, optax or numpyro, and ends with the same bits as the first."""
+    script = ("import sys; from diffpg.cli.main import main; status = main(sys.argv[1:]); "
+              "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('flax', 'optax', 'numpyro'))}"
+              " | ({'trainer'} if 'diffpg.training.trainer' in sys.modules else set()))); sys.exit(status)")
+    args = ["train", "--env", "pendulum", "--algo", "apg", "--updates", "4", "--set", "num_envs=2", "window=4",
+            "hidden=[8]", "--no-plot", "--no-tensorboard"]
+    environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    imported = []
+    for name in ("first", "later"):
+        result = subprocess.run([sys.executable, "-c", script, *args, "--out", str(tmp_path / name)],
+                                capture_output=True, text=True, timeout=300, env=environment)
+        assert result.returncode == 0, result.stderr
+        imported.append(result.stdout.strip().splitlines()[-1])
+    assert imported == ["['flax', 'numpyro', 'optax', 'trainer']", "[]"]
+    first, later = (final_state(tmp_path / name) for name in ("first", "later"))
+    assert bits(first) == bits(later)
+
+
+def final_state(run_dir):
+    trainer = make_trainer(read_config(run_dir))
+    return restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)))[1]

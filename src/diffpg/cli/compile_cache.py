@@ -76,15 +76,15 @@ def _digest(name: str, args, salt: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def stored(name: str, fn: Callable, args: tuple, *, salt: str = "", compiler_options=None) -> Callable:
-    """``jax.jit(fn, compiler_options=...)`` compiled for ``args``, traced at most once per machine.
+def exported(name: str, args: tuple, trace: Callable[[], Callable], *, salt: str = ""):
+    """The ``jax.export.Exported`` stored for ``name`` at ``args``, or ``trace()``'s function exported and stored.
 
-    ``fn`` takes ``args`` (arrays, or ``jax.ShapeDtypeStruct`` for their shapes)
-    and returns arrays in tuples, lists and dicts (what ``jax.export`` can store;
-    flatten other trees with ``jax.tree.leaves``). ``salt`` must name whatever
-    else ``fn`` closes over that changes its trace (a config, a chunk length).
-    An unreadable stored file is exported again. Returns the compiled program,
-    which takes arrays of exactly those shapes.
+    ``trace()`` is called only when nothing is stored (so a caller can leave
+    its heavy imports to it). The function it returns takes ``args`` (arrays,
+    or ``jax.ShapeDtypeStruct`` for their shapes) and returns arrays in tuples,
+    lists and dicts (what ``jax.export`` can store). ``salt`` must name
+    whatever else the function closes over that changes its trace (a config, a
+    chunk length). An unreadable stored file is exported again.
     """
     import jax
     from jax import export
@@ -93,18 +93,40 @@ def stored(name: str, fn: Callable, args: tuple, *, salt: str = "", compiler_opt
     try:
         program = export.deserialize(bytearray(path.read_bytes()))
         os.utime(path)  # recently used: kept by _prune
+        return program
     except Exception:  # missing, truncated or from another version: trace it (again)
-        program = export.export(jax.jit(fn))(*args)
-        try:  # write, then rename: a reader never sees half a file
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=path.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(program.serialize())
-            os.replace(tmp, path)
-            _prune(path.parent, MAX_STORED)
-        except OSError:  # a read-only cache only costs the next run the trace
-            pass
+        pass
+    program = export.export(jax.jit(trace()))(*args)
+    try:  # write, then rename: a reader never sees half a file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(program.serialize())
+        os.replace(tmp, path)
+        _prune(path.parent, MAX_STORED)
+    except OSError:  # a read-only cache only costs the next run the trace
+        pass
+    return program
+
+
+def compiled(program, args: tuple, compiler_options=None) -> Callable:
+    """An exported ``program`` compiled for ``args`` (found in XLA's persistent cache when enabled)."""
+    import jax
+
     return jax.jit(program.call, compiler_options=compiler_options).lower(*args).compile()
+
+
+def result_shape(program):
+    """What an exported ``program`` returns, as a tree of ``jax.ShapeDtypeStruct``."""
+    import jax
+
+    return jax.tree.unflatten(program.out_tree, [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in program.out_avals])
+
+
+def stored(name: str, fn: Callable, args: tuple, *, salt: str = "", compiler_options=None) -> Callable:
+    """``jax.jit(fn, compiler_options=...)`` compiled for ``args``, traced at most once per machine
+    (``exported``, then ``compiled``); it takes arrays of exactly those shapes."""
+    return compiled(exported(name, args, lambda: fn, salt=salt), args, compiler_options)
 
 
 def _prune(folder: Path, keep: int) -> None:

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -156,14 +157,13 @@ def plan(config: Config) -> Plan:
 
 
 def training_config(config: Config, overrides: dict):
-    """The TrainConfig of a new run: the defaults of (env, algo), then --updates and --set."""
-    from ..envs import registered
-    from ..errors import UnknownEnvError
-    from ..training import ALGOS, TrainConfig, config_from_dict, defaults
+    """The TrainConfig of a new run: the defaults of (env, algo), then --updates and --set.
+
+    The environment's name is checked where the trainer is built (``_Programs.trainer``): a run whose
+    programs are stored never needs the environments' module."""
+    from ..training.config import ALGOS, TrainConfig, config_from_dict, defaults
 
     env, algo = config.env or "pendulum", config.algo or "shac"
-    if env not in registered():
-        raise UnknownEnvError(f"unknown environment {env!r}; choose one of {', '.join(registered())}")
     if algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -280,18 +280,17 @@ def _train(config: Config, decided: Plan, timings: Timings) -> int:
 
 
 def _train_with(config: Config, decided: Plan, timings: Timings, reporter: Reporter | None) -> int:
-    timings.phase("import jax and the trainer")
+    timings.phase("import jax")
     import jax
     import numpy as np
     from rich.console import Console
 
-    from ..training import make_trainer
     from ..training.checkpoint import Checkpoints, read_config, write_config
 
     if config.compile_cache:
         compile_cache.enable()
 
-    timings.phase("config and trainer")
+    timings.phase("config")
     run_dir = decided.run_dir
     if decided.resume:
         train_config = read_config(run_dir)
@@ -306,12 +305,11 @@ def _train_with(config: Config, decided: Plan, timings: Timings, reporter: Repor
         train_config = training_config(config, decided.overrides)
         seed, keep = config.seed or 0, config.keep
         log_every, checkpoint_every = cadence(train_config.num_updates, config.log_every, config.checkpoint_every)
-    trainer = make_trainer(train_config)
     key = jax.random.key(seed)
-    timings.phase("compile or load init (the chunk's program loads alongside)")
-    init, run_chunk = _programs(trainer, key, log_every, stored=config.compile_cache)
+    timings.phase("load or compile the programs (init; the chunk's alongside)")
+    programs = _Programs(train_config, key, log_every, stored=config.compile_cache)
 
-    timings.phase("config and trainer")
+    timings.phase("config")
     if not decided.resume:
         if config.overwrite:
             for entry in run_dir.iterdir():
@@ -328,10 +326,10 @@ def _train_with(config: Config, decided: Plan, timings: Timings, reporter: Repor
         checkpoints = Checkpoints(run_dir, keep=keep)
         resumed_at = checkpoints.latest()
     if resumed_at is not None:
-        state = checkpoints.restore(jax.eval_shape(trainer.init, key), resumed_at)
+        state = checkpoints.restore(programs.template(), resumed_at)
     else:
         timings.phase("run init")
-        state = init(key)
+        state = programs.init(key)
 
     timings.phase("logs: metrics.jsonl")
     from ..training.metrics_log import MetricsLog
@@ -353,7 +351,7 @@ def _train_with(config: Config, decided: Plan, timings: Timings, reporter: Repor
             timings.phase("first chunk (waits for its program)")
             ends = _chunk_ends(update, total, log_every, checkpoint_every)
             t1 = 0.0
-            for update, state, metrics, t0 in _one_ahead(run_chunk, state, update, ends, clock):
+            for update, state, metrics, t0 in _one_ahead(programs.run, state, update, ends, clock):
                 metrics = jax.device_get(metrics)
                 t0, t1 = max(t0, t1), clock()  # a chunk runs from its dispatch or the previous one's end
                 if first:  # orbax loads while the next chunks run, not while the programs load
@@ -427,50 +425,100 @@ def _one_ahead(run_chunk, state, update: int, ends: list[int], clock):
         yield pending
 
 
-def _programs(trainer, key, chunk: int, *, stored: bool):
-    """``(init(key), run(state, n))``: the trainer's own, or with ``stored`` the same programs kept by
-    ``compile_cache.stored``, so that a later run on this machine neither traces nor compiles them.
+def _own_env(name: str) -> bool:
+    """Whether ``name`` surely means diffpg's built-in environment of that name, whose code the digest of a
+    stored program covers. Until ``diffpg.envs`` is imported nothing can have been registered in this
+    process, and only built-in names have stored programs; after, the registry says."""
+    registry = sys.modules.get("diffpg.envs.registry")
+    return registry is None or registry.is_built_in(name)
 
-    Stored programs take and return the state's leaves (``jax.export`` keeps no custom trees); the
-    tree comes from ``eval_shape``. The program for chunks of ``chunk`` updates is loaded (or traced
-    and compiled) in a second thread while this one does init: XLA releases the GIL, so on two cores
-    the two overlap. An environment from outside diffpg is not in the digest of sources that names a
-    stored program, so its trainer always traces.
+
+class _Programs:
+    """``init(key)`` and ``run(state, n)`` of a training config: the trainer's own, or with ``stored`` the
+    same programs kept by ``compile_cache``, so that a later run on this machine neither imports the
+    trainer (flax, numpyro, optax: about 0.6 s) nor traces nor compiles.
+
+    Stored programs take and return the state as nested dicts (``checkpoint.as_dicts``): ``jax.export``
+    keeps no custom classes, and checkpoints take that form as it is. Its shapes come from the stored
+    init. The program for chunks of ``chunk`` updates is loaded (or traced and compiled) in a second
+    thread while this one compiles init: XLA releases the GIL, so on two cores the two overlap. The
+    trainer is built only when something must be traced, for a resumed run's template, or without
+    ``stored``; an environment from outside diffpg always goes that way.
     """
-    import jax
 
-    from ..training.trainer import compiler_options
+    def __init__(self, config, key, chunk: int, *, stored: bool):
+        from ..training.config import compiler_options
 
-    if not stored or not type(trainer.env).__module__.startswith("diffpg."):
-        return trainer.init, trainer.run
-    shape = jax.eval_shape(trainer.init, key)
-    treedef = jax.tree.structure(shape)
-    salt = json.dumps(dataclasses.asdict(trainer.config), sort_keys=True) + repr(trainer.env)
-    options = compiler_options(trainer.config)
+        self.config, self.key = config, key
+        self._trainer, self._lock, self._compiled = None, threading.Lock(), {}
+        self.stored = stored and _own_env(config.env)
+        if not self.stored:
+            self._build()  # now: an unknown environment is reported before the run writes any file
+            return
+        from ..training.checkpoint import as_dicts
 
-    def program(n: int):
-        def updates(leaves):
-            state = jax.tree.unflatten(treedef, leaves)
-            state, metrics = jax.lax.scan(lambda s, _: trainer.update(s), state, None, length=n)
-            return jax.tree.leaves(state), metrics
+        self._salt = json.dumps(dataclasses.asdict(config), sort_keys=True)
+        self._options = compiler_options(config)
+        init = compile_cache.exported("init", (key,), lambda: lambda k: as_dicts(self.trainer.initial_state(k)),
+                                      salt=self._salt)
+        self._shape = compile_cache.result_shape(init)
+        loading = concurrent.futures.ThreadPoolExecutor(1)
+        self._preloaded = {chunk: loading.submit(self._program, chunk)}
+        loading.shutdown(wait=False)
+        self._init = compile_cache.compiled(init, (key,), self._options)
 
-        return compile_cache.stored(f"run{n}", updates, (jax.tree.leaves(shape),), salt=salt,
-                                    compiler_options=options)
+    @property
+    def trainer(self):
+        return self._build()
 
-    loading = concurrent.futures.ThreadPoolExecutor(1)
-    preloaded = loading.submit(program, chunk)
-    loading.shutdown(wait=False)
-    init = compile_cache.stored("init", lambda k: jax.tree.leaves(trainer.initial_state(k)), (key,), salt=salt,
-                                compiler_options=options)
-    compiled = {}
+    def _build(self):
+        with self._lock:  # the loading thread may need it too
+            if self._trainer is None:
+                from ..envs import registered
+                from ..errors import UnknownEnvError
+                from ..training.trainer import make_trainer
 
-    def run(state, n: int):
-        if n not in compiled:
-            compiled[n] = preloaded.result() if n == chunk else program(n)
-        leaves, metrics = compiled[n](jax.tree.leaves(state))
-        return jax.tree.unflatten(treedef, leaves), metrics
+                if self.config.env not in registered():
+                    raise UnknownEnvError(f"unknown environment {self.config.env!r}; "
+                                          f"choose one of {', '.join(registered())}")
+                self._trainer = make_trainer(self.config)
+            return self._trainer
 
-    return lambda k: jax.tree.unflatten(treedef, init(k)), run
+    def template(self):
+        """The shapes of the state, as a TrainState of ``jax.ShapeDtypeStruct`` (to restore a checkpoint)."""
+        import jax
+
+        return jax.eval_shape(self.trainer.init, self.key)
+
+    def _program(self, n: int):
+        import jax
+
+        from ..training.checkpoint import as_dicts, from_dicts
+
+        def trace():
+            trainer, template = self.trainer, self.template()
+
+            def updates(state):
+                state, metrics = jax.lax.scan(lambda s, _: trainer.update(s), from_dicts(state, template), None,
+                                              length=n)
+                return as_dicts(state), metrics
+
+            return updates
+
+        program = compile_cache.exported(f"run{n}", (self._shape,), trace, salt=self._salt)
+        return compile_cache.compiled(program, (self._shape,), self._options)
+
+    def init(self, key):
+        return self._init(key) if self.stored else self.trainer.init(key)
+
+    def run(self, state, n: int):
+        if not self.stored:
+            return self.trainer.run(state, n)
+        if n not in self._compiled:
+            self._compiled[n] = self._preloaded.pop(n).result() if n in self._preloaded else self._program(n)
+        from ..training.checkpoint import as_dicts
+
+        return self._compiled[n](as_dicts(state))
 
 
 def _fmt(value) -> str:

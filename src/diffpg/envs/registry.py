@@ -29,6 +29,11 @@ def registered() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def is_built_in(name: str) -> bool:
+    """Whether ``name`` is registered as diffpg's own environment of that name (not replaced by another)."""
+    return name in BUILT_IN and _REGISTRY.get(name) is BUILT_IN[name]
+
+
 def make(name: str, **overrides):
     """Build the environment registered as ``name``, with some constants overridden."""
     if name not in _REGISTRY:
@@ -50,10 +55,9 @@ def make(name: str, **overrides):
     return env
 
 
-register("lqr", LQR)
-register("pendulum", Pendulum)
-register("cartpole_swingup", CartPoleSwingUp)
-register("double_pendulum", DoublePendulum)
-register("ball_wall", BallWall)
-register("wind_gust", WindGust)
-register("finite_mdp", FiniteMDP)
+BUILT_IN = {"lqr": LQR, "pendulum": Pendulum, "cartpole_swingup": CartPoleSwingUp, "double_pendulum": DoublePendulum,
+            "ball_wall": BallWall, "wind_gust": WindGust, "finite_mdp": FiniteMDP}
+"""diffpg's own environments, registered under these names when this module is imported."""
+
+for _name, _env_class in BUILT_IN.items():
+    register(_name, _env_class)

@@ -13,10 +13,13 @@ temporary directory that the next ``Checkpoints`` removes. Only the last
 to host memory and written by a background thread while training goes on;
 ``close`` waits for the last write.
 
-Restoring needs a *template* of the state, ``jax.eval_shape(trainer.init, key)``,
-which fixes the tree structure, shapes and dtypes; the restored arrays are
-bit-identical to the saved ones. Typed PRNG keys (``jax.random.key``) are saved
-as their raw ``key_data`` and wrapped again on restore.
+A checkpoint holds the state as nested dicts of arrays named by their fields
+(``as_dicts``): ``params/mean/params/Dense_0/kernel``, ``opt_state/1/0/mu/...``,
+``env_state/theta``. ``save`` takes a TrainState or that form. Restoring needs
+a *template* of the state, ``jax.eval_shape(trainer.init, key)``, which fixes
+the tree structure, shapes and dtypes; the restored arrays are bit-identical
+to the saved ones. Typed PRNG keys (``jax.random.key``) are saved as their raw
+``key_data`` and wrapped again on restore.
 
 A missing run directory, a missing or unreadable ``config.json``, no
 checkpoint, or a checkpoint that does not match the template or cannot be read
@@ -79,14 +82,77 @@ def _is_key(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def _to_storable(tree):
-    """Typed PRNG keys become their raw uint32 data; every other leaf stays as it is."""
+def _step(entry) -> str | int:
+    """One step of a pytree path: a field or dict key (a str), or a position in a sequence (an int)."""
     import jax
 
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+    if isinstance(entry, jax.tree_util.GetAttrKey):
+        return entry.name
+    if isinstance(entry, jax.tree_util.DictKey):
+        return str(entry.key)
+    if isinstance(entry, jax.tree_util.SequenceKey):
+        return entry.idx
+    if isinstance(entry, jax.tree_util.FlattenedIndexKey):
+        return entry.key
+    raise TypeError(f"cannot name the pytree path entry {entry!r}")
 
 
-def _abstract(template):
+def _lists(node):
+    """Nodes whose children are numbered become lists (children come numbered 0, 1, ... in order)."""
+    if not isinstance(node, dict):
+        return node
+    children = {k: _lists(v) for k, v in node.items()}
+    return list(children.values()) if all(isinstance(k, int) for k in children) else children
+
+
+def as_dicts(tree) -> dict:
+    """``tree`` as nested dicts (lists for sequences) of its leaves, named by field, key or position; a None
+    or an empty node (optax's ``EmptyState``) becomes None.
+
+    This is the form of a TrainState in a checkpoint and in ``diffpg train``'s stored programs: it needs
+    no class to rebuild (``jax.export`` and orbax store dicts and lists as they are), and ``from_dicts``
+    gives the state back given a template. It is the tree orbax writes for a TrainState itself, so
+    checkpoints saved either way read back the same. Nested dicts come back as they are.
+    """
+    import jax
+
+    def empty(x):
+        return x is None or (isinstance(x, (tuple, list, dict)) and not x)
+
+    nested: dict = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree, is_leaf=empty)[0]:
+        if not path:
+            raise TypeError("as_dicts needs a tree with named leaves, not a single array")
+        *parents, last = (_step(entry) for entry in path)
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = None if empty(leaf) else leaf
+    return _lists(nested)
+
+
+def from_dicts(nested: dict, template):
+    """The tree shaped like ``template`` whose leaves are those of ``nested`` (``as_dicts`` undone)."""
+    import jax
+
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = []
+    for path, _ in paths:
+        node = nested
+        for entry in path:
+            node = node[_step(entry)]
+        leaves.append(node)
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def _to_storable(tree) -> dict:
+    """``as_dicts(tree)`` with typed PRNG keys as their raw uint32 data."""
+    import jax
+
+    return as_dicts(jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree))
+
+
+def _abstract(template) -> dict:
     """ShapeDtypeStructs of what ``_to_storable(template)`` would give."""
     import jax
 
@@ -95,10 +161,10 @@ def _abstract(template):
             return jax.eval_shape(jax.random.key_data, x)
         return jax.ShapeDtypeStruct(x.shape, x.dtype)
 
-    return jax.tree.map(leaf, template)
+    return as_dicts(jax.tree.map(leaf, template))
 
 
-def _from_storable(stored, template):
+def _from_storable(stored: dict, template):
     import jax
     import jax.numpy as jnp
 
@@ -107,7 +173,7 @@ def _from_storable(stored, template):
             return jax.random.wrap_key_data(x, impl=t.dtype._impl)
         return jnp.asarray(x)
 
-    return jax.tree.map(leaf, stored, template)
+    return jax.tree.map(leaf, from_dicts(stored, template), template)
 
 
 def _collect_quietly() -> None:
@@ -154,7 +220,7 @@ class Checkpoints:
                                   "check that the directory is readable and writable") from None
 
     def save(self, update: int, state) -> None:
-        """Start writing ``state`` as the checkpoint of ``update`` (asynchronously)."""
+        """Start writing ``state`` (a TrainState or its ``as_dicts``) as the checkpoint of ``update`` (asynchronously)."""
         import orbax.checkpoint as ocp
 
         self._manager.save(int(update), args=ocp.args.StandardSave(_to_storable(state)), force=True)

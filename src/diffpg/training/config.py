@@ -204,6 +204,11 @@ def defaults(env: str = "pendulum", algo: str = "shac") -> TrainConfig:
     return check(TrainConfig(env=env, algo=algo, **_DEFAULTS.get((env, algo), _ASCENT if algo == "ascent" else {})))
 
 
+def compiler_options(config: TrainConfig) -> dict | None:
+    """The XLA options the training programs are compiled with: ``fast_compile`` trades run time for compile time."""
+    return {"xla_backend_optimization_level": 0} if config.fast_compile else None
+
+
 def config_from_dict(d: dict) -> TrainConfig:
     """Rebuild a TrainConfig from ``dataclasses.asdict(config)``, also after a JSON round trip."""
     if not isinstance(d, dict):

@@ -51,7 +51,7 @@ from ..errors import ConfigError
 from ..policies import GaussianMLP
 from ..types import as_float
 from . import apg, ascent, normalizer, ppo, reinforce, shac
-from .config import TrainConfig, check
+from .config import TrainConfig, check, compiler_options
 from .critic import value_network
 from .optimizer import make_optimizer
 from .state import Parts, TrainState
@@ -203,11 +203,6 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
                    init=jax.jit(init, compiler_options=options),
                    run=jax.jit(run, static_argnums=1, compiler_options=options),
                    initial_state=init, update=update, act=act)
-
-
-def compiler_options(config: TrainConfig) -> dict | None:
-    """The XLA options ``init`` and ``run`` are compiled with: ``fast_compile`` trades run time for compile time."""
-    return {"xla_backend_optimization_level": 0} if config.fast_compile else None
 
 
 def make_train(config: TrainConfig, env=None) -> Callable[[jax.Array], tuple[TrainState, dict]]:
