@@ -6,8 +6,9 @@ imports jax and runs at a lower priority on the other core: it imports
 matplotlib and tensorboardX and draws a throwaway figure (fonts, text
 layout), about a second of Python, then follows the file, writing a
 TensorBoard event per row as the rows come. The trainer waits for none of
-that, only for the final curve (about 0.15 s). ``Reporter`` is the
-trainer's side.
+that, only for the final curve (about 0.2 s), which it asks for as soon as
+the last rows are written, so that it is drawn while the last checkpoint is
+saved. ``Reporter`` is the trainer's side.
 
 Requests, one JSON line each on stdin:
 
@@ -73,7 +74,7 @@ class Reporter:
     """The trainer's side: starts ``serve`` in a new process and sends it the requests."""
 
     def __init__(self, plot: bool, tensorboard: bool):
-        self.plot = plot
+        self.draws, self.plotted = plot, False
         code = f"from diffpg.cli.reporter import serve; serve(plot={plot}, tensorboard={tensorboard})"
         self.errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe that could fill up and block it
         self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
@@ -92,10 +93,14 @@ class Reporter:
     def rows(self, count: int) -> None:
         self._send({"rows": count})
 
-    def finish(self, title: str) -> None:
-        """Draw the curve (if plotting), close the event file and wait for both."""
-        if self.plot:
+    def plot(self, title: str) -> None:
+        """Ask for curve.png now (if plotting), from the rows sent so far; once per run."""
+        if self.draws and not self.plotted:
             self._send({"plot": title})
+            self.plotted = True
+
+    def finish(self) -> None:
+        """Close the event file and wait for it and for the curve asked for by ``plot``."""
         self.process.communicate(timeout=120)
         if self.process.returncode:
             self.errors.seek(0)

@@ -341,6 +341,7 @@ def _train_with(config: Config, decided: Plan, timings: Timings, reporter: Repor
     total, update = train_config.num_updates, resumed_at or 0
     limit = train_config.max_bad_updates
     stopped, last_saved, first = None, resumed_at, True
+    title = f"{train_config.algo} on {train_config.env} (seed {seed})"
     try:
         with _progress(console, total, update, train_config) as (progress, task):
             session = time.perf_counter()
@@ -361,6 +362,8 @@ def _train_with(config: Config, decided: Plan, timings: Timings, reporter: Repor
                 rows = log.append(metrics, t0, t1)
                 if reporter is not None:
                     reporter.rows(len(log.rows))
+                    if update == total:  # drawn while the last checkpoint is saved
+                        reporter.plot(title)
                 streaks = np.asarray(metrics["bad_streak"])
                 if streaks.max() > limit:
                     stopped = int(np.asarray(metrics["update"])[int(np.argmax(streaks > limit))])
@@ -377,7 +380,8 @@ def _train_with(config: Config, decided: Plan, timings: Timings, reporter: Repor
                 timings.phase("training")
             timings.phase("reporter: last TensorBoard events, curve.png")
             if reporter is not None:
-                reporter.finish(f"{train_config.algo} on {train_config.env} (seed {seed})")
+                reporter.plot(title)
+                reporter.finish()
     finally:
         timings.phase("finish: wait for the last checkpoint, flush logs")
         if checkpoints is not None:

@@ -29,11 +29,10 @@ from pathlib import Path
 METRICS_FILE = "metrics.jsonl"
 
 
-def _plain(value):
-    value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _column(values) -> list:
+    """An array (or a list) of one metric as Python numbers, a non-finite float as None."""
+    values = values.tolist() if hasattr(values, "tolist") else list(values)
+    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
 
 
 def read_rows(run_dir: str | os.PathLike) -> list[dict]:
@@ -83,7 +82,7 @@ class MetricsLog:
         The chunk ran from ``wall_start`` to ``wall_end`` seconds after this
         session started; its updates share that time evenly.
         """
-        columns = {name: [_plain(v) for v in list(values)] for name, values in metrics.items()}
+        columns = {name: _column(values) for name, values in metrics.items()}
         n = len(columns["update"])
         new = []
         for i in range(n):
