@@ -116,3 +116,19 @@ def test_a_later_run_of_the_command_needs_no_trainer(tmp_path, bits):
 def final_state(run_dir):
     trainer = make_trainer(read_config(run_dir))
     return restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)))[1]
+
+
+def test_an_environment_registered_by_the_user_is_never_stored(cache, monkeypatch):
+    """A stored program is named by diffpg's sources, so it may stand only for a built-in environment."""
+    from diffpg.envs import registry
+
+    class MyPendulum(registry.BUILT_IN["pendulum"]):
+        pass
+
+    config = dataclasses.replace(defaults("pendulum", "apg"), num_envs=2, window=4, hidden=(8,), num_updates=2)
+    monkeypatch.setitem(registry._REGISTRY, "pendulum", MyPendulum)
+    programs = _Programs(config, jax.random.key(0), 2, stored=True)
+    assert not programs.stored and isinstance(programs.trainer.env, MyPendulum)
+    monkeypatch.setitem(registry._REGISTRY, "mine", registry.BUILT_IN["pendulum"])
+    assert not _Programs(dataclasses.replace(config, env="mine"), jax.random.key(0), 2, stored=True).stored
+    assert not cache.exists()

@@ -17,7 +17,11 @@ from .lqr import LQR
 from .pendulum import Pendulum
 from .wind_gust import WindGust
 
-_REGISTRY: dict[str, Callable] = {}
+BUILT_IN = {"lqr": LQR, "pendulum": Pendulum, "cartpole_swingup": CartPoleSwingUp, "double_pendulum": DoublePendulum,
+            "ball_wall": BallWall, "wind_gust": WindGust, "finite_mdp": FiniteMDP}
+"""diffpg's own environments, registered under these names from the start."""
+
+_REGISTRY: dict[str, Callable] = dict(BUILT_IN)
 
 
 def register(name: str, env_class) -> None:
@@ -53,11 +57,3 @@ def make(name: str, **overrides):
     if hasattr(env, "validate"):
         env.validate()
     return env
-
-
-BUILT_IN = {"lqr": LQR, "pendulum": Pendulum, "cartpole_swingup": CartPoleSwingUp, "double_pendulum": DoublePendulum,
-            "ball_wall": BallWall, "wind_gust": WindGust, "finite_mdp": FiniteMDP}
-"""diffpg's own environments, registered under these names when this module is imported."""
-
-for _name, _env_class in BUILT_IN.items():
-    register(_name, _env_class)
