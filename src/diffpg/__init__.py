@@ -5,34 +5,18 @@ milliseconds, and ``diffpg.make`` or ``from diffpg import State`` imports jax
 and the module that defines it when first asked for. That keeps the command
 line quick to start and quick to reject a wrong argument.
 """
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
+
 __version__ = "0.1.0"
 
-_SUBMODULES = ("diagnostics", "envs", "errors", "estimators", "landscape", "oracles", "policies", "training", "trust")
-_NAMES = {
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "Env": "types", "Policy": "types", "State": "types", "Trajectory": "types",
     "load_policy": "deploy", "make": "envs", "rollout": "rollout", "unroll": "rollout",
-}
-
-__all__ = sorted(_SUBMODULES + tuple(_NAMES))
-
-
-def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    if name in _NAMES:
-        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'diffpg' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+}, submodules=("diagnostics", "envs", "errors", "estimators", "landscape", "oracles", "policies", "training", "trust"))
 
 
 class _Package(types.ModuleType):
