@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
+from ..training.checkpoint import as_dicts, from_dicts
 from . import compile_cache
 from .reporter import Reporter
 
@@ -454,13 +455,11 @@ class _Programs:
         from ..training.config import compiler_options
 
         self.config, self.key = config, key
-        self._trainer, self._lock, self._compiled = None, threading.Lock(), {}
+        self._trainer, self._template, self._lock, self._compiled = None, None, threading.RLock(), {}
         self.stored = stored and _own_env(config.env)
         if not self.stored:
             self._build()  # now: an unknown environment is reported before the run writes any file
             return
-        from ..training.checkpoint import as_dicts
-
         self._salt = json.dumps(dataclasses.asdict(config), sort_keys=True)
         self._options = compiler_options(config)
         init = compile_cache.exported("init", (key,), lambda: lambda k: as_dicts(self.trainer.initial_state(k)),
@@ -489,15 +488,17 @@ class _Programs:
             return self._trainer
 
     def template(self):
-        """The shapes of the state, as a TrainState of ``jax.ShapeDtypeStruct`` (to restore a checkpoint)."""
+        """The shapes of the state, as a TrainState of ``jax.ShapeDtypeStruct`` (to restore a checkpoint,
+        and to trace the chunk); worked out once."""
         import jax
 
-        return jax.eval_shape(self.trainer.init, self.key)
+        with self._lock:  # the loading thread may need it too
+            if self._template is None:
+                self._template = jax.eval_shape(self.trainer.init, self.key)
+            return self._template
 
     def _program(self, n: int):
         import jax
-
-        from ..training.checkpoint import as_dicts, from_dicts
 
         def trace():
             trainer, template = self.trainer, self.template()
@@ -520,8 +521,6 @@ class _Programs:
             return self.trainer.run(state, n)
         if n not in self._compiled:
             self._compiled[n] = self._preloaded.pop(n).result() if n in self._preloaded else self._program(n)
-        from ..training.checkpoint import as_dicts
-
         return self._compiled[n](as_dicts(state))
 
 
