@@ -116,7 +116,7 @@ def test_bad_usage_is_one_sentence_and_exit_2(args, phrase, monkeypatch, capsys,
 def test_the_module_is_imported_from_the_current_directory_only_while_loading(monkeypatch):
     import sys
 
-    from diffpg.cli.check import load
+    from diffpg.envs.spec import load
 
     monkeypatch.chdir(FIXTURES)
     before = list(sys.path)
