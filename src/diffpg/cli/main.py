@@ -21,6 +21,7 @@ COMMANDS = {
     "train": "train a policy with APG, SHAC, REINFORCE or PPO, with checkpoints, logs and a learning curve",
     "eval": "evaluate a trained policy, in our environment or in Gymnasium's own",
     "check": "check that a user's own environment gives gradients you can trust",
+    "report": "one self-contained HTML page of training runs (seeds as bands), comparisons and checks",
 }
 
 
