@@ -210,3 +210,19 @@ def test_no_directories_is_a_usage_error(capsys):
 def test_the_docstring_examples_run():
     result = doctest.testmod(sources)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_a_malformed_comparison_is_refused_in_one_sentence(tmp_path, capsys):
+    (tmp_path / "results.json").write_text(json.dumps({"estimators": ["pathwise"]}))
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    assert "malformed 'estimators' table" in capsys.readouterr().err
+
+
+def test_long_runs_are_thinned_to_a_bounded_page(tmp_path):
+    # a noisy curve: matplotlib's own path simplification would drop the points of a straight one anyway
+    rows = [{"update": u, "env_steps": u, "wall_s": u, "return": math.sin(u)} for u in range(1, 5002)]
+    page = report_html.write_report([write_run(tmp_path / "long", {"algo": "ppo"}, rows)], tmp_path / "r.html")
+    xs, ys, *_ = report_html._thin(band(read([tmp_path / "long"]).runs, "env_steps", "return"))
+    assert len(xs) <= report_html.MAX_POINTS + 1 and xs[0] == 1 and xs[-1] == 5001
+    assert ys == [math.sin(x) for x in xs]
+    assert page.stat().st_size < 150_000  # 100 kB here; 230 kB with every point drawn

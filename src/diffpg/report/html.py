@@ -34,6 +34,8 @@ from .sources import Group, Sources, band, groups, read
 RETURNS = (("eval/return", "evaluation return"), ("return", "training return"),
            ("episode_return", "return of finished episodes"))
 AXES = (("env_steps", "env steps"), ("wall_s", "wall time (s)"))
+MAX_POINTS = 1000
+"""A curve of more logged updates is drawn at every k-th of them (and the last), which keeps the page small."""
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -127,7 +129,7 @@ def _gradient_section(found: list[Group]) -> list[str]:
         for i, group in enumerate(found):
             if across:
                 xs, centre, _, high, n = band(group.runs, "env_steps", name)
-                kept = [(x, (h - c) ** 2) for x, c, h, k in zip(xs, centre, high, n) if k > 1]
+                kept = [(x, (h - c) ** 2) for x, c, h, k in zip(*_thin((xs, centre, high, n))) if k > 1]
                 ax.plot([x for x, _ in kept], [v for _, v in kept], color=f"C{i}", lw=1.2, label=_label(group))
                 log = log and all(v > 0 for _, v in kept)
             else:
@@ -159,8 +161,18 @@ def _runs_table(found: list[Group]) -> str:
     return _table(head, rows, text_columns=2)
 
 
+def _thin(columns):
+    """Every k-th point of the columns (and the last), k the smallest stride that leaves at most MAX_POINTS."""
+    size = len(columns[0])
+    stride = -(-size // MAX_POINTS)
+    if stride <= 1:
+        return columns
+    keep = list(range(0, size, stride)) + ([size - 1] if (size - 1) % stride else [])
+    return tuple([column[i] for i in keep] for column in columns)
+
+
 def _band(ax, drawn, color, label) -> None:
-    xs, centre, low, high, n = drawn
+    xs, centre, low, high, n = _thin(drawn)
     if not xs:
         return
     ax.plot(xs, centre, color=color, lw=1.4, label=label)
@@ -203,8 +215,7 @@ def _compare_section(path: Path, results: dict) -> list[str]:
     fig, axes = _figure(1, 1, width=7.0, height=3.6)
     ax = axes[0][0]
     for name, r in estimators.items():
-        sweep = r.get("sweep", [])
-        ax.plot([s["horizon"] for s in sweep], [s["per_rollout_variance"] for s in sweep], marker="o", label=name)
+        ax.plot(*_points(r.get("sweep"), "per_rollout_variance"), marker="o", label=name)
     ax.set(xscale="log", yscale="log", xlabel="horizon H", ylabel="per-rollout variance tr Cov[∇]")
     ax.legend(fontsize=8)
     return parts + [_img(fig, "per-rollout gradient variance against horizon")]
@@ -228,13 +239,24 @@ def _check_section(path: Path, report: dict) -> list[str]:
     if sweep:
         fig, axes = _figure(1, 1, width=7.0, height=3.6)
         ax = axes[0][0]
-        hs = [s["horizon"] for s in sweep]
         for key, text in (("pathwise_variance", "pathwise"), ("score_function_variance", "score function")):
-            ax.plot(hs, [s[key] for s in sweep], marker="o", label=text)
+            ax.plot(*_points(sweep, key), marker="o", label=text)
         ax.set(xscale="log", yscale="log", xlabel="horizon H", ylabel="variance of one estimate")
         ax.legend(fontsize=8)
         parts.append(_img(fig, "pathwise and score-function variance against horizon"))
     return parts
+
+
+def _points(sweep, key: str):
+    """(horizons, values) of a sweep's rows that have both as positive numbers (they are drawn on log axes)."""
+    rows = [row for row in sweep or [] if isinstance(row, dict)]
+    pairs = [(row.get("horizon"), row.get(key)) for row in rows]
+    pairs = [(h, v) for h, v in pairs if _number_like(h) and _number_like(v) and h > 0 and v > 0]
+    return [h for h, _ in pairs], [v for _, v in pairs]
+
+
+def _number_like(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # ---------------------------------------------------------------- page pieces

@@ -119,11 +119,17 @@ def kind(path: str | os.PathLike) -> str:
                           "compare or check")
     if (path / CONFIG_FILE).is_file() and (path / METRICS_FILE).is_file():
         return "run"
-    for name, what, needs in ((COMPARE_FILE, "compare", "estimators"), (CHECK_FILE, "check", "findings")):
+    for name, what, needs, shape in ((COMPARE_FILE, "compare", "estimators", dict),
+                                     (CHECK_FILE, "check", "findings", list)):
         if (path / name).is_file():
             content = _json(path / name)
             if isinstance(content, dict) and needs in content:
-                return what
+                table = content[needs]
+                if isinstance(table, shape) and all(isinstance(v, dict) for v in
+                                                    (table.values() if shape is dict else table)):
+                    return what
+                raise ConfigError(f"{str(path / name)!r} has a malformed {needs!r} table; pass a directory "
+                                  f"written by diffpg {what} as it is")
     raise ConfigError(f"{str(path)!r} is not a diffpg training run (config.json and metrics.jsonl), comparison "
                       "(results.json) or check (report.json); pass the --out directory of diffpg train, "
                       "compare or check")
@@ -137,16 +143,20 @@ def read_run(path: str | os.PathLike) -> Run:
     seed = _json(path / RUN_FILE).get("seed") if (path / RUN_FILE).is_file() else None
     if seed is None:
         seed = next((v for k, v in flatten(config).items() if k.rsplit(".", 1)[-1] == "seed"), None)
-    return Run(path, config, seed, read_rows(path))
+    return Run(path, config, seed, [row for row in read_rows(path) if isinstance(row, dict)])
 
 
 def read(paths) -> Sources:
-    """Read every directory in ``paths``, each by its kind; the first that is none of them raises."""
+    """Read every directory in ``paths``, each by its kind (once, if given twice); the first that is none of
+    them raises."""
     if not paths:
         raise ConfigError("no directories given; pass one or more --out directories of diffpg train, "
                           "compare or check")
-    found = Sources([], [], [])
+    found, seen = Sources([], [], []), set()
     for path in map(Path, paths):
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
         what = kind(path)
         if what == "run":
             found.runs.append(read_run(path))
