@@ -226,3 +226,14 @@ def test_long_runs_are_thinned_to_a_bounded_page(tmp_path):
     assert len(xs) <= report_html.MAX_POINTS + 1 and xs[0] == 1 and xs[-1] == 5001
     assert ys == [math.sin(x) for x in xs]
     assert page.stat().st_size < 150_000  # 100 kB here; 230 kB with every point drawn
+
+
+def test_every_group_is_in_the_legend_even_one_with_only_an_evaluation_return(tmp_path):
+    rows = [{"update": 1, "env_steps": 1, "wall_s": 1.0, "eval/return": 1.0}]
+    runs = [write_run(tmp_path / "a", {"algo": "ppo", "env": "lqr"}, rows, seed="first"),
+            write_run(tmp_path / "b", {"algo": "ppo", "env": "pendulum"},
+                      [{"update": 1, "env_steps": 1, "wall_s": 1.0, "return": 2.0}], seed=3)]
+    tags = Tags()
+    tags.feed(report_html.write_report(runs, tmp_path / "r.html").read_text())
+    curves = base64.b64decode(tags.images[0].partition(",")[2]).decode()
+    assert "ppo on lqr (1 seed: first)" in curves and "ppo on pendulum (1 seed: 3)" in curves

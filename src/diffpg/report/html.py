@@ -181,7 +181,7 @@ def _band(ax, drawn, color, label) -> None:
 
 
 def _values(found: list[Group], name: str) -> list:
-    return [row[name] for g in found for r in g.runs for row in r.rows if isinstance(row.get(name), (int, float))]
+    return [row[name] for g in found for r in g.runs for row in r.rows if _number_like(row.get(name))]
 
 
 def _has(found: list[Group], name: str) -> bool:
@@ -192,8 +192,12 @@ def _positive(found: list[Group], name: str) -> bool:
     return all(v > 0 for v in _values(found, name))
 
 
+def _seed_order(seed):
+    return (0, seed, "") if isinstance(seed, int) else (1, 0, str(seed))
+
+
 def _label(group: Group) -> str:
-    seeds = [str(s) for s in sorted((r.seed for r in group.runs), key=lambda s: (not isinstance(s, int), s or 0))]
+    seeds = [str(s) for s in sorted((r.seed for r in group.runs), key=_seed_order)]
     return f"{group.label} ({len(seeds)} seed{'s' * (len(seeds) != 1)}: {', '.join(seeds)})"
 
 
@@ -206,7 +210,7 @@ def _compare_section(path: Path, results: dict) -> list[str]:
     reference = results.get("reference", "?")
     head = ["estimator", "return", "‖E ĝ‖", "var / rollout", "SNR", f"cos to {reference}", "ms / gradient"]
     rows = [[name, r.get("return"), r.get("grad_norm"), r.get("per_rollout_variance"), r.get("snr"),
-             r.get("cosine_to_reference"), _times(r.get("seconds_per_gradient"), 1e3)]
+             r.get("cosine_to_reference"), _milliseconds(r.get("seconds_per_gradient"))]
             for name, r in estimators.items()]
     parts = [f"<h2>Estimator comparison: {_e(str(config.get('env', '?')))} ({_e(str(path))})</h2>",
              f"<p>Horizon {_e(str(config.get('horizon', '?')))}, {_e(str(config.get('num_envs', '?')))} rollouts "
@@ -273,7 +277,12 @@ def _figure(rows: int, cols: int, width: float = 11.0, height: float = 3.3):
 
 
 def _legend(fig, axes) -> None:
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    """One legend below the panels, of every label drawn in any of them."""
+    drawn = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            drawn.setdefault(label, handle)
+    handles, labels = list(drawn.values()), list(drawn)
     if handles:
         fig.legend(handles, labels, loc="outside lower center", fontsize=8, ncols=min(2, len(handles)))
 
@@ -308,8 +317,8 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}{'s' * (n != 1)}" if n else ""
 
 
-def _times(value, factor: float):
-    return None if value is None else value * factor
+def _milliseconds(seconds):
+    return 1e3 * seconds if _number_like(seconds) else seconds
 
 
 def _e(text: str) -> str:
