@@ -236,7 +236,7 @@ def _check_section(path: Path, report: dict) -> list[str]:
              "<th class=\"text\">what was found</th></tr>"]
     for f in findings:
         status = str(f.get("status", "?"))
-        parts.append(f"<tr><td>{_e(str(f.get('check', '?')))}</td><td class=\"text {_e(status)}\">{_e(status)}"
+        parts.append(f"<tr><td class=\"text\">{_e(str(f.get('check', '?')))}</td><td class=\"text {_e(status)}\">{_e(status)}"
                      f"</td><td class=\"text\">{_e(str(f.get('message', '')))}</td></tr>")
     parts.append("</table>")
     sweep = report.get("sweep", [])
