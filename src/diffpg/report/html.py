@@ -227,7 +227,7 @@ def _compare_section(path: Path, results: dict) -> list[str]:
 
 def _check_section(path: Path, report: dict) -> list[str]:
     findings = report.get("findings", [])
-    problems = sum(f.get("status") == "problem" for f in findings)
+    problems = sum(f.get("status") == "problem" for f in findings)  # trust.PROBLEM, without importing jax
     verdict = ("<span class=\"ok\">the gradients are consistent</span>" if report.get("passed") else
                f"<span class=\"problem\">{problems} problem{'s' * (problems != 1)} found</span>")
     parts = [f"<h2>Gradient check ({_e(str(path))})</h2>", f"<p>Verdict: {verdict} "
@@ -236,8 +236,9 @@ def _check_section(path: Path, report: dict) -> list[str]:
              "<th class=\"text\">what was found</th></tr>"]
     for f in findings:
         status = str(f.get("status", "?"))
-        parts.append(f"<tr><td class=\"text\">{_e(str(f.get('check', '?')))}</td><td class=\"text {_e(status)}\">{_e(status)}"
-                     f"</td><td class=\"text\">{_e(str(f.get('message', '')))}</td></tr>")
+        check, message = _e(str(f.get("check", "?"))), _e(str(f.get("message", "")))
+        parts.append(f"<tr><td class=\"text\">{check}</td><td class=\"text {_e(status)}\">{_e(status)}</td>"
+                     f"<td class=\"text\">{message}</td></tr>")
     parts.append("</table>")
     sweep = report.get("sweep", [])
     if sweep:
