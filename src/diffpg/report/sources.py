@@ -54,10 +54,7 @@ class Run:
     @property
     def name(self) -> str:
         """``algo on env``, from the config wherever it keeps them."""
-        flat = flatten(self.config)
-        algo = next((v for k, v in flat.items() if k.rsplit(".", 1)[-1] == "algo"), "?")
-        env = next((v for k, v in flat.items() if k.rsplit(".", 1)[-1] == "env"), "?")
-        return f"{algo} on {env}"
+        return f"{field(self.config, 'algo', '?')} on {field(self.config, 'env', '?')}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +98,16 @@ def flatten(config: dict, prefix: str = "") -> dict:
     return flat
 
 
+def field(config: dict, name: str, default=None):
+    """The first field called ``name`` in ``config``, at any depth.
+
+    Examples:
+        >>> field({"algo": "shac", "shac": {"seed": 3}}, "seed")
+        3
+    """
+    return next((v for k, v in flatten(config).items() if k.rsplit(".", 1)[-1] == name), default)
+
+
 def _json(path: Path):
     try:
         return json.loads(path.read_text())
@@ -140,9 +147,10 @@ def read_run(path: str | os.PathLike) -> Run:
     config = _json(path / CONFIG_FILE)
     if not isinstance(config, dict):
         raise ConfigError(f"{str(path / CONFIG_FILE)!r} is not a JSON object; it is not a diffpg run's config")
-    seed = _json(path / RUN_FILE).get("seed") if (path / RUN_FILE).is_file() else None
+    settings = _json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
+    seed = settings.get("seed") if isinstance(settings, dict) else None
     if seed is None:
-        seed = next((v for k, v in flatten(config).items() if k.rsplit(".", 1)[-1] == "seed"), None)
+        seed = field(config, "seed")
     return Run(path, config, seed, [row for row in read_rows(path) if isinstance(row, dict)])
 
 
