@@ -8,6 +8,7 @@ from .lqr import LQR, LQRParams
 from .one_step import OneStep
 from .pendulum import Pendulum, PendulumParams
 from .registry import make, register, registered
+from .to_gymnasium import to_gymnasium, to_gymnasium_vector
 from .wind_gust import WindGust, WindGustParams
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "check_action", "make", "register", "registered",
     "BallWall", "BallWallParams", "DoublePendulum", "DoublePendulumParams", "FiniteMDP", "FiniteMDPParams",
     "OneStep", "WindGust", "WindGustParams",
+    "to_gymnasium", "to_gymnasium_vector",
 ]
