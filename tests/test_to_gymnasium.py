@@ -143,3 +143,12 @@ def test_stable_baselines3_ppo_trains_on_it():  # ~15 s on 2 busy cores
     assert all(np.isfinite(e["r"]) and e["r"] < 0 for e in episodes)
     action, _ = model.predict(env.reset(seed=1)[0], deterministic=True)
     assert action.shape == (1,) and abs(float(action[0])) <= 2.0
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from diffpg.envs import gymnasium_wrapper
+
+    result = doctest.testmod(gymnasium_wrapper, extraglobs={"diffpg": diffpg}, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 6 and result.failed == 0
