@@ -28,6 +28,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import tyro
@@ -58,7 +59,10 @@ class Config:
     max_env_steps: int = 1_000_000
     """Give up on an SB3 contender after this many env steps (ours stop at their default num_updates)."""
     max_wall_s: float = 600.0
-    """Give up on a contender after this much training wall time."""
+    """Give up on a contender after this much training wall time (checked at each evaluation)."""
+    sb3_ppo: Literal["zoo", "defaults"] | None = None
+    """SB3 PPO's settings: rl-baselines3-zoo's Pendulum-v1 ones, or SB3's defaults (None: zoo on pendulum,
+    defaults on cartpole_swingup, where the zoo's Pendulum settings diverge; docs/benchmarks.md)."""
     sweep: bool = False
     """Also run shac and apg with several numbers of parallel envs: the env-steps vs wall-time trade-off."""
     results: Path | None = None
@@ -173,13 +177,16 @@ def run_sb3(name: str, config: Config) -> Result:
     # SB3's networks are tiny (64x64 MLPs): one torch thread is faster than two fighting over two shared cores.
     torch.set_num_threads(1)
     clock = Stopwatch(judge(config))
-    # The same settings on both tasks, as ours use the same ppo settings on both.
     train_env = sb3_env(config)
+    ppo_settings = config.sb3_ppo or ("zoo" if config.env == "pendulum" else "defaults")
     if name == "sb3-sac":
-        # rl-baselines3-zoo's Pendulum-v1 settings: defaults with learning_rate 1e-3.
+        # rl-baselines3-zoo's Pendulum-v1 settings (defaults with learning_rate 1e-3), on both tasks.
         model = SAC("MlpPolicy", train_env if isinstance(train_env, str) else train_env(), learning_rate=1e-3,
                     seed=config.seed, verbose=0)
         every, note = 1000, "zoo: lr 1e-3"
+    elif ppo_settings == "defaults":
+        model = PPO("MlpPolicy", make_vec_env(train_env, n_envs=1, seed=config.seed), seed=config.seed, verbose=0)
+        every, note = 4096, "SB3 defaults: 1 env, n_steps 2048, gamma 0.99, lr 3e-4"
     else:
         # rl-baselines3-zoo's Pendulum-v1 settings.
         env = make_vec_env(train_env, n_envs=4, seed=config.seed)
