@@ -152,3 +152,25 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(gymnasium_wrapper, extraglobs={"diffpg": diffpg}, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 6 and result.failed == 0
+
+
+def test_episode_returns_judges_a_diffpg_env_through_the_vector():
+    from diffpg.gymnasium_eval import episode_returns
+
+    env = diffpg.make("pendulum", max_steps=10)
+
+    def act(obs):  # a damping torque, batch in, batch out
+        return -obs[:, 2:3]
+
+    expected = []
+    for i in range(3):  # episode i starts from seed 5 + i, as in Gymnasium's vector envs
+        single = to_gymnasium(env)
+        obs, _ = single.reset(seed=5 + i)
+        total, ended = 0.0, False
+        while not ended:
+            obs, reward, terminated, truncated, _ = single.step(act(obs[None])[0])
+            total, ended = total + reward, terminated or truncated
+        expected.append(total)
+    vector = to_gymnasium_vector(env, 3)
+    np.testing.assert_allclose(episode_returns(act, env, episodes=3, seed=5), expected, rtol=1e-5)
+    np.testing.assert_allclose(episode_returns(act, vector, episodes=3, seed=5), expected, rtol=1e-5)
