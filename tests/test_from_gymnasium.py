@@ -113,6 +113,13 @@ def test_gradient_estimators_refuse_a_black_box(pendulum, factory, assert_one_se
     assert_one_sentence(excinfo, ProtocolError, "no gradient", "score_function")
 
 
+def test_differentiating_through_step_is_one_sentence(pendulum, assert_one_sentence):
+    state = pendulum.reset(jax.random.key(0))
+    with pytest.raises(ProtocolError) as excinfo:
+        jax.grad(lambda a: pendulum.step(state, a).reward)(jnp.ones(1))
+    assert_one_sentence(excinfo, ProtocolError, "has no gradient")
+
+
 @pytest.mark.parametrize("algo", ["apg", "shac"])
 def test_pathwise_training_refuses_a_black_box(pendulum, algo, assert_one_sentence):
     with pytest.raises(ProtocolError) as excinfo:

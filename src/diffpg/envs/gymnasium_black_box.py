@@ -13,8 +13,9 @@ naming its place in a tree of histories, so ``step`` is a pure function of
 ``(state, action)`` as ``pure_callback`` requires. ``reset(key)`` seeds the
 copy with 32 random bits drawn from ``key``: the same key, the same episode.
 
-There is no gradient through ``step``: its action enters behind a
-``stop_gradient``, and the environment says ``differentiable = False``. The
+There is no gradient through ``step``: differentiating through it raises a
+one-sentence ``ProtocolError`` (a ``custom_jvp`` whose rule refuses, rather
+than a silent zero), and the environment says ``differentiable = False``. The
 estimators that need only values and log-probabilities (``score_function``,
 ``zeroth_order``, and the ``reinforce`` and ``ppo`` training algorithms)
 work on it; those that differentiate through ``step`` (``pathwise``,
@@ -75,7 +76,18 @@ class GymnasiumBlackBox:
             self.action_bound = float(high[0])
         unused = [first_env]
         self.host = HostEpisodes(lambda: unused.pop() if unused else make_env(), history=history)
-        self._host_step = functools.partial(self._step_on_host, low=low, high=high, dtype=act_space.dtype)
+        host_step = functools.partial(self._step_on_host, low=low, high=high, dtype=act_space.dtype)
+
+        @jax.custom_jvp
+        def black_box_step(handle, action):
+            return jax.pure_callback(host_step, self._results(), handle, action, vmap_method="broadcast_all")
+
+        @black_box_step.defjvp
+        def no_gradient(primals, tangents):
+            raise ProtocolError(f"{self!r}.step has no gradient (Gymnasium runs on the host); differentiate "
+                                "log-probabilities only, as score_function, zeroth_order, reinforce and ppo do")
+
+        self._black_box_step = black_box_step
 
     def __repr__(self):
         return f"from_gymnasium({self.name!r})"
@@ -95,9 +107,8 @@ class GymnasiumBlackBox:
         return State(obs=obs, reward=jnp.zeros(()), done=done, t=jnp.zeros((), jnp.int32), handle=handle)
 
     def step(self, state: State, action) -> State:
-        action = jax.lax.stop_gradient(check_action(self.name, action, self.action_size))
-        handle, obs, reward, done = jax.pure_callback(self._host_step, self._results(), state.handle, action,
-                                                      vmap_method="broadcast_all")
+        action = check_action(self.name, action, self.action_size)
+        handle, obs, reward, done = self._black_box_step(state.handle, action)
         return State(obs=obs, reward=reward, done=done, t=state.t + 1, handle=handle)
 
 
