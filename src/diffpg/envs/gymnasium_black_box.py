@@ -33,7 +33,6 @@ float32. What a step costs: docs/gymnasium.md and
 from __future__ import annotations
 
 import copy
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -60,10 +59,12 @@ class GymnasiumBlackBox:
     """``step`` has no gradient: pathwise-type estimators refuse this environment."""
 
     def __init__(self, name: str, make_env, first_env, history: int):
+        from gymnasium.spaces import Box
+
         self.name = name
         obs_space, act_space = first_env.observation_space, first_env.action_space
         for what, space in (("observation", obs_space), ("action", act_space)):
-            if type(space).__name__ != "Box" or len(space.shape) != 1:
+            if not isinstance(space, Box) or len(space.shape) != 1:
                 raise ProtocolError(
                     f"from_gymnasium takes one-dimensional Box spaces, and {name}'s {what} space is {space}; "
                     "wrap it in gymnasium.wrappers.FlattenObservation (observations) or pick an env with "
@@ -76,7 +77,8 @@ class GymnasiumBlackBox:
             self.action_bound = float(high[0])
         unused = [first_env]
         self.host = HostEpisodes(lambda: unused.pop() if unused else make_env(), history=history)
-        host_step = functools.partial(self._step_on_host, low=low, high=high, dtype=act_space.dtype)
+        def host_step(handles, actions):
+            return self.host.step(handles, np.asarray(actions, np.float64), low, high, act_space.dtype)
 
         @jax.custom_jvp
         def black_box_step(handle, action):
@@ -91,9 +93,6 @@ class GymnasiumBlackBox:
 
     def __repr__(self):
         return f"from_gymnasium({self.name!r})"
-
-    def _step_on_host(self, handles, actions, *, low, high, dtype):
-        return self.host.step(handles, np.asarray(actions, np.float64), low, high, dtype)
 
     def _results(self):
         n = self.observation_size
