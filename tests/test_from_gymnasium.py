@@ -147,6 +147,18 @@ def test_bad_ids_and_spaces_are_one_sentence(assert_one_sentence):
     assert_one_sentence(excinfo, ProtocolError, "action space")
 
 
+def test_a_state_older_than_the_history_says_so():
+    env = from_gymnasium("Pendulum-v1", history=5)
+    step = jax.jit(env.step)
+    first = state = env.reset(jax.random.key(0))
+    for _ in range(8):
+        state = step(state, jnp.ones(1))
+    # raised inside the host callback, it reaches the caller as JAX's runtime error, ending in our sentence
+    with pytest.raises(Exception, match="older than the 5 steps kept host-side; .* pass a larger history="):
+        jax.block_until_ready(step(first, jnp.zeros(1)))
+    assert env.host.steps_taken == 8
+
+
 def test_an_env_instance_and_a_time_limit():
     env = from_gymnasium(gymnasium.make("Pendulum-v1"), max_steps=5)
     assert env.max_steps == 5

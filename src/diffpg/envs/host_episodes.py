@@ -86,18 +86,19 @@ class HostEpisodes:
 
     def _child(self, handle: int, action: np.ndarray) -> tuple[int, Node]:
         node = self.nodes.get(handle)
-        if node is not None:
-            self.nodes.move_to_end(handle)  # recently used: a finished episode stepped on stays steppable
-        else:
+        if node is None:
             raise ConfigError(f"this from_gymnasium state is older than the {self.history} steps kept host-side; "
                               "step states from a recent reset, or pass a larger history=")
+        self.nodes.move_to_end(handle)  # recently used: a finished episode stepped on stays steppable
         if node.done:
             return handle, node._replace(reward=0.0)
         key = (handle, action.tobytes())
         child = self.children.get(key)
         if child is not None and child in self.nodes:
             return child, self.nodes[child]
-        env = self.parked.pop(handle, None) or self._replay(handle)
+        env = self.parked.pop(handle, None)
+        if env is None:
+            env = self._replay(handle)
         obs, reward, terminated, truncated, _ = env.step(action)
         self.steps_taken += 1
         out = self._add(Node(handle, node.seed, action.copy(), np.asarray(obs), float(reward),
