@@ -111,7 +111,7 @@ class GymnasiumEnv(gym.Env):
             return key, state, state.obs
 
         def step(state, action, elapsed):
-            state = env.step(state, action)
+            state = same_types(env.step(state, action), state)  # one compiled step, whatever reset's dtypes
             terminated, truncated = episode_flags(env, self.limit, state, elapsed)
             return state, state.obs, as_float(state.reward), terminated, truncated
 
