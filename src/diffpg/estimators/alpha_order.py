@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError
 from .batch import batch_keys, check_settings, group_count, standard_diagnostics
 from .combine import confidence_radius, flatten_groups, group_gradients, variance
@@ -59,6 +60,7 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
       ``gamma`` (γ), ``difference`` (‖∇̂[1] − ∇̂[0]‖), ``variance_first_order``,
       ``variance_zeroth_order`` (per rollout) and ``env_steps``.
     """
+    require_gradient(env, "the alpha-order estimator")
     if isinstance(bias_tolerance, bool) or not isinstance(bias_tolerance, (int, float)) or bias_tolerance < 0:
         raise ConfigError(f"bias_tolerance must be a non-negative number, got {bias_tolerance!r}")
     if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0.0 < confidence < 1.0:

@@ -90,6 +90,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError
 from .batch import batch_keys, check_settings, standard_diagnostics
 from .combine import bias_aware_weight, flatten_groups, moments, sign_flip_pvalue, variance
@@ -124,6 +125,7 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
       ``event_terms`` (1 − β, the weight of the discrete nodes' score terms in the first-order estimate),
       ``variance_first_order``, ``variance_score_function`` (per rollout) and ``env_steps``.
     """
+    require_gradient(env, "the auto estimator")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=True, estimator="the auto estimator")
     if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0.0 < confidence < 1.0:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..rollout import unroll
 from ..types import as_float
 from .baselines import baseline_values
@@ -128,6 +129,7 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
       ``estimate``, jit-able; diagnostics as for ``pathwise`` plus ``pathwise_weight`` (k_t averaged
       over steps and groups), ``pathwise_weight_per_step`` ([H]) and ``env_steps``.
     """
+    require_gradient(env, "the inverse-variance estimator")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=True, estimator="the inverse-variance estimator")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,

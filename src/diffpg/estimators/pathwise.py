@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import jax
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError, ProtocolError
 from ..rollout import rollout
 from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
@@ -50,6 +51,7 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
       >>> estimate = diffpg.estimators.pathwise(env, policy, horizon=50, num_envs=64)
       >>> grad, diag = jax.jit(estimate)(key, policy.init(key, env.observation_size))
     """
+    require_gradient(env, "the pathwise estimator")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, estimator="the pathwise estimator")
     if truncate_every is not None and (isinstance(truncate_every, bool) or not isinstance(truncate_every, int)

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..rollout import rollout
 from .baselines import baseline_values, check_baseline
 from .batch import batch_keys, check_settings, group_count, standard_diagnostics
@@ -190,6 +191,7 @@ def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0
       >>> estimate = diffpg.estimators.surrogate(env, policy, horizon=20, num_envs=256)
       >>> grad, diag = jax.jit(estimate)(key, policy.init(key, env.observation_size))
     """
+    require_gradient(env, "the surrogate estimator")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline)
     gradients = surrogate_gradients(env, policy, horizon=horizon, discount=discount, baseline=baseline,

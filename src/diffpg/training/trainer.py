@@ -114,6 +114,8 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     if estimator is not None and cfg.algo != "ascent":
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
     env = envs.make(cfg.env) if env is None else env
+    if cfg.algo in ("apg", "shac"):
+        envs.require_gradient(env, cfg.algo)
     scale = cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None) or 1.0
     policy = GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
                          squash=cfg.squash, action_scale=float(scale))
