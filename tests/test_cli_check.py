@@ -100,8 +100,8 @@ def test_an_env_producing_nan_is_flagged_with_exit_1(checked):
     (["user_envs:NoSuchEnv"], "module user_envs has no attribute 'NoSuchEnv'"),
     (["user_envs"], "must be given as MODULE:ATTR"),
     (["user_envs:NOT_AN_ENV"], "dict is not an environment: it has no observation_size"),
-    (["user_envs:WrongObsShape"], "returns .obs of shape (2,); it must have shape (3,)"),
-    (["user_envs:Linear", "--policy", "user_envs:LINEAR"], "Linear is not a stochastic policy: it has no init()"),
+    (["user_envs:WrongObsShape"], "returns .obs of shape (2,), but it must have shape (3,)"),
+    (["user_envs:Linear", "--policy", "user_envs:LINEAR"], "Linear has no init()"),
     (["user_envs:Linear", "--horizons", "5", "1"], "horizons must be increasing"),
 ])
 def test_bad_usage_is_one_sentence_and_exit_2(args, phrase, monkeypatch, capsys, tmp_path):

@@ -47,7 +47,7 @@ def run(config: Config) -> int:
     config.settings.validate()
     console = Console()
     env = load(config.env, "environment", "step")
-    trust.check_protocol(env)
+    trust.check_protocol(env)  # before the policy: an environment's mistake is named as its own
     if config.policy is None:
         policy = LinearGaussian(action_size=int(env.action_size), init_std=config.settings.action_std)
     else:

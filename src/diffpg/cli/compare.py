@@ -23,7 +23,7 @@ from .. import diagnostics, estimators, policies
 from ..envs import LQR, make, registered
 from ..errors import ConfigError
 from ..oracles import lqr as lqr_oracle
-from ..report.save import save_figure
+from ..report.horizons import per_rollout_variances
 from . import compile_cache
 
 
@@ -170,25 +170,9 @@ def run(config: Config) -> int:
     console.print(cosines)
 
     plot = config.out / "variance_vs_horizon.png"
-    draw(results, plot, title=f"per-rollout gradient variance on {config.env}")
+    per_rollout_variances(results, plot, title=f"per-rollout gradient variance on {config.env}")
     (config.out / "results.json").write_text(json.dumps({"config": {**dataclasses.asdict(config), "out": str(config.out)},
                                                          "reference": reference_name, "estimators": results}, indent=2))
     console.print(f"wrote {plot} and {config.out / 'results.json'}")
     return 0
 
-
-def draw(results: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for name, r in results.items():
-        hs = [row["horizon"] for row in r["sweep"]]
-        ax.plot(hs, [row["per_rollout_variance"] for row in r["sweep"]], marker="o", label=name)
-    ax.set(xscale="log", yscale="log", xlabel="horizon H", ylabel="tr Cov[∇ per rollout]", title=title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=None)
