@@ -99,9 +99,9 @@ def test_an_env_producing_nan_is_flagged_with_exit_1(checked):
     (["no_such_module:Env"], "no module named 'no_such_module'"),
     (["user_envs:NoSuchEnv"], "module user_envs has no attribute 'NoSuchEnv'"),
     (["user_envs"], "must be given as MODULE:ATTR"),
-    (["user_envs:NOT_AN_ENV"], "dict is not an environment: it has no observation_size"),
+    (["user_envs:NOT_AN_ENV"], "needs an environment with observation_size, and dict has none"),
     (["user_envs:WrongObsShape"], "returns .obs of shape (2,), but it must have shape (3,)"),
-    (["user_envs:Linear", "--policy", "user_envs:LINEAR"], "Linear has no init()"),
+    (["user_envs:Linear", "--policy", "user_envs:LINEAR"], "needs a policy with init(), and Linear has none"),
     (["user_envs:Linear", "--horizons", "5", "1"], "horizons must be increasing"),
 ])
 def test_bad_usage_is_one_sentence_and_exit_2(args, phrase, monkeypatch, capsys, tmp_path):

@@ -291,7 +291,7 @@ def test_protocol_errors_are_one_sentence(assert_one_sentence):
                         "RuntimeError: the physics engine is not initialized")
     with pytest.raises(ProtocolError) as e:
         trust.check_policy(diffpg.policies.DeterministicMLP(action_size=1), user_envs.Linear())
-    assert_one_sentence(e, ProtocolError, "DeterministicMLP has no log_prob()")
+    assert_one_sentence(e, ProtocolError, "needs log_prob(params, obs, action), and DeterministicMLP has none")
     with pytest.raises(ProtocolError) as e:
         trust.check_policy(diffpg.policies.LinearGaussian(action_size=2), user_envs.Linear())
     assert_one_sentence(e, ProtocolError, "returns actions of shape (2,) but Linear takes shape (1,)",

@@ -95,6 +95,7 @@ from .batch import batch_keys, check_settings, standard_diagnostics
 from .combine import bias_aware_weight, flatten_groups, moments, sign_flip_pvalue, variance
 from .surrogate import check_surrogate_settings, is_reparameterized, surrogate_rollouts
 from .surrogates import alive_mask, pathwise_surrogate, reward_to_go, score_function_surrogate
+from .validate import validated
 
 
 def z_statistic(a, b, num_rollouts: int, per_group: int):
@@ -196,4 +197,4 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
                        "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the auto estimator")

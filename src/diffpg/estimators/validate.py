@@ -83,8 +83,8 @@ def check_members(env, policy=None, *, needs_log_prob=False, estimator="diffpg")
     name = type(env).__name__
     for attr in ("observation_size", "action_size", "reset", "step"):
         if not hasattr(env, attr):
-            raise ProtocolError(f"{name} is not an environment: it has no {attr} (an environment "
-                                "needs observation_size, action_size, reset(key) and step(state, action))")
+            raise ProtocolError(f"{estimator} needs an environment with {attr}, and {name} has none (an "
+                                "environment has observation_size, action_size, reset(key) and step(state, action))")
     for attr in ("observation_size", "action_size"):
         try:
             size = operator.index(getattr(env, attr))
@@ -98,10 +98,11 @@ def check_members(env, policy=None, *, needs_log_prob=False, estimator="diffpg")
         return
     for attr in ("init", "sample") + (("log_prob",) if needs_log_prob else ()):
         if not callable(getattr(policy, attr, None)):
-            fix = ("; a deterministic policy has no score function, so use the pathwise estimator or a stochastic "
-                   "policy" if attr == "log_prob" else "")
-            raise ProtocolError(f"{estimator} needs a policy with {attr}(), and {type(policy).__name__} has no "
-                                f"{attr}(){fix}")
+            if attr == "log_prob":
+                raise ProtocolError(f"{estimator} needs log_prob(params, obs, action), and {type(policy).__name__} "
+                                    "has none; a deterministic policy has no score function, so use the pathwise "
+                                    "estimator or a stochastic policy")
+            raise ProtocolError(f"{estimator} needs a policy with {attr}(), and {type(policy).__name__} has none")
 
 
 def _check_state(env, state, method):
@@ -134,12 +135,12 @@ def _check_same_carry(name, first, second):
                                 "(e.g. jnp.zeros(n), not jnp.zeros(n, int))")
 
 
-def check_env(env, action=None):
+def check_env(env, action=None, *, estimator="diffpg"):
     """Raise one ProtocolError sentence unless ``env`` follows the protocol; return the abstract (state, next state).
 
     ``action``: the abstract action to step with (default float32 of shape ``[action_size]``).
     """
-    check_members(env)
+    check_members(env, estimator=estimator)
     name = type(env).__name__
     state = _trace(env.reset, f"{name}.reset", jax.random.PRNGKey(0))
     _check_state(env, state, f"{name}.reset(key)")
@@ -178,10 +179,11 @@ def check_policy(policy, env, params=None, *, needs_log_prob=True, estimator="di
 def check_protocol(env, policy=None, params=None, *, needs_log_prob=False, estimator="diffpg check") -> None:
     """Both protocols: the environment, and the policy stepping it with its own actions."""
     if policy is None:
-        check_env(env)
+        check_env(env, estimator=estimator)
         return
     check_members(env, policy, needs_log_prob=needs_log_prob, estimator=estimator)
-    check_env(env, check_policy(policy, env, params, needs_log_prob=needs_log_prob, estimator=estimator))
+    action = check_policy(policy, env, params, needs_log_prob=needs_log_prob, estimator=estimator)
+    check_env(env, action, estimator=estimator)
 
 
 def validated(estimate, env, policy, *, needs_log_prob=False, estimator="this estimator"):
