@@ -83,8 +83,12 @@ def z_threshold(settings: Settings, num_params: int) -> float:
     return float(stats.t.isf(settings.alpha / (2 * num_params * len(settings.horizons)), settings.repeats - 1))
 
 
-def agreement_findings(rows, threshold: float) -> list[Finding]:
-    """The verdict of check 3: the first horizon at which the paired z-test fails, in plain words."""
+def agreement_findings(rows, threshold: float, ended: dict | None = None) -> list[Finding]:
+    """The verdict of check 3: the first horizon at which the paired z-test fails, in plain words.
+
+    ``ended``: horizon -> fraction of rollouts that terminated before it (``termination.ended_fractions``),
+    so that a termination is named among the causes.
+    """
     check = "pathwise vs score function"
     findings = []
     for name in ("pathwise", "score_function"):
@@ -119,5 +123,9 @@ def agreement_findings(rows, threshold: float) -> list[Finding]:
     else:
         cause = ("the step or the dynamics cut or break the gradient, the rollout is discontinuous, or the "
                  "pathwise variance has exploded (chaos)")
+    share = (ended or {}).get(first, 0.0)
+    if share > 0:
+        cause = (f"{share:.0%} of the rollouts terminate (done) before horizon {first}, and a termination that "
+                 "cuts the return is a jump the pathwise gradient cannot see; or " + cause)
     findings.append(Finding(check, PROBLEM, f"{head}: {cause}"))
     return findings

@@ -23,8 +23,9 @@ class Settings:
     """Standard deviation of the random (Gaussian) actions, in the environment's action units."""
     max_inputs: int = 256
     """At most this many state and action coordinates are perturbed per state (a random subset beyond it)."""
-    horizons: tuple[int, ...] = (1, 5, 20)
-    """Horizons at which pathwise and score-function gradients are compared and their variances measured."""
+    horizons: tuple[int, ...] = ()
+    """Horizons at which pathwise and score-function gradients are compared and their variances measured; \
+empty: 1, 5, 20, 50, 100, 200, 500, ... up to the episode length (the environment's max_steps, else 100)."""
     num_envs: int = 64
     """Rollouts averaged in one gradient estimate."""
     repeats: int = 32
@@ -33,6 +34,10 @@ class Settings:
     """Discount γ of the return whose gradient is estimated."""
     alpha: float = 1e-3
     """Chance that a correct environment fails the z-tests (Bonferroni over coordinates and horizons)."""
+
+    def for_env(self, env) -> "Settings":
+        """These settings with ``horizons`` filled in for ``env`` when they are empty (see ``default_horizons``)."""
+        return self if self.horizons else dataclasses.replace(self, horizons=default_horizons(env))
 
     def validate(self) -> None:
         for name in ("num_states", "warmup_steps", "max_inputs", "num_envs"):
@@ -44,7 +49,7 @@ class Settings:
             raise ConfigError(f"num_envs must be at least 2 for the leave-one-out baseline, got {self.num_envs}")
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 3:
             raise ConfigError(f"repeats must be an int of at least 3 for a z-test, got {self.repeats!r}")
-        if not self.horizons or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.horizons):
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.horizons):
             raise ConfigError(f"horizons must be positive ints, got {self.horizons!r}")
         if list(self.horizons) != sorted(set(self.horizons)):
             raise ConfigError(f"horizons must be increasing, got {self.horizons!r}")
@@ -54,6 +59,25 @@ class Settings:
             raise ConfigError(f"discount must be in (0, 1], got {self.discount!r}")
         if not 0.0 < self.alpha < 1.0:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha!r}")
+
+
+LADDER = (1, 5, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+"""The default horizons, cut at the episode length."""
+DEFAULT_EPISODE = 100
+"""The episode length assumed for an environment that declares no ``max_steps``."""
+
+
+def default_horizons(env) -> tuple[int, ...]:
+    """``LADDER`` below the episode length L, then L: L is ``env.max_steps``, or 100 without one.
+
+    The pathwise gradient of a whole episode is what training uses, and a
+    termination or contact may first bias it near the end of one, so the
+    check must reach it.
+    """
+    episode = getattr(env, "max_steps", None)
+    if isinstance(episode, bool) or not isinstance(episode, int) or episode < 1:
+        episode = DEFAULT_EPISODE
+    return tuple(h for h in LADDER if h < episode) + (episode,)
 
 
 class Finding(NamedTuple):
