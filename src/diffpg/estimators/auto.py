@@ -123,7 +123,8 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
       estimate), ``biased`` (1.0 when the bias test fired), ``bias_pvalue`` (its p-value),
       ``bias_statistic`` (z = √(N ‖X̄ − Ȳ‖² / tr Cov[X − Y]), about 1 without bias),
       ``event_terms`` (1 − β, the weight of the discrete nodes' score terms in the first-order estimate),
-      ``variance_first_order``, ``variance_score_function`` (per rollout) and ``env_steps``.
+      ``variance_first_order``, ``variance_score_function`` (per rollout) and ``env_steps``;
+      ``diffpg.estimators.auto_choice(diagnostics)`` says the choice in words.
     """
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=True, estimator="the auto estimator")
