@@ -88,6 +88,7 @@ def test_compare_takes_a_users_env_as_module_attr_and_recommends(compared_users_
 @pytest.mark.parametrize("env, words", [
     ("user_envs:NoSuchEnv", "module user_envs has no attribute 'NoSuchEnv'"),
     ("user_envs:WrongObsShape", "WrongObsShape.reset(key) returns .obs of shape (2,)"),
+    ("user_envs:NOT_AN_ENV", "needs an environment with observation_size, and dict has none"),
 ])
 def test_a_users_env_that_cannot_be_compared_is_one_sentence(env, words, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(FIXTURES)

@@ -28,7 +28,7 @@ from ..envs import LQR, make, registered
 from ..envs.spec import is_import_spec, load
 from ..errors import ConfigError
 from ..estimators import auto_choice
-from ..estimators.validate import check_protocol
+from ..estimators.validate import check_env, check_policy
 from ..oracles import lqr as lqr_oracle
 from ..report.horizons import per_rollout_variances
 from . import compile_cache
@@ -112,11 +112,12 @@ def run(config: Config) -> int:
         compile_cache.enable()
     console = Console(width=max(Console().width, 110))
     env = load(config.env, "environment", "step") if is_import_spec(config.env) else make(config.env)
+    check_env(env)  # an environment's mistake is named as its own, before anything compiles
     if isinstance(env, LQR):
         policy = policies.LinearGaussian(action_size=env.action_size)
     else:
         policy = policies.default_policy(env, hidden=(32, 32))
-    check_protocol(env, policy)  # named as the user's own classes, before anything compiles
+    check_policy(policy, env, needs_log_prob=False)
     key_params, key_est = jax.random.split(jax.random.PRNGKey(config.seed))
     params = jax.jit(policy.init, static_argnums=1)(key_params, env.observation_size)  # one compile, not one per op
     if isinstance(env, LQR):  # a stabilizing gain, so the exact gradient is an interesting reference

@@ -25,7 +25,8 @@ class Report:
     precision: str
     """``float64`` or ``float32``: where the finite-difference check ran."""
     sweep: list[dict]
-    """Per horizon: pathwise and score-function variance (tr Cov of one estimate), max |z| and the threshold."""
+    """Per horizon: pathwise and score-function variance (tr Cov of one estimate), max |z|, the threshold, and the
+    fraction of rollouts that terminated before it (``ended_fraction``)."""
     growth: dict
     """Per estimator: fitted exponential rate b (per step) and polynomial degree k of the variance."""
 
@@ -55,7 +56,7 @@ def recommend(report: Report) -> str:
     problems = {f.check for f in report.findings if f.status == PROBLEM}
     if "non-finite values" in problems:
         return ("fix the non-finite values first; until then use score_function (reinforce or ppo to train), "
-                "the only estimator that needs no derivative of the environment")
+                "which needs no derivative of the environment")
     rows = [r for r in report.sweep if np.isfinite(r["max_abs_z"])]
     failed = [r["horizon"] for r in rows if r["max_abs_z"] > r["z_threshold"]]
     if "autodiff vs finite differences" in problems and (not failed or failed[0] == 1):
@@ -78,11 +79,13 @@ def recommend(report: Report) -> str:
     longest = max((r["horizon"] for r in rows), default=None)
     if longest is None:
         return "use auto: no horizon could be compared"
-    return (f"use pathwise (unbiased and the less noisy estimator up to H = {longest}), and apg or shac to train")
+    return f"use pathwise (no bias found, and the less noisy estimator, up to H = {longest}), and apg or shac to train"
 
 
 def check(env, policy, settings: Settings = Settings(), progress: Callable[[str], Any] = lambda text: None) -> Report:
-    """Run the four checks of the module docstring on ``env`` with ``policy``; return the verdict.
+    """Run the four checks of ``diffpg.trust`` on ``env`` with ``policy``; return the verdict.
+
+    Empty ``settings.horizons`` reach the episode length (``Settings.for_env``).
 
     Args:
       env: an object following the Env protocol.
