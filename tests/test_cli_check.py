@@ -104,6 +104,7 @@ def test_an_env_producing_nan_is_flagged_with_exit_1(checked):
     (["user_envs:WrongObsShape"], "returns .obs of shape (2,), but it must have shape (3,)"),
     (["user_envs:Linear", "--policy", "user_envs:LINEAR"], "needs a policy with init(), and Linear has none"),
     (["user_envs:Linear", "--horizons", "5", "1"], "horizons must be increasing"),
+    (["user_envs:BranchesInPython"], "BranchesInPython.step branches in Python on a traced value (user_envs.py:"),
 ])
 def test_bad_usage_is_one_sentence_and_exit_2(args, phrase, monkeypatch, capsys, tmp_path):
     status, out, err = run_check([*args, "--out", str(tmp_path)], monkeypatch, capsys)

@@ -29,8 +29,9 @@ import jax.numpy as jnp
 
 from ..errors import DiffpgError, ProtocolError
 
-_LIBRARY_DIRS = tuple(os.path.dirname(os.path.dirname(m.__file__)) + os.sep for m in (jax,)) + (
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,)
+_LIBRARY_DIRS = (os.path.dirname(os.path.dirname(jax.__file__)) + os.sep,  # site-packages: JAX, flax, NumPy, ...
+                 os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep)  # diffpg itself
+"""Frames under these are not the user's: the location named in a message is the innermost frame outside them."""
 
 
 def _abstract(tree):
