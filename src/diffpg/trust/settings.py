@@ -11,7 +11,7 @@ OK, PROBLEM = "ok", "problem"
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """How hard ``check`` looks. With the defaults a small environment takes 15 to 20 CPU seconds, mostly compiling."""
+    """How hard ``check`` looks. With the defaults a small environment takes about 20 CPU seconds, mostly compiling."""
 
     seed: int = 0
     """Seed of every random state, action and rollout, so a check is reproducible."""
