@@ -405,3 +405,17 @@ def test_grouped_variance_agrees_with_explicit_per_rollout_gradients(repeated, f
           f"{se_explicit:.2f}, z = {z:.2f}")
     assert abs(z) < 4
     assert se_grouped < 0.1 * explicit  # the comparison resolves a 40% error in the diagnostic
+
+
+def test_auto_choice_says_in_words_what_the_numbers_chose():
+    from diffpg.estimators import auto_choice
+
+    numbers = {"alpha": [0.96, 0.98], "biased": [0.0, 0.0], "bias_pvalue": [0.3, 0.5], "event_terms": [0.0, 0.0],
+               "variance_first_order": [1.0, 1.0], "variance_score_function": [50.0, 50.0]}
+    assert auto_choice(numbers) == ("auto used the pathwise gradient (weight α = 0.97 on it): no bias found "
+                                    "(p = 0.4), and the pathwise gradient's per-rollout variance is 0.02 times the "
+                                    "score function's")
+    mixed = {**numbers, "alpha": [0.5, 0.5], "biased": [1.0, 0.0], "event_terms": [0.5, 0.5]}
+    assert auto_choice(mixed) == ("auto mixed the pathwise gradient (weight α = 0.50) with the score function: the "
+                                  "bias test finds the pathwise gradient biased in 50% of the estimates (p = 0.4); "
+                                  "the environment's discrete events carry 50% of the first-order estimate")

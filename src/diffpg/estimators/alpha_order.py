@@ -40,6 +40,7 @@ from .batch import batch_keys, check_settings, group_count, standard_diagnostics
 from .combine import confidence_radius, flatten_groups, group_gradients, variance
 from .surrogate import check_surrogate_settings, surrogate_gradients
 from .zeroth_order import check_zeroth_order_policy, zeroth_order_batch, zeroth_order_objective
+from .validate import validated
 
 
 def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
@@ -109,4 +110,4 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
                        "env_steps": (n_first + 2 * n_zeroth) * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the alpha-order estimator")

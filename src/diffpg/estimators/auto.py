@@ -96,6 +96,7 @@ from .batch import batch_keys, check_settings, standard_diagnostics
 from .combine import bias_aware_weight, flatten_groups, moments, sign_flip_pvalue, variance
 from .surrogate import check_surrogate_settings, is_reparameterized, surrogate_rollouts
 from .surrogates import alive_mask, pathwise_surrogate, reward_to_go, score_function_surrogate
+from .validate import validated
 
 
 def z_statistic(a, b, num_rollouts: int, per_group: int):
@@ -123,7 +124,8 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
       estimate), ``biased`` (1.0 when the bias test fired), ``bias_pvalue`` (its p-value),
       ``bias_statistic`` (z = √(N ‖X̄ − Ȳ‖² / tr Cov[X − Y]), about 1 without bias),
       ``event_terms`` (1 − β, the weight of the discrete nodes' score terms in the first-order estimate),
-      ``variance_first_order``, ``variance_score_function`` (per rollout) and ``env_steps``.
+      ``variance_first_order``, ``variance_score_function`` (per rollout) and ``env_steps``;
+      ``diffpg.estimators.auto_choice(diagnostics)`` says the choice in words.
     """
     require_gradient(env, "the auto estimator")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
@@ -198,4 +200,4 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
                        "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the auto estimator")

@@ -21,23 +21,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ..errors import ConfigError, ProtocolError
+from ..errors import ConfigError
+from .validate import check_members
 
 
 def check_settings(env, policy, *, horizon, num_envs, discount, variance_groups, needs_log_prob=False,
                    estimator="this estimator"):
     """Raise one clear sentence for a bad setting or an object that misses the protocol."""
-    for name in ("observation_size", "action_size", "reset", "step"):
-        if not hasattr(env, name):
-            raise ProtocolError(f"{estimator} needs an environment with {name}; {type(env).__name__} has none "
-                                "(see the Env protocol: observation_size, action_size, reset(key), step(state, action))")
-    for name in ("init", "sample"):
-        if not hasattr(policy, name):
-            raise ProtocolError(f"{estimator} needs a policy with {name}(); {type(policy).__name__} has none")
-    if needs_log_prob and not callable(getattr(policy, "log_prob", None)):
-        raise ProtocolError(
-            f"{estimator} needs log_prob(params, obs, action), and {type(policy).__name__} has none; "
-            "a deterministic policy has no score function, so use the pathwise estimator or a stochastic policy")
+    check_members(env, policy, needs_log_prob=needs_log_prob, estimator=estimator)
     for name, value in (("horizon", horizon), ("num_envs", num_envs), ("variance_groups", variance_groups)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive int, got {value!r}")

@@ -51,6 +51,7 @@ from .batch import batch_keys, check_settings, standard_diagnostics
 from .combine import flatten_groups, group_gradients, variance
 from .surrogate import check_surrogate_settings, is_reparameterized
 from .surrogates import alive_mask, discount_weights, pathwise_surrogate, reward_to_go
+from .validate import validated
 
 
 class Given:
@@ -183,5 +184,5 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
                        "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the inverse-variance estimator")
 

@@ -22,6 +22,7 @@ from ..errors import ConfigError, ProtocolError
 from ..rollout import rollout
 from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
 from .surrogates import pathwise_surrogate
+from .validate import validated
 
 
 def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
@@ -75,4 +76,4 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
         grad, returns, variance, norm = grouped_gradient(objective, params, batch_keys(key, num_envs), groups)
         return grad, standard_diagnostics(returns, norm, variance)
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the pathwise estimator")

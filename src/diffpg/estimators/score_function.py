@@ -26,6 +26,7 @@ from ..rollout import rollout
 from .baselines import baseline_values, check_baseline
 from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
 from .surrogates import alive_mask, pathwise_surrogate, reward_to_go, score_function_surrogate
+from .validate import validated
 
 
 def score_function(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
@@ -63,4 +64,4 @@ def score_function(env, policy, *, horizon: int, num_envs: int, discount: float 
         returns = jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount)
         return grad, standard_diagnostics(returns, norm, variance)
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the score-function estimator")

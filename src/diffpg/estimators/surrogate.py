@@ -51,6 +51,7 @@ from .baselines import baseline_values, check_baseline
 from .batch import batch_keys, check_settings, group_count, standard_diagnostics
 from .combine import flatten_groups, group_gradients, variance
 from .surrogates import alive_mask, discount_weights, pathwise_surrogate, reward_to_go
+from .validate import validated
 
 
 def is_reparameterized(policy) -> bool:
@@ -205,4 +206,4 @@ def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0
         diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread), "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the surrogate estimator")

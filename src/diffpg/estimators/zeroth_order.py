@@ -28,6 +28,7 @@ from ..errors import ProtocolError
 from ..rollout import rollout
 from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
 from .surrogates import alive_mask, pathwise_surrogate
+from .validate import validated
 
 
 @struct.dataclass
@@ -102,4 +103,4 @@ def zeroth_order(env, policy, *, horizon: int, num_envs: int, discount: float = 
         return grad, {**standard_diagnostics(returns, norm, variance), "noise_free_return": noise_free,
                       "env_steps": 2 * num_envs * horizon}
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the zeroth-order estimator")
