@@ -6,7 +6,7 @@ For each device count D, a fresh process (``XLA_FLAGS=--xla_force_host_platform_
 must be set before JAX starts) times ``diffpg.estimators.pathwise`` on ``pendulum`` with a
 64×64 GaussianMLP, exactly as users call it: the rollouts are laid over the D devices
 (``diffpg.sharding``) and the gradient is all-reduced. It prints the median wall time of a call,
-rollouts per second, XLA's flop count per device (``cost_analysis``), and whether the compiled
+its process CPU time (all threads), rollouts per second, XLA's flop count per device (``cost_analysis``), and whether the compiled
 program holds an all-reduce. Forced CPU devices share the machine's cores: on a machine with
 few cores this shows the mechanism (the work per device halves, an all-reduce appears), not a
 speed-up, which needs devices with their own compute.
@@ -36,13 +36,15 @@ def measure(num_envs: int, horizon: int, repeats: int) -> dict:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     jax.block_until_ready(estimate(jax.random.PRNGKey(0), params))
-    times = []
+    times, cpu = [], []
     for i in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         jax.block_until_ready(estimate(jax.random.PRNGKey(i + 1), params))
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     seconds = float(np.median(times))
-    return {"devices": jax.device_count(), "seconds": seconds, "rollouts_per_s": num_envs / seconds,
+    return {"devices": jax.device_count(), "seconds": seconds, "cpu_seconds": float(np.median(cpu)),
+            "rollouts_per_s": num_envs / seconds,
             "flops_per_device": float(cost.get("flops", float("nan"))),
             "all_reduce": "all-reduce" in compiled.as_text()}
 
@@ -71,11 +73,12 @@ def main():
         rows.append(json.loads(output.strip().splitlines()[-1]))
     table = Table(title=f"pathwise gradient, pendulum, N={args.num_envs}, H={args.horizon}, 64x64 MLP "
                         f"({platform.machine()}, {os.cpu_count()} cores)")
-    for column in ("devices", "median s / gradient", "rollouts / s", "vs 1 device", "flops / device", "all-reduce"):
+    for column in ("devices", "median s / gradient", "CPU s / gradient", "rollouts / s", "vs 1 device", "flops / device", "all-reduce"):
         table.add_column(column, justify="right")
     base = rows[0]["rollouts_per_s"]
     for row in rows:
-        table.add_row(str(row["devices"]), f"{row['seconds']:.3f}", f"{row['rollouts_per_s']:.0f}",
+        table.add_row(str(row["devices"]), f"{row['seconds']:.3f}", f"{row['cpu_seconds']:.3f}",
+                      f"{row['rollouts_per_s']:.0f}",
                       f"{row['rollouts_per_s'] / base:.2f}x", f"{row['flops_per_device']:.3g}", str(row["all_reduce"]))
     Console().print(table)
 
