@@ -16,7 +16,6 @@ import pytest
 import diffpg
 from diffpg.errors import ConfigError, ProtocolError
 from diffpg.estimators import pathwise, score_function
-from diffpg.estimators.batch import group_count, grouped_gradient
 from diffpg.oracles import lqr
 from diffpg.rollout import rollout
 
@@ -269,21 +268,6 @@ def test_bad_settings_are_one_sentence_before_any_work(estimator, change, cls, p
     with pytest.raises(cls) as e:
         factory(env, policy, **settings)
     assert_one_sentence(e, cls, phrase)
-
-
-def test_group_count_and_a_single_group_has_no_variance():
-    assert group_count(64, 8) == 8 and group_count(12, 8) == 6 and group_count(7, 8) == 7
-    assert group_count(13, 8) == 1 and group_count(5, 1) == 1
-
-    def objective(w, x):  # per-rollout f_i(w) = w · x_i, so ∇f_i = x_i
-        return jnp.mean(w * x), x
-
-    x = jnp.array([1.0, 2.0, 4.0, 7.0])
-    grad, aux, variance, norm = grouped_gradient(objective, 1.0, x, 2)
-    # groups {1, 2} and {4, 7}: g = (1.5, 5.5), ĝ = 3.5, M/(G−1) Σ (g_k − ĝ)² = 2 · 8 = 16
-    assert float(grad) == 3.5 and float(variance) == 16.0 and float(norm) == 3.5
-    np.testing.assert_array_equal(aux, x)
-    assert np.isnan(float(grouped_gradient(objective, 1.0, x, 1)[2]))
 
 
 # ----------------------------------------------------------------------------- statistical tests on the LQR

@@ -36,8 +36,8 @@ import jax.numpy as jnp
 
 from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError
-from .batch import batch_keys, check_settings, group_count, standard_diagnostics
-from .combine import confidence_radius, flatten_groups, group_gradients, variance
+from .batch import batch_groups, batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
+from .combine import confidence_radius, flatten_groups, variance
 from .surrogate import check_surrogate_settings, surrogate_gradients
 from .zeroth_order import check_zeroth_order_policy, zeroth_order_batch, zeroth_order_objective
 from .validate import validated
@@ -76,7 +76,7 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
                                             variance_groups=variance_groups, baseline=baseline,
                                             estimator="the alpha-order estimator")
     check_zeroth_order_policy(policy, "the alpha-order estimator")
-    groups_zeroth = group_count(n_zeroth, variance_groups)
+    groups_zeroth = batch_groups(n_zeroth, variance_groups, estimator="the alpha-order estimator")
     first_order = surrogate_gradients(env, policy, horizon=horizon, discount=discount, baseline=baseline,
                                       groups=groups_first)
     zeroth_batch = zeroth_order_batch(env, policy, horizon=horizon, discount=discount)
@@ -89,9 +89,9 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
         grads0, _ = group_gradients(zeroth_objective, params, batch0, groups_zeroth)
         x1, unravel = flatten_groups(grads1)
         x0, _ = flatten_groups(grads0)
-        g1, g0 = x1.mean(0), x0.mean(0)
-        var1 = variance(x1, n_first // groups_first)
-        var0 = variance(x0, n_zeroth // groups_zeroth)
+        g1, g0 = group_mean(x1, groups_first), group_mean(x0, groups_zeroth)
+        var1 = variance(x1, groups_first)
+        var0 = variance(x0, groups_zeroth)
         mean_var1, mean_var0 = var1 / n_first, var0 / n_zeroth
         epsilon = confidence_radius(var0, n_zeroth, g0.shape[0], confidence)
         gamma = bias_tolerance * jnp.linalg.norm(g0)

@@ -47,8 +47,8 @@ from ..envs.gymnasium_black_box import require_gradient
 from ..rollout import unroll
 from ..types import as_float
 from .baselines import baseline_values
-from .batch import batch_keys, check_settings, standard_diagnostics
-from .combine import flatten_groups, group_gradients, variance
+from .batch import batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
+from .combine import flatten_groups, variance
 from .surrogate import check_surrogate_settings, is_reparameterized
 from .surrogates import alive_mask, discount_weights, pathwise_surrogate, reward_to_go
 from .validate import validated
@@ -124,7 +124,7 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
       env, policy: the Env and Policy protocols; the policy needs ``log_prob``.
       horizon, num_envs, discount: as for ``pathwise``.
       baseline: b_t of the LR estimates (``"leave_one_out"`` over the batch, ``"none"`` or ``value(obs)``).
-      variance_groups: G; the weights of a group come from its own M = N/G rollouts, so keep M ≳ 8.
+      variance_groups: G, at most; the weights of a group come from its own rollouts, at least 8 of them.
 
     Returns:
       ``estimate``, jit-able; diagnostics as for ``pathwise`` plus ``pathwise_weight`` (k_t averaged
@@ -135,7 +135,7 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
                    variance_groups=variance_groups, needs_log_prob=True, estimator="the inverse-variance estimator")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline,
-                                      estimator="the inverse-variance estimator")
+                                      estimator="the inverse-variance estimator", min_group_size=8)
     node = total_propagation_node(policy, is_reparameterized(policy))
     given = Given()
 
@@ -177,8 +177,8 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
         baselines = baseline_values(baseline, obs, jax.vmap(reward_to_go, (0, None))(reward, discount))
         (grads, weights), returns = group_gradients(objective, (params, probes), (keys, baselines), groups)
         flat, unravel = flatten_groups(grads)
-        grad = flat.mean(0)
-        spread = variance(flat, num_envs // groups)
+        grad = group_mean(flat, groups)
+        spread = variance(flat, groups)
         diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread),
                        "pathwise_weight": weights.mean(), "pathwise_weight_per_step": weights.mean(0),
                        "env_steps": num_envs * horizon}

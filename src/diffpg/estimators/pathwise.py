@@ -20,7 +20,7 @@ import jax
 from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError, ProtocolError
 from ..rollout import rollout
-from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
+from .batch import batch_groups, batch_keys, check_settings, grouped_gradient, standard_diagnostics
 from .surrogates import pathwise_surrogate
 from .validate import validated
 
@@ -62,7 +62,7 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
         raise ProtocolError(
             f"the pathwise estimator needs a reparameterized policy, and {type(policy).__name__} draws discrete "
             "actions that carry no gradient; use score_function or surrogate")
-    groups = group_count(num_envs, variance_groups)
+    groups = batch_groups(num_envs, variance_groups, estimator="the pathwise estimator")
 
     def objective(params, keys):
         def one(key):

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 from .. import envs, estimators
 from ..errors import ConfigError
 from ..policies import GaussianMLP
+from ..sharding import check_divisible, shard_batch
 from ..types import as_float
 from . import apg, ascent, normalizer, ppo, reinforce, shac
 from .config import TrainConfig, check, compiler_options
@@ -111,6 +112,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
       optimizer: an optax ``GradientTransformation`` for the policy instead of clipped Adam.
     """
     cfg = check(config)
+    check_divisible(cfg.num_envs)  # the environments are laid over every device (diffpg.sharding)
     if estimator is not None and cfg.algo != "ascent":
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
     env = envs.make(cfg.env) if env is None else env
@@ -163,6 +165,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
 
     def update(state: TrainState):
         key, k_algo, k_reset = jax.random.split(state.key, 3)
+        state = state._replace(env_state=shard_batch(state.env_state), episode_acc=shard_batch(state.episode_acc))
         fields, window, metrics, finite = algorithm(parts, k_algo, state, poison_for(state.update))
         if window is not None and cfg.obs_norm:
             fields["obs_stats"] = normalizer.update(state.obs_stats, window.traj.obs)
