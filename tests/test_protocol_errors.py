@@ -92,7 +92,7 @@ class BranchingPolicy:
 
 def estimate_once(env, policy=None, factory="pathwise"):
     policy = policy or diffpg.policies.LinearGaussian(action_size=2)
-    estimate = getattr(diffpg.estimators, factory)(env, policy, horizon=4, num_envs=4)
+    estimate = getattr(diffpg.estimators, factory)(env, policy, horizon=4, num_envs=16)  # inverse_variance needs 2 groups of 8
     key = jax.random.PRNGKey(0)
     return jax.jit(estimate)(key, policy.init(key, env.observation_size))
 
