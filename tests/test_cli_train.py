@@ -121,7 +121,8 @@ def test_entry_point_prints_one_sentence_without_traceback(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "diffpg: error: unknown environment 'nope'; choose one of " + ", ".join(diffpg.envs.registered())]
+        "diffpg: error: unknown environment 'nope'; choose one of " + ", ".join(diffpg.envs.registered())
+        + ", or name your own as MODULE:ATTR"]
 
 
 # ---------------------------------------------------------------- what a run writes
@@ -145,7 +146,7 @@ def test_metrics_rows_one_per_update(run_dir):
 
 def test_run_dir_layout_config_and_checkpoints(run_dir):
     assert json.loads((run_dir / "run.json").read_text()) == {"seed": 3, "log_every": 2, "checkpoint_every": 4,
-                                                              "keep": 3}
+                                                              "keep": 3, "observation_size": 3, "action_size": 1}
     config = read_config(run_dir)
     assert (config.algo, config.env, config.num_updates, config.num_envs, config.hidden) == \
         ("apg", "pendulum", 12, 2, (8,))

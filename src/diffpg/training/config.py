@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -25,7 +26,8 @@ ACTIVATIONS = ("tanh", "elu", "relu")
 @dataclass(frozen=True)
 class TrainConfig:
     env: str = "pendulum"
-    """Registered environment name, built with ``diffpg.make``."""
+    """Registered environment name (built with ``diffpg.make``), or ``MODULE:ATTR`` (an env, its class or a
+    zero-argument factory)."""
     algo: str = "shac"
     """Algorithm: apg, shac, reinforce, ppo, or ascent with any estimator (see docs/algorithms.md)."""
     estimator: str = "pathwise"
@@ -197,11 +199,41 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
 }
 
 
-def defaults(env: str = "pendulum", algo: str = "shac") -> TrainConfig:
-    """The settings for ``algo`` on ``env``; measured to solve pendulum and cartpole_swingup."""
+_MEASURED_ON = ("pendulum", "cartpole_swingup")
+_BASE = {"apg": _APG, "shac": _SHAC, "ppo": _PPO, "reinforce": _REINFORCE}
+
+
+def defaults(env="pendulum", algo: str = "shac") -> TrainConfig:
+    """The settings for ``algo`` on ``env`` (a name, ``MODULE:ATTR``, or an env object).
+
+    Measured to solve pendulum and cartpole_swingup. For any other environment they start from
+    pendulum's settings for ``algo`` and derive what they can from the environment: the window divides
+    its episode length ``max_steps`` (so no steps are wasted at episode ends); a warning says so.
+    """
+    from .settings import build_env, env_name
+
     if algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
-    return check(TrainConfig(env=env, algo=algo, **_DEFAULTS.get((env, algo), _ASCENT if algo == "ascent" else {})))
+    name = env_name(env)
+    if algo == "ascent" or name in _MEASURED_ON:
+        return check(TrainConfig(env=name, algo=algo, **_DEFAULTS.get((name, algo), _ASCENT if algo == "ascent"
+                                                                      else {})))
+    settings = dict(_BASE[algo])
+    env = build_env(name) if isinstance(env, str) else env
+    max_steps = getattr(env, "max_steps", None)
+    if isinstance(max_steps, int) and max_steps > 0:
+        window = max(d for d in range(1, settings["window"] + 1) if max_steps % d == 0)
+        derived = f"window {window}, which divides its episode length max_steps={max_steps}"
+        settings["window"] = window
+        for minibatches in ("critic_minibatches", "ppo_minibatches"):
+            if minibatches in settings and (settings["num_envs"] * window) % settings[minibatches]:
+                settings[minibatches] = 1
+    else:
+        derived = f"window {settings['window']}, as it declares no max_steps (its episodes end only by done)"
+    warnings.warn(f"diffpg has no measured {algo} settings for {name} (observation_size "
+                  f"{env.observation_size}, action_size {env.action_size}); starting from pendulum's, with "
+                  f"{derived}; change any setting by name", UserWarning, stacklevel=2)
+    return check(TrainConfig(env=name, algo=algo, **settings))
 
 
 def compiler_options(config: TrainConfig) -> dict | None:

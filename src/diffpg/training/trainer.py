@@ -41,12 +41,13 @@ policy gradient's global norm before clipping; ``skipped`` and
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
-from .. import envs, estimators
+from .. import estimators
 from ..errors import ConfigError
 from ..policies import GaussianMLP
 from ..types import as_float
@@ -54,6 +55,7 @@ from . import apg, ascent, normalizer, ppo, reinforce, shac
 from .config import TrainConfig, check, compiler_options
 from .critic import value_network
 from .optimizer import make_optimizer
+from .settings import build_env
 from .state import Parts, TrainState
 from .window import reset_finished
 
@@ -113,8 +115,14 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     cfg = check(config)
     if estimator is not None and cfg.algo != "ascent":
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
-    env = envs.make(cfg.env) if env is None else env
-    scale = cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None) or 1.0
+    env = build_env(cfg.env) if env is None else env
+    scale = cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None)
+    if scale is None:
+        scale = 1.0
+        if cfg.squash:
+            warnings.warn(f"the environment {cfg.env} declares no action_bound, so the policy's actions are "
+                          "squashed into [-1, 1]; give the environment an action_bound, or set action_scale",
+                          UserWarning, stacklevel=2)
     policy = GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
                          squash=cfg.squash, action_scale=float(scale))
     has_critic = cfg.algo not in ("apg", "ascent")
