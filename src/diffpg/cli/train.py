@@ -126,7 +126,7 @@ def run(config: Config) -> int:
         raise
     finally:
         for note in dict.fromkeys(str(n.message) for n in notes):
-            console.print(f"diffpg: note: {note}", style="yellow", highlight=False)
+            console.print(f"diffpg: note: {note}", style="yellow", highlight=False, soft_wrap=True)
     if config.timings:
         console.print(timings.table())
     if result.stopped_at is not None:

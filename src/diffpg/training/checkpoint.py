@@ -197,7 +197,7 @@ def _shapes(tree) -> dict[str, tuple]:
 
 def _difference(saved: dict, wanted: dict) -> str | None:
     """What differs between the arrays a checkpoint holds and those a template needs, in words."""
-    for name in sorted(set(saved) | set(wanted)):
+    for name in sorted(set(saved) | set(wanted), key=lambda name: (not name.startswith("params/"), name)):
         if name not in wanted:
             return f"the checkpoint has an array {name} that the config does not"
         if name not in saved:
@@ -325,8 +325,8 @@ class Checkpoints:
         self.close()
 
 
-def restore_latest(run_dir: str | os.PathLike, template) -> tuple[int, Any]:
-    """(update, state) of the newest checkpoint in ``run_dir``, shaped like ``template``."""
+def restore_latest(run_dir: str | os.PathLike, template, config=None) -> tuple[int, Any]:
+    """(update, state) of the newest checkpoint in ``run_dir``, shaped like ``template`` (of ``config``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {str(run_dir)!r} does not exist; "
@@ -336,4 +336,4 @@ def restore_latest(run_dir: str | os.PathLike, template) -> tuple[int, Any]:
         if update is None:
             raise CheckpointError(f"{str(checkpoints.directory)!r} holds no complete checkpoint; "
                                   "the run was stopped before its first save")
-        return update, checkpoints.restore(template, update)
+        return update, checkpoints.restore(template, update, config=config)

@@ -55,7 +55,7 @@ from . import apg, ascent, normalizer, ppo, reinforce, shac
 from .config import TrainConfig, check, compiler_options
 from .critic import value_network
 from .optimizer import make_optimizer
-from .settings import build_env
+from .settings import build_env, env_name
 from .state import Parts, TrainState
 from .window import reset_finished
 
@@ -120,7 +120,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     if scale is None:
         scale = 1.0
         if cfg.squash:
-            warnings.warn(f"the environment {cfg.env} declares no action_bound, so the policy's actions are "
+            warnings.warn(f"the environment {env_name(env)} declares no action_bound, so the policy's actions are "
                           "squashed into [-1, 1]; give the environment an action_bound, or set action_scale",
                           UserWarning, stacklevel=2)
     policy = GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
