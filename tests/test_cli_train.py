@@ -136,7 +136,7 @@ def test_metrics_rows_one_per_update(run_dir):
     walls = [r["wall_s"] for r in rows]
     assert all(w > 0 for w in walls) and walls == sorted(walls)
     for r in rows:
-        assert {"return", "grad_norm", "skipped", "bad_streak"} <= set(r)
+        assert {"return", "eval/return", "grad_norm", "skipped", "bad_streak"} <= set(r)
     # the NaN injected into update 4 was skipped and counted, and training went on
     assert [r["skipped"] for r in rows] == [0, 0, 0] + [1] * 9
     assert rows[3]["grad_norm"] is None and all(r["grad_norm"] is not None for r in rows[4:])
@@ -180,8 +180,12 @@ def test_tensorboard_events_hold_the_metrics(run_dir):
     assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 1
     scalars = read_events(run_dir / "tb")
     rows = rows_of(run_dir)
-    assert [s for s, _ in scalars["train/return"]] == [r["env_steps"] for r in rows]
-    np.testing.assert_allclose([v for _, v in scalars["train/return"]], [r["return"] for r in rows], rtol=1e-6)
+    evaluated = [r for r in rows if r["eval/return"] is not None]
+    assert len(evaluated) == 12 // read_config(run_dir).evaluations_every  # the periodic evaluation
+    assert [s for s, _ in scalars["train/eval/return"]] == [r["env_steps"] for r in evaluated]
+    np.testing.assert_allclose([v for _, v in scalars["train/eval/return"]], [r["eval/return"] for r in evaluated],
+                               rtol=1e-6)
+    assert "train/return" not in scalars  # no 200-step episode ended: there is no training return to log
     assert len(scalars["train/grad_norm"]) == 11  # the skipped update has no finite gradient norm
 
 

@@ -42,8 +42,8 @@ def serve(plot: bool, tensorboard: bool) -> None:
     from .tensorboard import TensorBoardLog, tensorboardx
 
     if plot:
-        warm_up = [{"env_steps": 0, "return": -1e3, "episode_return": -1e3, "grad_norm": 1.0},
-                   {"env_steps": 1e4, "return": 0.0, "episode_return": 0.0, "grad_norm": 1e3}]
+        warm_up = [{"env_steps": 0, "return": -1e3, "eval/return": -1e3, "grad_norm": 1.0},
+                   {"env_steps": 1e4, "return": 0.0, "eval/return": 0.0, "grad_norm": 1e3}]
         learning_curve(warm_up, os.devnull)  # fonts, text layout, the log axis's mathtext labels
     if tensorboard:
         tensorboardx(hide_torch=True)

@@ -89,6 +89,11 @@ class TrainConfig:
     """PPO's ratio clipping ε."""
     norm_adv: bool = True
     """Normalize advantages to zero mean and unit variance: per minibatch (ppo), per update (reinforce)."""
+    eval_every: int | None = None
+    """Evaluate the deterministic policy every this many updates, inside the jitted loop, on the same held-out
+    start states each time (logged as eval/return); None: about 20 times a run; 0: never."""
+    eval_episodes: int = 8
+    """Episodes of each evaluation (held-out start states, fixed for the run), each the env's max_steps long."""
     fast_compile: bool = False
     """Compile init and run with XLA backend optimizations off: ~1.5x faster to compile, ~3x slower to run."""
     max_bad_updates: int = 10
@@ -99,6 +104,13 @@ class TrainConfig:
     @property
     def steps_per_update(self) -> int:
         return self.num_envs * self.window
+
+    @property
+    def evaluations_every(self) -> int:
+        """Updates between evaluations (0: none): eval_every, or a divisor of num_updates near a twentieth."""
+        if self.eval_every is not None:
+            return self.eval_every
+        return max(d for d in range(1, max(1, self.num_updates // 20) + 1) if self.num_updates % d == 0)
 
 
 def _positive_int(config, name):
@@ -158,6 +170,10 @@ def check(config: TrainConfig) -> TrainConfig:
     for name in ("adam_b1", "adam_b2"):
         _number(config, name, 0.0, 1.0, low_open=False, high_open=True)
     _positive_int(config, "max_bad_updates")
+    _positive_int(config, "eval_episodes")
+    if config.eval_every is not None and (isinstance(config.eval_every, bool) or not isinstance(config.eval_every, int)
+                                          or config.eval_every < 0):
+        raise ConfigError(f"eval_every must be a non-negative integer or None, got {config.eval_every!r}")
     if any(isinstance(u, bool) or not isinstance(u, int) or u < 0 for u in config.debug_nan_at):
         raise ConfigError(f"debug_nan_at must hold non-negative update indices, got {config.debug_nan_at!r}")
     for algo, name in (("shac", "critic_minibatches"), ("reinforce", "critic_minibatches"), ("ppo", "ppo_minibatches")):

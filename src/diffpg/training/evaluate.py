@@ -31,20 +31,22 @@ def evaluate(trainer, state, key, episodes: int, horizon: int | None = None) -> 
     return _compiled(trainer, episodes, horizon)(state.params, state.obs_stats, key)
 
 
+def episode_returns(key, env, policy, params, obs_stats, episodes: int, horizon: int) -> jax.Array:
+    """[episodes] returns R_j of the deterministic policy from ``env.reset(k_j)``; pure, to compose in a jit."""
+    def one(k):
+        k_reset, k_steps = jax.random.split(k)
+        acting = Acting(policy, obs_stats, stochastic=False)
+        _, traj = unroll(k_steps, env, acting, params, env.reset(k_reset), horizon)
+        return traj.reward.sum()
+
+    return jax.vmap(one)(jax.random.split(key, episodes))
+
+
 def _compiled(trainer, episodes: int, horizon: int):
     """The jitted evaluation for these settings, kept on the trainer so it compiles once."""
     cache_key = ("evaluate", episodes, horizon)
     if cache_key not in trainer.compiled:
         env, policy = trainer.env, trainer.policy
-
-        def returns(params, obs_stats, key):
-            def one(k):
-                k_reset, k_steps = jax.random.split(k)
-                acting = Acting(policy, obs_stats, stochastic=False)
-                _, traj = unroll(k_steps, env, acting, params, env.reset(k_reset), horizon)
-                return traj.reward.sum()
-
-            return jax.vmap(one)(jax.random.split(key, episodes))
-
-        trainer.compiled[cache_key] = jax.jit(returns)
+        trainer.compiled[cache_key] = jax.jit(
+            lambda params, obs_stats, key: episode_returns(key, env, policy, params, obs_stats, episodes, horizon))
     return trainer.compiled[cache_key]

@@ -31,10 +31,12 @@ exceeds ``config.max_bad_updates`` (``should_stop``). For tests,
 
 Logged metrics (each an array with leading axis n): ``update`` and
 ``env_steps`` after the update; ``reward``, the window's mean per-step reward;
-``return``, the mean episodic return of the training episodes that ended most
-recently (at this update or before; the training policy, with its
-exploration noise), and before the first episode ends, ``reward`` times the
-episode length (the env's ``max_steps``, else the window); ``grad_norm``, the
+``return``, the mean episodic return of the training episodes that ended in
+this update (the training policy, with its exploration noise; NaN when none
+ended); ``eval/return``, every ``eval_every`` updates, the mean return of the
+deterministic policy over ``eval_episodes`` whole episodes from held-out start
+states, the same ones each time (``evaluate.episode_returns``, inside the
+jitted loop; NaN between evaluations); ``grad_norm``, the
 policy gradient's global norm before clipping; ``skipped`` and
 ``bad_streak``; and each algorithm's own (docs/algorithms.md).
 """
@@ -54,11 +56,14 @@ from ..types import as_float
 from . import apg, ascent, normalizer, ppo, reinforce, shac
 from .config import TrainConfig, check, compiler_options
 from .critic import value_network
+from .evaluate import episode_returns
 from .optimizer import make_optimizer
 from .settings import build_env, env_name
 from .state import Parts, TrainState
 from .window import reset_finished
 
+EVAL_SEED = 2**31 - 1
+"""The seed of the evaluations' held-out start states: the same for every evaluation, apart from any run's key."""
 ALGORITHMS = {"apg": apg.update, "shac": shac.update, "reinforce": reinforce.update, "ppo": ppo.update,
               "ascent": ascent.update}
 
@@ -139,8 +144,8 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         estimate = factory(env, policy, horizon=cfg.window, num_envs=cfg.num_envs, discount=cfg.discount)
     parts = Parts(cfg, env, policy, critic_net, actor_opt, critic_opt, estimate)
     algorithm = ALGORITHMS[cfg.algo]
-    episode_length = getattr(env, "max_steps", None) or cfg.window
     nan_at = jnp.asarray(cfg.debug_nan_at, jnp.int32)
+    every, eval_horizon = cfg.evaluations_every, getattr(env, "max_steps", None) or cfg.window
 
     def init(key) -> TrainState:
         k_policy, k_critic, k_env, key = jax.random.split(key, 4)
@@ -170,8 +175,8 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     def update(state: TrainState):
         key, k_algo, k_reset = jax.random.split(state.key, 3)
         fields, window, metrics, finite = algorithm(parts, k_algo, state, poison_for(state.update))
-        if window is not None and cfg.obs_norm:
-            fields["obs_stats"] = normalizer.update(state.obs_stats, window.traj.obs)
+        if window is not None and cfg.obs_norm:  # observations after an episode's end are not counted
+            fields["obs_stats"] = normalizer.update(state.obs_stats, window.traj.obs, window.alive)
         # A skipped update learns nothing: every learned quantity stays as it was.
         fields = {name: jax.tree.map(lambda new, old: jnp.where(finite, new, old), value, getattr(state, name))
                   for name, value in fields.items()}
@@ -184,8 +189,18 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         state = state._replace(**fields, key=key, update=state.update + 1, env_steps=state.env_steps + steps,
                                skipped=state.skipped + bad, bad_streak=(state.bad_streak + 1) * bad)
         metrics = {**metrics, **extra, "update": state.update, "env_steps": state.env_steps,
-                   "skipped": state.skipped, "bad_streak": state.bad_streak}
+                   "skipped": state.skipped, "bad_streak": state.bad_streak, "eval/return": evaluation(state)}
         return state, metrics
+
+    def evaluation(state):
+        """The mean return of the deterministic policy from the held-out start states, every eval_every
+        updates; NaN between evaluations."""
+        if not every:
+            return jnp.array(jnp.nan)
+        due = state.update % every == 0
+        returns = lambda: episode_returns(jax.random.key(EVAL_SEED), env, policy, state.params, state.obs_stats,  # noqa: E731
+                                          cfg.eval_episodes, eval_horizon).mean()
+        return jax.lax.cond(due, returns, lambda: jnp.array(jnp.nan))
 
     def book_episodes(key, fields, state, window):
         """Book the episodes that ended in this window, then start new ones; (fields, metrics)."""
@@ -197,8 +212,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         fields = {**fields, "env_state": reset_finished(key, env, window.final),
                   "episode_acc": jnp.where(finished, 0.0, episode_acc), "last_episode_return": last_return}
         reward = window.traj.reward.mean()
-        estimate = jnp.where(jnp.isnan(last_return), reward * episode_length, last_return)
-        return fields, {"reward": reward, "return": estimate}
+        return fields, {"reward": reward, "return": jnp.where(n_finished > 0, mean_finished, jnp.nan)}
 
     def run(state: TrainState, n: int):
         return jax.lax.scan(lambda s, _: update(s), state, None, length=n)
