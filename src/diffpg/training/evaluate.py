@@ -12,8 +12,7 @@ from __future__ import annotations
 import jax
 
 from ..errors import ConfigError
-from ..rollout import unroll
-from .window import Acting
+from .episodes import episode_returns
 
 
 def evaluate(trainer, state, key, episodes: int, horizon: int | None = None) -> jax.Array:
@@ -29,17 +28,6 @@ def evaluate(trainer, state, key, episodes: int, horizon: int | None = None) -> 
         raise ConfigError(f"evaluation needs a positive integer horizon; the environment has no max_steps, "
                           f"so pass horizon=, got {horizon!r}")
     return _compiled(trainer, episodes, horizon)(state.params, state.obs_stats, key)
-
-
-def episode_returns(key, env, policy, params, obs_stats, episodes: int, horizon: int) -> jax.Array:
-    """[episodes] returns R_j of the deterministic policy from ``env.reset(k_j)``; pure, to compose in a jit."""
-    def one(k):
-        k_reset, k_steps = jax.random.split(k)
-        acting = Acting(policy, obs_stats, stochastic=False)
-        _, traj = unroll(k_steps, env, acting, params, env.reset(k_reset), horizon)
-        return traj.reward.sum()
-
-    return jax.vmap(one)(jax.random.split(key, episodes))
 
 
 def _compiled(trainer, episodes: int, horizon: int):

@@ -35,7 +35,7 @@ Logged metrics (each an array with leading axis n): ``update`` and
 this update (the training policy, with its exploration noise; NaN when none
 ended); ``eval/return``, every ``eval_every`` updates, the mean return of the
 deterministic policy over ``eval_episodes`` whole episodes from held-out start
-states, the same ones each time (``evaluate.episode_returns``, inside the
+states, the same ones each time (``episodes.episode_returns``, inside the
 jitted loop; NaN between evaluations); ``grad_norm``, the
 policy gradient's global norm before clipping; ``skipped`` and
 ``bad_streak``; and each algorithm's own (docs/algorithms.md).
@@ -56,7 +56,7 @@ from ..types import as_float
 from . import apg, ascent, normalizer, ppo, reinforce, shac
 from .config import TrainConfig, check, compiler_options
 from .critic import value_network
-from .evaluate import episode_returns
+from .episodes import episode_returns
 from .optimizer import make_optimizer
 from .settings import build_env, env_name
 from .state import Parts, TrainState
