@@ -373,3 +373,46 @@ def test_ascent_trains_with_the_estimator_named_on_the_command_line(tmp_path, ca
     assert read_config(out).estimator == "zeroth_order"
     assert train("--out", tmp_path / "bad", *args, "estimator=magic") == 2
     assert "unknown estimator 'magic'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- one config per algorithm; old run directories
+
+
+def test_each_algorithm_lists_its_own_settings_with_their_docstrings(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train("shac", "--help")
+    assert exit_.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for flag in ("--shac.target-alpha", "--shac.critic-epochs", "--budget.num-updates", "--optimizer.actor-lr",
+                 "--policy.hidden", "--evaluation.eval-every", "--out", "--seed"):
+        assert flag in out, flag
+    assert "SHAC's target critic moves as target = alpha * target" in out
+    assert "(default: 2000)" in out  # defaults("pendulum", "shac"), the measured settings
+    assert "debug-nan-at" not in out and "fast-compile" not in out and "ppo-epochs" not in out
+
+
+def test_typed_flags_and_the_deprecated_set_give_the_same_run(tmp_path, bits):
+    common = ["--no-compile-cache", "--no-plot", "--no-tensorboard", "--log-every", 2]
+    assert train("apg", "--out", tmp_path / "typed", "--budget.num-updates", 4, "--budget.num-envs", 2,
+                 "--budget.window", 4, "--policy.hidden", 8, *common) == 0
+    assert train("--out", tmp_path / "set", *TINY, "--updates", 4, *common) == 0
+    assert read_config(tmp_path / "typed") == read_config(tmp_path / "set")
+    assert bits(final_state(tmp_path / "typed")[1]) == bits(final_state(tmp_path / "set")[1])
+
+
+def test_a_run_directory_of_the_previous_format_resumes(tmp_path, bits):
+    """Before eval_every, eval_episodes and the env's sizes were recorded, config.json and run.json lacked
+    them; such a run, killed after its checkpoint 4, resumes and ends as the run of today does."""
+    args = [*TINY, "--updates", 8, "--log-every", 4, "--checkpoint-every", 4, "--no-plot", "--no-tensorboard"]
+    assert train("--out", tmp_path / "whole", *args) == 0
+    old = tmp_path / "old"
+    import shutil
+
+    shutil.copytree(tmp_path / "whole", old)
+    shutil.rmtree(old / "checkpoints" / "8")
+    for name, dropped in (("config.json", ("eval_every", "eval_episodes")),
+                          ("run.json", ("observation_size", "action_size"))):
+        record = json.loads((old / name).read_text())
+        (old / name).write_text(json.dumps({k: v for k, v in record.items() if k not in dropped}, indent=1))
+    assert train("--resume", old) == 0
+    assert bits(final_state(old)[1]) == bits(final_state(tmp_path / "whole")[1])

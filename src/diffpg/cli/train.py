@@ -1,8 +1,14 @@
 """``diffpg train``: train a policy, with checkpoints, logs and a learning curve (``diffpg.train``).
 
-    diffpg train --env pendulum --algo shac --out runs/NAME [--seed N] [--updates N] [--set KEY=VALUE ...]
+    diffpg train --env pendulum --algo shac --out runs/NAME [--seed N] [--updates N]
+    diffpg train shac --env pendulum --out runs/NAME --budget.num-updates 500 --shac.target-alpha 0.3
+    diffpg train shac --help                                # every SHAC setting, with its docstring
     diffpg train --env my_envs:make_env --out runs/NAME     # your own environment, as MODULE:ATTR
     diffpg train --resume runs/NAME
+
+``diffpg train ALGO`` takes that algorithm's own config (``training.algo_config``) as typed flags, its
+defaults those of ``defaults(env, algo)``. ``--set KEY=JSON`` still sets any TrainConfig field by name, for
+existing scripts; it is deprecated.
 
 The run itself is the library's (``diffpg.training.run``): this module turns
 the flags into its arguments, checks them before anything heavy is imported,
@@ -41,7 +47,8 @@ class Config:
     updates: int | None = None
     """Number of policy updates (default: the environment's and algorithm's own default)."""
     set: tuple[str, ...] = ()
-    """Further TrainConfig settings as KEY=VALUE (VALUE in JSON), e.g. --set num_envs=16 hidden=[32,32]."""
+    """Deprecated (use diffpg train ALGO --help for typed flags): further TrainConfig settings as KEY=VALUE
+    (VALUE in JSON), e.g. --set num_envs=16 hidden=[32,32]."""
     resume: Path | None = None
     """Continue the interrupted run in this directory from its newest checkpoint, with its own settings."""
     overwrite: bool = False
@@ -63,6 +70,43 @@ class Config:
     """Print where the wall and CPU time went: start-up, imports, compilation, training, checkpoints, logs, plot."""
 
 
+_RUN_FLAGS = ("out", "seed", "overwrite", "checkpoint_every", "keep", "log_every", "compile_cache", "plot",
+              "tensorboard", "timings", "set")
+
+
+def parse(args: list[str], prog: str, description: str):
+    """``Config`` for the flat form; for ``diffpg train ALGO ...`` the run's flags and ALGO's own config."""
+    import tyro
+
+    from ..training.config import ALGOS
+
+    if not args or args[0] not in ALGOS:
+        return tyro.cli(Config, prog=prog, args=args, description=description)
+    from typing import Annotated
+
+    from ..training.algo_config import config_class, flat, nested, subset
+    from ..training.config import defaults
+
+    algo, rest = args[0], args[1:]
+    env = next((a.split("=", 1)[1] for a in rest if a.startswith("--env=")), None) or \
+        next((b for a, b in zip(rest, rest[1:]) if a == "--env"), "pendulum")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said once, by the run itself
+        default = nested(defaults(env, algo))
+    flags = subset(Config, "Run", _RUN_FLAGS, "The run's directory and how it is driven and recorded.")
+    command = dataclasses.make_dataclass(f"Train{type(default).__name__}", [
+        ("run", Annotated[flags, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=flags)),
+        ("settings", Annotated[config_class(algo), tyro.conf.arg(name="")], dataclasses.field(default=default))],
+        frozen=True)
+    parsed = tyro.cli(command, prog=f"{prog} {algo}", args=rest, description=config_class(algo).__doc__)
+    settings = dataclasses.asdict(flat(parsed.settings))
+    env, updates = settings.pop("env"), settings.pop("num_updates")
+    for name in ("algo", "fast_compile", "debug_nan_at"):
+        settings.pop(name)
+    return Config(**{name: getattr(parsed.run, name) for name in _RUN_FLAGS}, env=env, algo=algo,
+                  updates=updates), settings
+
+
 def _parse_set(items) -> dict:
     overrides = {}
     for item in items:
@@ -76,8 +120,9 @@ def _parse_set(items) -> dict:
     return overrides
 
 
-def _checked(config: Config) -> tuple[dict, RunOptions]:
-    """The --set overrides and the run options, with every check that needs no jax done."""
+def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
+    """The settings (``typed`` from ``diffpg train ALGO``, then --set) and the run options, with every check
+    that needs no jax done."""
     if config.seed is not None and (isinstance(config.seed, bool) or config.seed < 0):
         raise ConfigError(f"--seed must be a non-negative integer, got {config.seed!r}")
     if config.updates is not None and config.updates < 1:
@@ -85,7 +130,7 @@ def _checked(config: Config) -> tuple[dict, RunOptions]:
     options = RunOptions(log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep=config.keep,
                          overwrite=config.overwrite, plot=config.plot, tensorboard=config.tensorboard,
                          compile_cache=config.compile_cache, progress=True).check(CLI)
-    overrides = _parse_set(config.set)
+    overrides = {**typed, **_parse_set(config.set)}
     if config.resume is not None:
         given = [name for name in ("out", "env", "algo", "seed", "updates", "checkpoint_every", "log_every")
                  if getattr(config, name) is not None] + (["set"] if config.set else []) \
@@ -104,8 +149,9 @@ def _checked(config: Config) -> tuple[dict, RunOptions]:
     return overrides, options
 
 
-def run(config: Config) -> int:
-    overrides, options = _checked(config)
+def run(config) -> int:
+    config, typed = config if isinstance(config, tuple) else (config, {})
+    overrides, options = _checked(config, typed)
     run_dir = config.resume or config.out
     created = prepare(run_dir, config.resume is not None, config.overwrite, CLI)
     from rich.console import Console
@@ -114,6 +160,9 @@ def run(config: Config) -> int:
     from ..training.timings import Timings
 
     console, timings, notes = Console(stderr=True), Timings(), []
+    if config.set:
+        console.print("diffpg: note: --set is deprecated; diffpg train ALGO --help lists every setting as a "
+                      "typed flag", style="yellow", highlight=False, soft_wrap=True)
     try:
         with warnings.catch_warnings(record=True) as notes:
             warnings.simplefilter("always", UserWarning)
