@@ -159,7 +159,7 @@ def run(config) -> int:
     from ..training.run import train
     from ..training.timings import Timings
 
-    console, timings, notes = Console(stderr=True), Timings(), []
+    console, timings = Console(stderr=True), Timings()
     if config.set:
         console.print("diffpg: note: --set is deprecated; diffpg train ALGO --help lists every setting as a "
                       "typed flag", style="yellow", highlight=False, soft_wrap=True)
@@ -173,9 +173,8 @@ def run(config) -> int:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise
-    finally:
-        for note in dict.fromkeys(str(n.message) for n in notes):
-            console.print(f"diffpg: note: {note}", style="yellow", highlight=False, soft_wrap=True)
+    for note in dict.fromkeys(str(n.message) for n in notes):  # what was assumed, once each
+        console.print(f"diffpg: note: {note}", style="yellow", highlight=False, soft_wrap=True)
     if config.timings:
         console.print(timings.table())
     if result.stopped_at is not None:
@@ -186,8 +185,13 @@ def run(config) -> int:
                       f"{run_dir}", style="red", highlight=False)
         return 1
     last = result.metrics[-1] if result.metrics else {}
-    returns = [row["return"] for row in result.metrics if row.get("return") is not None]
-    shown = f"{returns[-1]:.4g}" if returns else "- (no episode finished)"
-    print(f"{result.config.algo} on {result.config.env}: {last.get('env_steps', 0):,} env steps, return "
-          f"{shown}, {time.perf_counter() - timings.start:.1f} s; run in {run_dir}")
+    print(f"{result.config.algo} on {result.config.env}: {last.get('env_steps', 0):,} env steps, evaluation return "
+          f"{_last(result.metrics, 'eval/return')}, training episodes' {_last(result.metrics, 'return')}, "
+          f"{time.perf_counter() - timings.start:.1f} s; run in {run_dir}")
     return 0
+
+
+def _last(rows: list[dict], name: str) -> str:
+    """The last logged value of ``name``, or a dash if there is none."""
+    values = [row[name] for row in rows if row.get(name) is not None]
+    return f"{values[-1]:.4g}" if values else "-"
