@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .checkpoint import preload_orbax
-from .run_dir import PYTHON, RunOptions, cadence, prepare, read_run_file, write_run_file
+from .run_dir import RunOptions, cadence, prepare, read_run_file, write_run_file
 from .settings import check_sizes, env_name, new_config, refuse_on_resume
 from .timings import Timings
 
@@ -132,7 +132,7 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
     import numpy as np
 
     from ..cli import compile_cache
-    from .checkpoint import Checkpoints, read_config, write_config
+    from .checkpoint import Checkpoints, write_config
     from .metrics_log import MetricsLog
     from .programs import Programs
 
@@ -140,14 +140,8 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
         compile_cache.enable()
     timings.phase("config")
     env_object = None if isinstance(env, str) else env
-    if resume:
-        config, record = read_config(run_dir), read_run_file(run_dir)
-        seed, log_every, checkpoint_every, keep = (record[k] for k in ("seed", "log_every", "checkpoint_every",
-                                                                      "keep"))
-    else:
-        config = new_config(env_name(env), algo, updates, settings, env_object=env_object)
-        (log_every, checkpoint_every), keep = cadence(config.num_updates, options.log_every,
-                                                      options.checkpoint_every), options.keep
+    config, record = _settings(run_dir, env, algo, seed, updates, resume, options, settings)
+    seed, log_every, checkpoint_every, keep = (record[k] for k in ("seed", "log_every", "checkpoint_every", "keep"))
     key = jax.random.key(seed)
     checkpoints = resumed_at = None  # a new run opens its checkpoints at the first save, while orbax loads
     if resume:
@@ -165,7 +159,7 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
             for entry in run_dir.iterdir():
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         write_config(run_dir, config)
-        write_run_file(run_dir, seed, log_every, checkpoint_every, keep, programs.sizes())
+        write_run_file(run_dir, seed, log_every, checkpoint_every, keep, programs.sizes())  # run.json
     if resumed_at is not None:
         timings.phase("checkpoints: open, save, restore (orbax)")
         state = checkpoints.restore(programs.template(), resumed_at, config=config)
@@ -223,6 +217,18 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
         log.close()
     timings.phase(None)
     return TrainResult(run_dir, config, seed, log.rows, stopped, last_saved, timings, programs, state)
+
+
+def _settings(run_dir, env, algo, seed, updates, resume, options, settings) -> tuple[Any, dict]:
+    """(TrainConfig, record): a resumed run's own config.json and run.json, or a new run's settings with
+    the seed, the cadence and the checkpoints to keep."""
+    from .checkpoint import read_config
+
+    if resume:
+        return read_config(run_dir), read_run_file(run_dir)
+    config = new_config(env_name(env), algo, updates, settings, env_object=None if isinstance(env, str) else env)
+    log_every, checkpoint_every = cadence(config.num_updates, options.log_every, options.checkpoint_every)
+    return config, {"seed": seed, "log_every": log_every, "checkpoint_every": checkpoint_every, "keep": options.keep}
 
 
 def _progress(options: RunOptions, title: str, total: int, done: int):
