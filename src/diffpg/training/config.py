@@ -93,7 +93,8 @@ class TrainConfig:
     """Evaluate the deterministic policy every this many updates, inside the jitted loop, on the same held-out
     start states each time (logged as eval/return); None: about 20 times a run; 0: never."""
     eval_episodes: int = 8
-    """Episodes of each evaluation (held-out start states, fixed for the run), each the env's max_steps long."""
+    """Episodes of each evaluation (held-out start states, fixed for the run), each the env's max_steps long
+    (the window where it declares none)."""
     fast_compile: bool = False
     """Compile init and run with XLA backend optimizations off: ~1.5x faster to compile, ~3x slower to run."""
     max_bad_updates: int = 10

@@ -195,12 +195,16 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     def evaluation(state):
         """The mean return of the deterministic policy from the held-out start states, every eval_every
         updates; NaN between evaluations."""
+        nan = jnp.full((), jnp.nan, jnp.float32)
         if not every:
-            return jnp.array(jnp.nan)
-        due = state.update % every == 0
-        returns = lambda: episode_returns(jax.random.key(EVAL_SEED), env, policy, state.params, state.obs_stats,  # noqa: E731
-                                          cfg.eval_episodes, eval_horizon).mean()
-        return jax.lax.cond(due, returns, lambda: jnp.array(jnp.nan))
+            return nan
+
+        def returns():
+            episodes = episode_returns(jax.random.key(EVAL_SEED), env, policy, state.params, state.obs_stats,
+                                       cfg.eval_episodes, eval_horizon)
+            return episodes.mean().astype(jnp.float32)
+
+        return jax.lax.cond(state.update % every == 0, returns, lambda: nan)
 
     def book_episodes(key, fields, state, window):
         """Book the episodes that ended in this window, then start new ones; (fields, metrics)."""
