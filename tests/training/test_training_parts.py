@@ -109,6 +109,18 @@ def test_running_stats_equal_the_statistics_of_all_data():
     assert normalizer.normalize(None, jnp.ones(3)) is not None
 
 
+def test_masked_observations_are_left_out_of_the_statistics():
+    """Steps after an episode's end (mask 0) count for nothing: the same as merging the kept rows alone."""
+    data = np.random.default_rng(1).normal(size=(4, 10, 3)).astype(np.float32)
+    mask = np.ones((4, 10), np.float32)
+    mask[1, 6:] = mask[3, 2:] = 0.0
+    data[1, 6:] = data[3, 2:] = 50.0  # a frozen final observation, repeated
+    masked = normalizer.update(normalizer.init(3), jnp.asarray(data), jnp.asarray(mask))
+    kept = normalizer.update(normalizer.init(3), jnp.asarray(data[mask > 0]))
+    for a, b in zip(masked, kept):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_bootstrap_weight_by_hand():
     from diffpg.training.window import Window
     alive = jnp.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]], jnp.float32)
