@@ -83,6 +83,7 @@ def test_pathwise_with_a_prime_num_envs_has_the_per_rollout_variance(pendulum_13
         np.testing.assert_allclose(g, np.asarray(p).mean(0), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, num_envs", [("score_function", 13), ("zeroth_order", 13), ("alpha_order", 13),
                                             ("surrogate", 13), ("auto", 13), ("inverse_variance", 17)])
 def test_every_estimator_is_finite_with_num_envs_without_a_divisor(pendulum_13, name, num_envs):

@@ -33,7 +33,7 @@ Inverse-variance weighting cannot see bias: where the pathwise gradient is
 confidently wrong (a discontinuity gives zero variance and zero value), it
 takes all the weight. Use ``alpha_order`` or ``auto`` there.
 
-Each group of M rollouts is weighted from its own particles (M ≥ 2), so the
+Each group of rollouts (at least 8) is weighted from its own particles, so the
 groups' estimates, and the variance reported from their spread, stay nearly
 independent; the LR baselines come from the whole batch, as in ``score_function``. Discrete events of the
 environment (``event_log_prob``) get their score term, as in ``surrogate``.
