@@ -14,6 +14,12 @@ is reproducible), while a bias of 5 SE or more is caught with probability above
 against the quantity tested, so a pass says something (a test that cannot fail
 is a defect).
 
+Silent broadcasting fails loudly: as equinox's suite does, every test runs with
+``jax_numpy_rank_promotion="raise"`` (adding a (3,) array to a (3, 1) one is an
+error, not a (3, 3) result) and ``jax_numpy_dtype_promotion="strict"`` (no
+implicit float32 + int32 or float32 + float64; Python scalars stay weakly
+typed), set here before any test traces a function.
+
 JAX compiles on first call, and compiling dominates the run time on CPU, so
 fixtures that hold jitted functions or their results are module- or
 session-scoped and tests reuse them.
@@ -28,6 +34,9 @@ import numpy as np
 import pytest
 
 import diffpg
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 Z_TOL = 4.0
 
