@@ -62,7 +62,7 @@ def grouped_gradient(objective: Callable, params, inputs, groups: int):
     split = jax.tree.map(lambda x: x.reshape((groups, m) + x.shape[1:]), inputs)
     grads, aux = jax.vmap(jax.grad(objective, has_aux=True), in_axes=(None, 0))(params, split)
     grad = jax.tree.map(lambda g: g.mean(0), grads)
-    spread = sum(jnp.sum((g - g.mean(0)) ** 2) for g in jax.tree.leaves(grads))
+    spread = sum(jnp.sum((g - g.mean(0, keepdims=True)) ** 2) for g in jax.tree.leaves(grads))
     variance = jnp.where(groups > 1, m * spread / max(groups - 1, 1), jnp.nan)
     aux = jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), aux)
     return grad, aux, variance, optax.tree.norm(grad)

@@ -57,7 +57,7 @@ def flatten_groups(grads):
 def moments(x, y, per_group: int):
     """(σ²_X, σ²_Y, σ_XY): per-rollout variances and covariance (traces) from group estimates [G, P]."""
     g = x.shape[0]
-    dx, dy = x - x.mean(0), y - y.mean(0)
+    dx, dy = x - x.mean(0, keepdims=True), y - y.mean(0, keepdims=True)
     scale = per_group / max(g - 1, 1)
     nan = jnp.where(g > 1, 0.0, jnp.nan)
     return (scale * jnp.sum(dx * dx) + nan, scale * jnp.sum(dy * dy) + nan, scale * jnp.sum(dx * dy) + nan)

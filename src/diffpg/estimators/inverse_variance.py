@@ -64,7 +64,7 @@ class Given:
 
 def _spread(tree):
     """Σ_i ‖ζ^i − ζ̄‖² over the leading (rollout) axis, summed over all leaves."""
-    return sum(jnp.sum((x - x.mean(0)) ** 2) for x in jax.tree.leaves(tree))
+    return sum(jnp.sum((x - x.mean(0, keepdims=True)) ** 2) for x in jax.tree.leaves(tree))
 
 
 def total_propagation_node(policy, reparameterized: bool):
