@@ -140,7 +140,7 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
         x, _ = ravel_pytree(pack(state, action))
         y = F(x)
         h = eps ** (1.0 / 3.0) * jnp.maximum(1.0, jnp.abs(x[chosen]))
-        up, down = x + h[:, None] * basis, x - h[:, None] * basis
+        up, down = x[None, :] + h[:, None] * basis, x[None, :] - h[:, None] * basis
         h_up, h_down = up[rows, chosen] - x[chosen], x[chosen] - down[rows, chosen]
         f_up, f_down = jax.vmap(F)(up), jax.vmap(F)(down)  # [C, M]
         central = ((f_up - f_down) / (h_up + h_down)[:, None]).T

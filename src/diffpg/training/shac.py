@@ -35,7 +35,7 @@ from .window import Acting, run_window
 def bootstrap_weight(window):
     """β [N, T]: where the critic's value of s_{t+1} completes the return (see module docstring)."""
     t_last = jnp.zeros(window.alive.shape[-1]).at[-1].set(1.0)
-    still_running = window.alive * (1.0 - window.ended) * t_last
+    still_running = window.alive * (1.0 - window.ended) * t_last[None, :]
     return (window.ended + still_running) * (1.0 - window.failed)
 
 
@@ -45,7 +45,7 @@ def actor_objective(reward, next_value, beta, discount: float):
     steps = reward.shape[-1]
     gamma_next = discount ** jnp.arange(1, steps + 1, dtype=reward.dtype)
     rewards = jax.vmap(pathwise_surrogate, (0, None))(reward, discount)
-    tails = jnp.sum(gamma_next * beta * next_value, axis=1)
+    tails = jnp.sum(gamma_next[None, :] * beta * next_value, axis=1)
     return (rewards + tails).mean() / steps
 
 
