@@ -110,7 +110,7 @@ def bias_lower_bound(differences, per_group: int, confidence: float):
     g = differences.shape[0]
     n = g * per_group
     mean = differences.mean(0)
-    centred = differences - mean
+    centred = differences - mean[None]
     spread = variance(differences, per_group)
     largest = per_group / max(g - 1, 1) * jnp.linalg.eigvalsh(centred @ centred.T)[-1]
     radius = jnp.sqrt(spread / n) + jnp.sqrt(2.0 * largest * jnp.log(1.0 / (1.0 - confidence)) / n)
