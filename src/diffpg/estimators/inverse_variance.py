@@ -66,7 +66,7 @@ class Given:
 
 def _spread(tree):
     """Σ_i ‖ζ^i − ζ̄‖² over the leading (rollout) axis, summed over all leaves."""
-    return sum(jnp.sum((x - x.mean(0)) ** 2) for x in jax.tree.leaves(tree))
+    return sum(jnp.sum((x - x.mean(0, keepdims=True)) ** 2) for x in jax.tree.leaves(tree))
 
 
 def total_propagation_node(policy, reparameterized: bool):
@@ -165,7 +165,7 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
         returns_to_go = jax.lax.stop_gradient(jax.vmap(reward_to_go, (0, None))(reward, discount))
         advantage = jax.lax.stop_gradient((returns_to_go - baselines) * jax.vmap(alive_mask)(done))
         weights = discount_weights(horizon, discount, reward.dtype)
-        value = jnp.sum(weights * (reward + (log_prob + event) * advantage), axis=1)
+        value = jnp.sum(weights[None, :] * (reward + (log_prob + event) * advantage), axis=1)
         returns = jax.vmap(pathwise_surrogate, (0, None))(jax.lax.stop_gradient(reward), discount)
         return value.mean(), returns
 

@@ -47,10 +47,17 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
       ``grad_norm`` and ``grad_variance`` (trace of the per-rollout covariance).
 
     Example:
+      >>> import jax, diffpg
       >>> env = diffpg.make("pendulum")
       >>> policy = diffpg.policies.GaussianMLP(action_size=1)
       >>> estimate = diffpg.estimators.pathwise(env, policy, horizon=50, num_envs=64)
-      >>> grad, diag = jax.jit(estimate)(key, policy.init(key, env.observation_size))
+      >>> key = jax.random.PRNGKey(0)
+      >>> params = policy.init(key, env.observation_size)
+      >>> grad, diag = jax.jit(estimate)(key, params)
+      >>> jax.tree.structure(grad) == jax.tree.structure(params)
+      True
+      >>> sorted(diag)
+      ['grad_norm', 'grad_variance', 'return', 'return_std']
     """
     require_gradient(env, "the pathwise estimator")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,

@@ -188,10 +188,16 @@ def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0
       ``estimate``, jit-able, with the diagnostics of ``pathwise`` plus ``env_steps``.
 
     Example:
+      >>> import jax, diffpg
       >>> env = diffpg.make("wind_gust")
       >>> policy = diffpg.policies.LinearGaussian(action_size=1)
       >>> estimate = diffpg.estimators.surrogate(env, policy, horizon=20, num_envs=256)
+      >>> key = jax.random.PRNGKey(0)
       >>> grad, diag = jax.jit(estimate)(key, policy.init(key, env.observation_size))
+      >>> jax.tree.map(jax.numpy.shape, grad)
+      {'K': (1, 2), 'log_std': (1,)}
+      >>> int(diag["env_steps"])
+      5120
     """
     require_gradient(env, "the surrogate estimator")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,

@@ -55,4 +55,5 @@ def normalize(stats: RunningStats | None, obs):
     if stats is None:
         return obs
     stats = jax.lax.stop_gradient(stats)
-    return (obs - stats.mean) / jnp.sqrt(stats.var + EPSILON)
+    mean, var = (jnp.broadcast_to(x, jnp.shape(obs)) for x in (stats.mean, stats.var))  # any leading batch axes
+    return (obs - mean) / jnp.sqrt(var + EPSILON)
