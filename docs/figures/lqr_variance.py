@@ -34,6 +34,7 @@ NUM_ENVS, REPEATS = 64, 64
 
 
 def main(out: Path = HERE, tiny: bool = False):
+    out_dir = Path(out)
     horizons, num_envs, repeats = ((1, 2), 8, 4) if tiny else (HORIZONS, NUM_ENVS, REPEATS)
     env = diffpg.make("lqr")
     policy = diffpg.policies.LinearGaussian(action_size=1)
@@ -76,9 +77,9 @@ def main(out: Path = HERE, tiny: bool = False):
         ax.legend()
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(Path(out) / "lqr_variance.png", dpi=90)
+    fig.savefig(out_dir / "lqr_variance.png", dpi=90)
     plt.close(fig)
-    print(f"\nwrote {Path(out) / 'lqr_variance.png'}")
+    print(f"\nwrote {out_dir / 'lqr_variance.png'}")
 
 
 if __name__ == "__main__":
