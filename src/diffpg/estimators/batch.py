@@ -153,7 +153,7 @@ def group_mean(x, groups: Groups):
 
 def group_covariance(x, y, groups: Groups):
     """1/(G−1) Σ_k m_k ⟨x_k − x̄, y_k − ȳ⟩ for group estimates [G, ...]: the per-rollout covariance (a trace)."""
-    dx, dy = x - group_mean(x, groups), y - group_mean(y, groups)
+    dx, dy = x - group_mean(x, groups)[None], y - group_mean(y, groups)[None]
     weights = jnp.asarray(groups.sizes / (groups.count - 1), x.dtype)
     return replicate(jnp.sum(weights.reshape((-1,) + (1,) * (x.ndim - 1)) * dx * dy))
 

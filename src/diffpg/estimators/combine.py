@@ -94,7 +94,7 @@ def bias_lower_bound(differences, groups: Groups, confidence: float):
     n = groups.num_envs
     mean = group_mean(differences, groups)
     spread = variance(differences, groups)
-    scaled = jnp.sqrt(jnp.asarray(groups.sizes / (groups.count - 1), differences.dtype))[:, None] * (differences - mean)
+    scaled = jnp.sqrt(jnp.asarray(groups.sizes / (groups.count - 1), differences.dtype))[:, None] * (differences - mean[None])
     largest = jnp.linalg.eigvalsh(scaled @ scaled.T)[-1]
     radius = jnp.sqrt(spread / n) + jnp.sqrt(2.0 * largest * jnp.log(1.0 / (1.0 - confidence)) / n)
     return jnp.maximum(jnp.sqrt(mean @ mean) - radius, 0.0) ** 2
