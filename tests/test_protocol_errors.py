@@ -140,3 +140,12 @@ def test_a_correct_plain_environment_passes_the_checks():
     grad, diagnostics = estimate_once(Integrator())
     assert jnp.isfinite(diagnostics["return"]) and jax.tree.structure(grad) == jax.tree.structure(
         diffpg.policies.LinearGaussian(action_size=2).init(jax.random.PRNGKey(0), 2))
+
+
+@pytest.mark.parametrize("algo", ["shac", "ppo"])
+def test_training_checks_the_protocol_before_it_compiles(algo, assert_one_sentence):
+    # The trainers step the environment through their own windows, not the estimator factories.
+    config = diffpg.training.TrainConfig(env="pendulum", algo=algo)
+    with pytest.raises(ProtocolError) as e:
+        diffpg.training.make_trainer(config, env=VectorReward())
+    assert_one_sentence(e, ProtocolError, "returns .reward of shape (1,)", "return a scalar")

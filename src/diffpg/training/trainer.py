@@ -51,6 +51,7 @@ import jax.numpy as jnp
 
 from .. import envs, estimators
 from ..errors import ConfigError
+from ..estimators.validate import check_env
 from ..policies import GaussianMLP
 from ..sharding import check_divisible, shard_batch
 from ..types import as_float
@@ -123,6 +124,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     if estimator is not None and cfg.algo != "ascent":
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
     env = build_env(cfg.env) if env is None else env
+    check_env(env, estimator=f"diffpg train --algo {cfg.algo}")  # one sentence, not a scan error
     if cfg.algo in ("apg", "shac"):
         envs.require_gradient(env, cfg.algo)
     scale = cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None)
