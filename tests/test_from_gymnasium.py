@@ -187,11 +187,3 @@ def test_ppo_improves_clearly_on_black_box_pendulum():
     se = gain.std(ddof=1) / np.sqrt(len(gain))
     assert gain.mean() > max(300.0, 4 * se), (before.mean(), after.mean(), se)
 
-
-def test_docstring_examples_run():
-    import doctest
-
-    from diffpg.envs import gymnasium_black_box
-
-    result = doctest.testmod(gymnasium_black_box, extraglobs={"diffpg": diffpg, "jax": jax, "jnp": jnp})
-    assert result.attempted >= 4 and result.failed == 0

@@ -145,14 +145,6 @@ def test_stable_baselines3_ppo_trains_on_it():  # ~15 s on 2 busy cores
     assert action.shape == (1,) and abs(float(action[0])) <= 2.0
 
 
-def test_docstring_examples_run():
-    import doctest
-
-    from diffpg.envs import gymnasium_wrapper
-
-    result = doctest.testmod(gymnasium_wrapper, extraglobs={"diffpg": diffpg}, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 6 and result.failed == 0
-
 
 def test_episode_returns_judges_a_diffpg_env_through_the_vector():
     from diffpg.gymnasium_eval import episode_returns

@@ -19,9 +19,10 @@ Where the run comes from:
 Call it once per process, before anything else uses JAX. On CPUs the
 cross-process collectives are gloo's, which ``initialize`` selects.
 
-Example:
-  >>> import diffpg.distributed  # doctest: +SKIP
-  >>> diffpg.distributed.initialize("10.0.0.1:1234", num_processes=2, process_id=0)  # doctest: +SKIP
+Example, in process 0 of two (it needs the other process, so it is not a doctest)::
+
+    import diffpg.distributed
+    diffpg.distributed.initialize("10.0.0.1:1234", num_processes=2, process_id=0)
 """
 from __future__ import annotations
 

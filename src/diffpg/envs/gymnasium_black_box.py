@@ -124,6 +124,7 @@ def from_gymnasium(id_or_env, *, max_steps: int | None = None, history: int = 20
       **make_kwargs: passed to ``gymnasium.make`` with an id.
 
     Example:
+      >>> import jax, jax.numpy as jnp, diffpg
       >>> env = diffpg.envs.from_gymnasium("Pendulum-v1")
       >>> (env.observation_size, env.action_size, env.max_steps, env.action_bound)
       (3, 1, 200, 2.0)

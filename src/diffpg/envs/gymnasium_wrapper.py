@@ -145,6 +145,7 @@ def to_gymnasium(env, *, max_steps: int | None = None, seed: int | None = None) 
       seed: the seed of the first ``reset()`` when that one is given none.
 
     Example:
+      >>> import diffpg
       >>> gym_env = diffpg.envs.to_gymnasium(diffpg.make("pendulum"))
       >>> obs, info = gym_env.reset(seed=0)
       >>> obs, reward, terminated, truncated, info = gym_env.step(gym_env.action_space.sample())
@@ -220,6 +221,7 @@ def to_gymnasium_vector(env, num_envs: int, *, max_steps: int | None = None,
       max_steps, seed: as for ``to_gymnasium``; copy i is seeded with seed + i.
 
     Example:
+      >>> import diffpg
       >>> vec = diffpg.envs.to_gymnasium_vector(diffpg.make("pendulum"), 4)
       >>> obs, info = vec.reset(seed=0)
       >>> obs, rewards, terminated, truncated, info = vec.step(vec.action_space.sample())
