@@ -1,7 +1,9 @@
 """Estimators of ∇θ J, each built by a factory and called as ``estimate(key, params)``."""
 from .alpha_order import alpha_order
 from .auto import auto
+from .ddcg import ddcg
 from .inverse_variance import inverse_variance
+from .ivw_h import ivw_h
 from .pathwise import pathwise
 from .score_function import score_function
 from .surrogate import surrogate
@@ -12,6 +14,6 @@ from .zeroth_order import zeroth_order
 FACTORIES = ("pathwise", "score_function", "zeroth_order", "alpha_order", "inverse_variance", "surrogate", "auto")
 """The names of the estimator factories, all with the signature ``factory(env, policy, *, horizon, num_envs, discount)``."""
 
-__all__ = ["FACTORIES", "alpha_order", "auto", "inverse_variance", "pathwise", "score_function", "surrogate",
+__all__ = ["FACTORIES", "alpha_order", "auto", "ddcg", "ivw_h", "inverse_variance", "pathwise", "score_function", "surrogate",
            "zeroth_order", "alive_mask", "discount_weights", "pathwise_surrogate", "reward_to_go",
            "score_function_surrogate"]
