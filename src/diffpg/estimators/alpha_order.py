@@ -78,7 +78,7 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
       baseline: the baseline of the first-order (surrogate) estimate's score terms, if it has any.
 
     Returns:
-      ``estimate``, jit-able; diagnostics as for ``pathwise`` plus ``alpha``, ``radius`` (r),
+      ``estimate``, jit-able; diagnostics as for ``pathwise`` plus ``alpha``, ``alpha_variance_optimal`` (ᾱ), ``radius`` (r),
       ``gamma`` (γ = κ r), ``difference`` (‖∇̂[1] − ∇̂[0]‖), ``variance_first_order``,
       ``variance_zeroth_order`` (per rollout) and ``env_steps``.
     """
@@ -124,7 +124,7 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
         returns = jnp.concatenate([returns1, returns0])
         spread = num_envs * (alpha**2 * mean_var1 + (1.0 - alpha) ** 2 * mean_var0)
         diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread),
-                       "alpha": alpha, "radius": radius, "gamma": gamma, "difference": difference,
+                       "alpha": alpha, "alpha_variance_optimal": optimum, "radius": radius, "gamma": gamma, "difference": difference,
                        "variance_first_order": var1, "variance_zeroth_order": var0,
                        "env_steps": (n_first + 2 * n_zeroth) * horizon}
         return unravel(grad), diagnostics
