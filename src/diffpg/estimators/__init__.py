@@ -14,6 +14,6 @@ from .zeroth_order import zeroth_order
 FACTORIES = ("pathwise", "score_function", "zeroth_order", "alpha_order", "inverse_variance", "surrogate", "auto")
 """The names of the estimator factories, all with the signature ``factory(env, policy, *, horizon, num_envs, discount)``."""
 
-__all__ = ["FACTORIES", "alpha_order", "auto", "ddcg", "ivw_h", "inverse_variance", "pathwise", "score_function", "surrogate",
-           "zeroth_order", "alive_mask", "discount_weights", "pathwise_surrogate", "reward_to_go",
+__all__ = ["FACTORIES", "alpha_order", "auto", "ddcg", "inverse_variance", "ivw_h", "pathwise", "score_function",
+           "surrogate", "zeroth_order", "alive_mask", "discount_weights", "pathwise_surrogate", "reward_to_go",
            "score_function_surrogate"]
