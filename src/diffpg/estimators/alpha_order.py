@@ -64,6 +64,28 @@ from .surrogate import check_surrogate_settings, surrogate_gradients
 from .zeroth_order import check_zeroth_order_policy, zeroth_order_batch, zeroth_order_objective
 
 
+def first_and_zeroth_order(env, policy, *, horizon: int, discount: float, baseline, groups_first: int,
+                           groups_zeroth: int):
+    """``gradients(keys_first, keys_zeroth, params) -> (F [G₁, P], Z [G₀, P], unravel, returns_first, returns_zeroth)``.
+
+    The per-group first-order (``surrogate``) gradients of the rollouts of ``keys_first`` and the
+    zeroth-order ones of the rollouts of ``keys_zeroth`` (with their noise-free twins), flattened.
+    """
+    first_order = surrogate_gradients(env, policy, horizon=horizon, discount=discount, baseline=baseline,
+                                      groups=groups_first)
+    zeroth_batch = zeroth_order_batch(env, policy, horizon=horizon, discount=discount)
+    zeroth_objective = zeroth_order_objective(policy)
+
+    def gradients(keys_first, keys_zeroth, params):
+        grads_f, returns_f = first_order(keys_first, params)
+        batch, returns_z = zeroth_batch(keys_zeroth, params)
+        grads_z, _ = group_gradients(zeroth_objective, params, batch, groups_zeroth)
+        f, unravel = flatten_groups(grads_f)
+        return f, flatten_groups(grads_z)[0], unravel, returns_f, returns_z
+
+    return gradients
+
+
 def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
                 bias_tolerance: float = 2.0, confidence: float = 0.95, baseline="leave_one_out",
                 variance_groups: int = 8):
@@ -98,18 +120,12 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
                                             estimator="the alpha-order estimator")
     check_zeroth_order_policy(policy, "the alpha-order estimator")
     groups_zeroth = group_count(n_zeroth, variance_groups)
-    first_order = surrogate_gradients(env, policy, horizon=horizon, discount=discount, baseline=baseline,
-                                      groups=groups_first)
-    zeroth_batch = zeroth_order_batch(env, policy, horizon=horizon, discount=discount)
-    zeroth_objective = zeroth_order_objective(policy)
+    gradients = first_and_zeroth_order(env, policy, horizon=horizon, discount=discount, baseline=baseline,
+                                       groups_first=groups_first, groups_zeroth=groups_zeroth)
 
     def estimate(key, params):
         keys = batch_keys(key, num_envs)
-        grads1, returns1 = first_order(keys[:n_first], params)
-        batch0, returns0 = zeroth_batch(keys[n_first:], params)
-        grads0, _ = group_gradients(zeroth_objective, params, batch0, groups_zeroth)
-        x1, unravel = flatten_groups(grads1)
-        x0, _ = flatten_groups(grads0)
+        x1, x0, unravel, returns1, returns0 = gradients(keys[:n_first], keys[n_first:], params)
         g1, g0 = x1.mean(0), x0.mean(0)
         var1 = variance(x1, n_first // groups_first)
         var0 = variance(x0, n_zeroth // groups_zeroth)

@@ -48,10 +48,10 @@ import jax.numpy as jnp
 
 from ..errors import ConfigError
 from .batch import batch_keys, check_settings, standard_diagnostics
-from .combine import (flatten_groups, group_gradients, mixing_weight, moments, shrunk_covariance,
-                      sign_flip_pvalue)
-from .surrogate import check_surrogate_settings, surrogate_gradients
-from .zeroth_order import check_zeroth_order_policy, zeroth_order_batch, zeroth_order_objective
+from .alpha_order import first_and_zeroth_order
+from .combine import mixing_weight, moments, shrunk_covariance, sign_flip_pvalue
+from .surrogate import check_surrogate_settings
+from .zeroth_order import check_zeroth_order_policy
 
 
 def ddcg(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, confidence: float = 0.999,
@@ -79,18 +79,13 @@ def ddcg(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, con
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline, estimator="DDCG")
     per_group = num_envs // groups
-    first_order = surrogate_gradients(env, policy, horizon=horizon, discount=discount, baseline=baseline,
-                                      groups=groups)
-    zeroth_batch = zeroth_order_batch(env, policy, horizon=horizon, discount=discount)
-    zeroth_objective = zeroth_order_objective(policy)
+    gradients = first_and_zeroth_order(env, policy, horizon=horizon, discount=discount, baseline=baseline,
+                                       groups_first=groups, groups_zeroth=groups)
 
     def estimate(key, params):
         keys = batch_keys(key, num_envs)
-        grads_f, returns = first_order(keys, params)
-        batch, _ = zeroth_batch(keys, params)  # the same noisy rollouts, and their noise-free twins
-        grads_z, _ = group_gradients(zeroth_objective, params, batch, groups)
-        f, unravel = flatten_groups(grads_f)
-        z, _ = flatten_groups(grads_z)
+        # the same noisy rollouts for both, and for Z their noise-free twins
+        f, z, unravel, returns, _ = gradients(keys, keys, params)
         pvalue = sign_flip_pvalue(jax.random.fold_in(key, 1), f - z)
         discontinuous = pvalue < 1.0 - confidence
         var_f, var_z, cov = moments(f, z, per_group)
