@@ -11,7 +11,8 @@ from .surrogates import (alive_mask, discount_weights, pathwise_surrogate, rewar
                          score_function_surrogate)
 from .zeroth_order import zeroth_order
 
-FACTORIES = ("pathwise", "score_function", "zeroth_order", "alpha_order", "inverse_variance", "surrogate", "auto")
+FACTORIES = ("pathwise", "score_function", "zeroth_order", "alpha_order", "inverse_variance", "surrogate", "auto",
+             "ddcg")
 """The names of the estimator factories, all with the signature ``factory(env, policy, *, horizon, num_envs, discount)``."""
 
 __all__ = ["FACTORIES", "alpha_order", "auto", "ddcg", "inverse_variance", "ivw_h", "pathwise", "score_function",
