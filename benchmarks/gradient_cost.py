@@ -1,16 +1,22 @@
-"""What a pathwise gradient costs next to the forward rollout, and what remat saves.
+"""What a pathwise gradient costs next to a plain forward rollout, for both policy kinds, and what remat saves.
 
-    python benchmarks/gradient_cost.py [--num-envs 256] [--horizon 200] [--repeats 20]
+    python benchmarks/gradient_cost.py [--num-envs 256] [--horizon 200] [--repeats 15] [--rounds 2]
 
-Part 1 times, in one process and on the same policy parameters, the median
-process CPU time of a call (CPU time rather than wall time, so that other load
-on a shared machine disturbs the ratios less):
-  forward    the batch-mean return of ``num_envs`` rollouts (jit, vmap over a scan)
-  estimate   ``diffpg.estimators.pathwise(...)`` exactly as users and training call it,
-             default diagnostics (grouped per-rollout variance) included; and with remat off
-  grad only  ``jax.grad`` of the forward objective, no diagnostics
-  vmap(grad) per-rollout gradients, the expensive way to get the variance
-and prints each one's median time and its ratio to the forward pass.
+Part 1 times, in one process, for a deterministic 64x64 MLP policy and for a
+tanh-squashed Gaussian 64x64 MLP policy on pendulum, the process CPU time of
+a call (CPU time rather than wall time, so that other load on a shared
+machine disturbs the ratios less):
+  plain forward  the batch-mean return of ``num_envs`` rollouts written the plain way: a
+                 ``lax.scan`` of ``env.step`` and the policy (``mode`` for the deterministic
+                 policy, ``sample`` with a key per step for the Gaussian), vmapped; no diffpg
+                 machinery
+  estimate       ``diffpg.estimators.pathwise(...)`` exactly as users and training call it,
+                 default diagnostics (grouped per-rollout variance) included; and with remat off
+  jax.grad       ``jax.grad`` of the plain forward objective (no remat, no diagnostics)
+  vmap(grad)     per-rollout gradients of the plain objective, the expensive way to get the variance
+Each case is timed in ``rounds`` rounds, the order of the cases reversed every
+other round; a cell is the smallest of the rounds' medians of ``repeats`` calls,
+and its ratio is to the plain forward pass of the same policy kind.
 
 Part 2 reports XLA's own memory accounting (``compiled.memory_analysis()``:
 temporaries + arguments + outputs) for BPTT through long horizons, with and
@@ -27,64 +33,98 @@ from rich.console import Console
 from rich.table import Table
 
 import diffpg
-from diffpg.estimators.surrogates import pathwise_surrogate
+
+
+def plain_return(env, policy, horizon: int, num_envs: int, deterministic: bool):
+    """``f(params, key)``: the batch-mean undiscounted return, a plain ``lax.scan`` of env.step and the policy."""
+
+    def one(params, key):
+        k_reset, k_steps = jax.random.split(key)
+
+        def step(state, k):
+            action = policy.mode(params, state.obs) if deterministic else policy.sample(k, params, state.obs)
+            state = env.step(state, action)
+            return state, state.reward
+
+        steps = None if deterministic else jax.random.split(k_steps, horizon)
+        _, reward = jax.lax.scan(step, env.reset(k_reset), steps, length=horizon)
+        return reward.sum()
+
+    def mean_return(params, key):
+        return jax.vmap(one, (None, 0))(params, jax.random.split(key, num_envs)).mean()
+
+    def per_rollout(params, key):
+        return jax.vmap(jax.grad(one), (None, 0))(params, jax.random.split(key, num_envs))
+
+    return mean_return, per_rollout
+
+
+def cases_for(env, policy, n: int, h: int, deterministic: bool):
+    forward, per_rollout = plain_return(env, policy, h, n, deterministic)
+    return {
+        "plain forward (mean return)": (jax.jit(forward), "params first"),
+        "pathwise estimate (defaults: remat, diagnostics)": (
+            jax.jit(diffpg.estimators.pathwise(env, policy, horizon=h, num_envs=n)), "key first"),
+        "pathwise estimate, remat=False": (
+            jax.jit(diffpg.estimators.pathwise(env, policy, horizon=h, num_envs=n, remat=False)), "key first"),
+        "jax.grad of the plain forward, no remat": (jax.jit(jax.grad(forward)), "params first"),
+        "vmap(grad): per-rollout gradients": (jax.jit(per_rollout), "params first"),
+    }
+
+
+def time_cases(cases, key, params, repeats: int, rounds: int):
+    """{name: (smallest median CPU s over the rounds, first call wall s)}."""
+    first, medians = {}, {name: [] for name in cases}
+    for name, (fn, order) in cases.items():
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*((key, params) if order == "key first" else (params, key))))
+        first[name] = time.perf_counter() - start
+    names = list(cases)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            fn, order = cases[name]
+            args = (key, params) if order == "key first" else (params, key)
+            medians[name].append(diffpg.diagnostics.time_per_call(fn, *args, repeats=repeats, clock=time.process_time))
+    return {name: (min(medians[name]), first[name]) for name in cases}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--horizon", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--memory-horizons", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--memory-envs", type=int, default=64)
     args = parser.parse_args()
     console = Console()
 
     env = diffpg.make("pendulum")
-    policy = diffpg.policies.GaussianMLP(action_size=1, hidden=(64, 64), squash=True, action_scale=2.0)
-    key = jax.random.PRNGKey(0)
-    params = policy.init(key, env.observation_size)
-    n, h = args.num_envs, args.horizon
-
-    def objective(p, k):
-        keys = jax.random.split(k, n)
-        return jax.vmap(lambda kk: pathwise_surrogate(diffpg.rollout(kk, env, policy, p, h).reward, 1.0))(keys).mean()
-
-    def per_rollout(p, k):
-        keys = jax.random.split(k, n)
-        return jax.vmap(jax.grad(lambda pp, kk: pathwise_surrogate(diffpg.rollout(kk, env, policy, pp, h).reward, 1.0)),
-                        in_axes=(None, 0))(p, keys)
-
-    cases = {
-        "forward (mean return)": jax.jit(objective),
-        "pathwise estimate (defaults: remat, diagnostics)": jax.jit(
-            diffpg.estimators.pathwise(env, policy, horizon=h, num_envs=n)),
-        "pathwise estimate, remat=False": jax.jit(
-            diffpg.estimators.pathwise(env, policy, horizon=h, num_envs=n, remat=False)),
-        "jax.grad only, no diagnostics": jax.jit(jax.grad(objective)),
-        "vmap(grad): per-rollout gradients": jax.jit(per_rollout),
+    policies = {
+        "deterministic": diffpg.policies.DeterministicMLP(action_size=1, hidden=(64, 64), action_scale=2.0),
+        "Gaussian": diffpg.policies.GaussianMLP(action_size=1, hidden=(64, 64), squash=True, action_scale=2.0),
     }
-    times = {}
-    for name, fn in cases.items():
-        args_ = (key, params) if name.startswith("pathwise estimate") else (params, key)
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args_))
-        compile_s = time.perf_counter() - start
-        times[name] = (diffpg.diagnostics.time_per_call(fn, *args_, repeats=args.repeats, clock=time.process_time),
-                      compile_s)
-
-    table = Table(title=f"pendulum, 64x64 MLP, {n} envs x {h} steps, median of {args.repeats} "
-                        f"({platform.processor() or platform.machine()}, {jax.devices()[0].platform})")
-    for column in ("computation", "CPU ms", "x forward", "first call, wall s"):
-        table.add_column(column, justify="left" if column == "computation" else "right")
-    forward = times["forward (mean return)"][0]
-    for name, (seconds, compile_s) in times.items():
-        table.add_row(name, f"{1e3 * seconds:.1f}", f"{seconds / forward:.2f}", f"{compile_s:.1f}")
+    key = jax.random.PRNGKey(0)
+    n, h = args.num_envs, args.horizon
+    machine = f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform}, jax {jax.__version__}"
+    table = Table(title=f"pendulum, 64x64 MLP, {n} envs x {h} steps, best of {args.rounds} medians of "
+                        f"{args.repeats} ({machine})")
+    for column in ("policy", "computation", "CPU ms", "x plain forward", "first call, wall s"):
+        table.add_column(column, justify="left" if column in ("policy", "computation") else "right")
+    for kind, policy in policies.items():
+        params = policy.init(key, env.observation_size)
+        times = time_cases(cases_for(env, policy, n, h, kind == "deterministic"), key, params,
+                           args.repeats, args.rounds)
+        forward = times["plain forward (mean return)"][0]
+        for name, (seconds, first) in times.items():
+            table.add_row(kind, name, f"{1e3 * seconds:.1f}", f"{seconds / forward:.2f}", f"{first:.1f}")
     console.print(table)
 
-    memory = Table(title=f"BPTT memory, pendulum, {args.memory_envs} envs (XLA memory_analysis)")
+    memory = Table(title=f"BPTT memory, pendulum, Gaussian policy, {args.memory_envs} envs (XLA memory_analysis)")
     for column in ("horizon", "remat", "temp MiB", "total MiB"):
         memory.add_column(column, justify="right")
+    policy = policies["Gaussian"]
+    params = policy.init(key, env.observation_size)
     for horizon in args.memory_horizons:
         for remat in (False, True):
             estimate = diffpg.estimators.pathwise(env, policy, horizon=horizon, num_envs=args.memory_envs, remat=remat)

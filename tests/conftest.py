@@ -14,6 +14,13 @@ is reproducible), while a bias of 5 SE or more is caught with probability above
 against the quantity tested, so a pass says something (a test that cannot fail
 is a defect).
 
+Silent broadcasting fails loudly: as equinox's suite does, every test runs with
+``jax_numpy_rank_promotion="raise"`` (adding a (3,) array to a (3, 1) one is an
+error, not a (3, 3) result), set here before any test traces a function.
+Strict dtype promotion (``jax_numpy_dtype_promotion="strict"``) is not on yet:
+the library mixes Python floats with int32 arrays (step counters, time
+indices) in many places, each one a deliberate cast to write out.
+
 JAX compiles on first call, and compiling dominates the run time on CPU, so
 fixtures that hold jitted functions or their results are module- or
 session-scoped and tests reuse them.
@@ -28,6 +35,8 @@ import numpy as np
 import pytest
 
 import diffpg
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 Z_TOL = 4.0
 

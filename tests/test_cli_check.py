@@ -77,7 +77,8 @@ def test_a_correct_env_from_a_factory_with_a_users_policy_passes_with_exit_0(che
     assert "autodiff matches finite differences (float64) at 16 random states" in out
     report = json.loads((out_dir / "report.json").read_text())
     assert report["passed"] is True and report["precision"] == "float64"
-    assert [row["horizon"] for row in report["sweep"]] == [1, 5, 20]
+    assert [row["horizon"] for row in report["sweep"]] == [1, 5, 20, 50, 100]  # 100: Linear has no max_steps
+    assert report["recommendation"].startswith("use pathwise") and "recommendation: use pathwise" in out
     for row in report["sweep"]:
         assert row["max_abs_z"] <= row["z_threshold"]
         assert 0 < row["pathwise_variance"] < row["score_function_variance"]
@@ -99,10 +100,11 @@ def test_an_env_producing_nan_is_flagged_with_exit_1(checked):
     (["no_such_module:Env"], "no module named 'no_such_module'"),
     (["user_envs:NoSuchEnv"], "module user_envs has no attribute 'NoSuchEnv'"),
     (["user_envs"], "must be given as MODULE:ATTR"),
-    (["user_envs:NOT_AN_ENV"], "dict is not an environment: it has no observation_size"),
-    (["user_envs:WrongObsShape"], "returns .obs of shape (2,); it must have shape (3,)"),
-    (["user_envs:Linear", "--policy", "user_envs:LINEAR"], "Linear is not a stochastic policy: it has no init()"),
+    (["user_envs:NOT_AN_ENV"], "needs an environment with observation_size, and dict has none"),
+    (["user_envs:WrongObsShape"], "returns .obs of shape (2,), but it must have shape (3,)"),
+    (["user_envs:Linear", "--policy", "user_envs:LINEAR"], "needs a policy with init(), and Linear has none"),
     (["user_envs:Linear", "--horizons", "5", "1"], "horizons must be increasing"),
+    (["user_envs:BranchesInPython"], "BranchesInPython.step branches in Python on a traced value (user_envs.py:"),
 ])
 def test_bad_usage_is_one_sentence_and_exit_2(args, phrase, monkeypatch, capsys, tmp_path):
     status, out, err = run_check([*args, "--out", str(tmp_path)], monkeypatch, capsys)
@@ -123,3 +125,19 @@ def test_the_module_is_imported_from_the_current_directory_only_while_loading(mo
     env = load("user_envs:LINEAR", "environment", "step")
     assert type(env).__name__ == "Linear" and sys.path == before
     assert type(load(str(FIXTURES / "user_envs.py") + ":make_linear", "environment", "step")).__name__ == "Linear"
+
+
+@pytest.mark.slow
+def test_with_its_defaults_check_reaches_the_episode_and_names_termination(checked):
+    # LeavesTheBox (tests/fixtures/user_envs.py) ends its episode when the point leaves a box, at most after its
+    # max_steps = 100: the default horizons must reach 100, and the disagreement must name the termination.
+    status, out, out_dir = checked("LeavesTheBox")
+    assert status == 1
+    report = json.loads((out_dir / "report.json").read_text())
+    assert [row["horizon"] for row in report["sweep"]] == [1, 5, 20, 50, 100]
+    (finding,) = [f for f in report["findings"] if f["check"] == "pathwise vs score function"]
+    assert finding["status"] == "problem" and "terminate (done)" in finding["message"], finding
+    assert "terminate (done)" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("recommendation: use auto (pathwise is biased at H ≥ "), last
+    assert "where episodes terminate" in last and "shac with windows ≤" in last

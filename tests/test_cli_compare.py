@@ -52,3 +52,64 @@ def test_compare_misuse_exits_2_with_one_sentence(args, words, tmp_path, capsys)
     assert main(["compare", *args, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err and err.count("\n") == 1
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def compared_users_env(tmp_path_factory):
+    """``diffpg compare --env user_envs:Linear`` from the directory that holds tests/fixtures/user_envs.py."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("compare_user")
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.chdir(FIXTURES)
+        patch.setenv("COLUMNS", "400")
+        status = main(["compare", "--env", "user_envs:Linear", "--estimators", "pathwise", "auto", "--horizon", "10",
+                       "--horizons", "5", "10", "--num-envs", "32", "--repeats", "4", "--no-compile-cache",
+                       "--out", str(out)])
+    return status, out, printed.getvalue()
+
+
+def test_compare_takes_a_users_env_as_module_attr_and_recommends(compared_users_env):
+    status, out, printed = compared_users_env
+    assert status == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["estimators"]) == {"pathwise", "auto"}
+    choice = results["estimators"]["auto"]["choice"]
+    assert choice.startswith("auto ") and f"at H = 10, {choice}" in printed
+    assert all(0.0 <= row["choice"]["alpha"] <= 1.0 for row in results["estimators"]["auto"]["sweep"])
+    assert printed.strip().splitlines()[-1].startswith("recommendation: use ")
+
+
+@pytest.mark.parametrize("env, words", [
+    ("user_envs:NoSuchEnv", "module user_envs has no attribute 'NoSuchEnv'"),
+    ("user_envs:WrongObsShape", "WrongObsShape.reset(key) returns .obs of shape (2,)"),
+    ("user_envs:NOT_AN_ENV", "needs an environment with observation_size, and dict has none"),
+])
+def test_a_users_env_that_cannot_be_compared_is_one_sentence(env, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    assert main(["compare", "--env", env, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def auto_rows(*rows):
+    """results["auto"] with a sweep of (horizon, alpha, share of estimates found biased)."""
+    return {"auto": {"sweep": [{"horizon": h, "choice": {"alpha": a, "biased": b}} for h, a, b in rows]}}
+
+
+def test_the_recommendation_reads_auto_across_the_sweep():
+    from diffpg.cli.compare import recommend
+
+    assert recommend(auto_rows((5, 0.9, 0.0), (50, 0.1, 0.75))) == ("use auto (pathwise is biased at H ≥ 50), "
+                                                                    "or shac with windows ≤ 5")
+    assert recommend(auto_rows((5, 0.9, 0.0), (50, 0.8, 0.25))).startswith(
+        "use pathwise (auto finds no bias up to H = 50 and weights it α = 0.80)")
+    assert recommend(auto_rows((50, 0.2, 0.0))).startswith("use auto (no bias found up to H = 50")
+    snr = {"pathwise": {"snr": 6.0, "cosine_to_reference": 1.0}, "score_function": {"snr": 0.5,
+                                                                                   "cosine_to_reference": 0.3}}
+    assert recommend(snr, exact=True).startswith("use pathwise (the highest signal-to-noise ratio, 6.00")

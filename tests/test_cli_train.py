@@ -121,7 +121,8 @@ def test_entry_point_prints_one_sentence_without_traceback(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "diffpg: error: unknown environment 'nope'; choose one of " + ", ".join(diffpg.envs.registered())]
+        "diffpg: error: unknown environment 'nope'; choose one of " + ", ".join(diffpg.envs.registered())
+        + ", or name your own as MODULE:ATTR"]
 
 
 # ---------------------------------------------------------------- what a run writes
@@ -135,7 +136,7 @@ def test_metrics_rows_one_per_update(run_dir):
     walls = [r["wall_s"] for r in rows]
     assert all(w > 0 for w in walls) and walls == sorted(walls)
     for r in rows:
-        assert {"return", "grad_norm", "skipped", "bad_streak"} <= set(r)
+        assert {"return", "eval/return", "grad_norm", "skipped", "bad_streak"} <= set(r)
     # the NaN injected into update 4 was skipped and counted, and training went on
     assert [r["skipped"] for r in rows] == [0, 0, 0] + [1] * 9
     assert rows[3]["grad_norm"] is None and all(r["grad_norm"] is not None for r in rows[4:])
@@ -145,7 +146,7 @@ def test_metrics_rows_one_per_update(run_dir):
 
 def test_run_dir_layout_config_and_checkpoints(run_dir):
     assert json.loads((run_dir / "run.json").read_text()) == {"seed": 3, "log_every": 2, "checkpoint_every": 4,
-                                                              "keep": 3}
+                                                              "keep": 3, "observation_size": 3, "action_size": 1}
     config = read_config(run_dir)
     assert (config.algo, config.env, config.num_updates, config.num_envs, config.hidden) == \
         ("apg", "pendulum", 12, 2, (8,))
@@ -179,8 +180,12 @@ def test_tensorboard_events_hold_the_metrics(run_dir):
     assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 1
     scalars = read_events(run_dir / "tb")
     rows = rows_of(run_dir)
-    assert [s for s, _ in scalars["train/return"]] == [r["env_steps"] for r in rows]
-    np.testing.assert_allclose([v for _, v in scalars["train/return"]], [r["return"] for r in rows], rtol=1e-6)
+    evaluated = [r for r in rows if r["eval/return"] is not None]
+    assert len(evaluated) == 12 // read_config(run_dir).evaluations_every  # the periodic evaluation
+    assert [s for s, _ in scalars["train/eval/return"]] == [r["env_steps"] for r in evaluated]
+    np.testing.assert_allclose([v for _, v in scalars["train/eval/return"]], [r["eval/return"] for r in evaluated],
+                               rtol=1e-6)
+    assert "train/return" not in scalars  # no 200-step episode ended: there is no training return to log
     assert len(scalars["train/grad_norm"]) == 11  # the skipped update has no finite gradient norm
 
 
@@ -368,3 +373,46 @@ def test_ascent_trains_with_the_estimator_named_on_the_command_line(tmp_path, ca
     assert read_config(out).estimator == "zeroth_order"
     assert train("--out", tmp_path / "bad", *args, "estimator=magic") == 2
     assert "unknown estimator 'magic'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- one config per algorithm; old run directories
+
+
+def test_each_algorithm_lists_its_own_settings_with_their_docstrings(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train("shac", "--help")
+    assert exit_.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for flag in ("--shac.target-alpha", "--shac.critic-epochs", "--budget.num-updates", "--optimizer.actor-lr",
+                 "--policy.hidden", "--evaluation.eval-every", "--out", "--seed"):
+        assert flag in out, flag
+    assert "SHAC's target critic moves as target = alpha * target" in out
+    assert "(default: 2000)" in out  # defaults("pendulum", "shac"), the measured settings
+    assert "debug-nan-at" not in out and "fast-compile" not in out and "ppo-epochs" not in out
+
+
+def test_typed_flags_and_the_deprecated_set_give_the_same_run(tmp_path, bits):
+    common = ["--no-compile-cache", "--no-plot", "--no-tensorboard", "--log-every", 2]
+    assert train("apg", "--out", tmp_path / "typed", "--budget.num-updates", 4, "--budget.num-envs", 2,
+                 "--budget.window", 4, "--policy.hidden", 8, *common) == 0
+    assert train("--out", tmp_path / "set", *TINY, "--updates", 4, *common) == 0
+    assert read_config(tmp_path / "typed") == read_config(tmp_path / "set")
+    assert bits(final_state(tmp_path / "typed")[1]) == bits(final_state(tmp_path / "set")[1])
+
+
+def test_a_run_directory_of_the_previous_format_resumes(tmp_path, bits):
+    """Before eval_every, eval_episodes and the env's sizes were recorded, config.json and run.json lacked
+    them; such a run, killed after its checkpoint 4, resumes and ends as the run of today does."""
+    args = [*TINY, "--updates", 8, "--log-every", 4, "--checkpoint-every", 4, "--no-plot", "--no-tensorboard"]
+    assert train("--out", tmp_path / "whole", *args) == 0
+    old = tmp_path / "old"
+    import shutil
+
+    shutil.copytree(tmp_path / "whole", old)
+    shutil.rmtree(old / "checkpoints" / "8")
+    for name, dropped in (("config.json", ("eval_every", "eval_episodes")),
+                          ("run.json", ("observation_size", "action_size"))):
+        record = json.loads((old / name).read_text())
+        (old / name).write_text(json.dumps({k: v for k, v in record.items() if k not in dropped}, indent=1))
+    assert train("--resume", old) == 0
+    assert bits(final_state(old)[1]) == bits(final_state(tmp_path / "whole")[1])

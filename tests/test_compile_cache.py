@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import pytest
 
 from diffpg.cli import compile_cache
-from diffpg.cli.train import _Programs
+from diffpg.training.programs import Programs
 from diffpg.training import defaults, make_trainer
 from diffpg.training.checkpoint import from_dicts, read_config, restore_latest
 
@@ -75,7 +75,7 @@ def test_stored_training_programs_give_the_trainers_bits(cache, bits):
     key = jax.random.key(1)
     reference, reference_metrics = trainer.run(*trainer.run(trainer.init(key), 3)[:1], 2)
     for _ in range(2):  # traced and stored, then loaded without the trainer
-        programs = _Programs(config, key, 3, stored=True)  # chunks of 3 updates load in a second thread
+        programs = Programs(config, key, 3, stored=True)  # chunks of 3 updates load in a second thread
         state, metrics = programs.run(*programs.run(programs.init(key), 3)[:1], 2)
         assert bits(from_dicts(state, reference)) == bits(reference)
         assert bits(metrics) == bits(reference_metrics)
@@ -89,7 +89,7 @@ def test_a_resumed_state_runs_in_the_stored_program(cache, bits):
     trainer = make_trainer(config)
     key = jax.random.key(2)
     middle = trainer.run(trainer.init(key), 2)[0]
-    state, _ = _Programs(config, key, 2, stored=True).run(middle, 2)
+    state, _ = Programs(config, key, 2, stored=True).run(middle, 2)
     assert bits(from_dicts(state, middle)) == bits(trainer.run(middle, 2)[0])
 
 
@@ -127,8 +127,8 @@ def test_an_environment_registered_by_the_user_is_never_stored(cache, monkeypatc
 
     config = dataclasses.replace(defaults("pendulum", "apg"), num_envs=2, window=4, hidden=(8,), num_updates=2)
     monkeypatch.setitem(registry._REGISTRY, "pendulum", MyPendulum)
-    programs = _Programs(config, jax.random.key(0), 2, stored=True)
+    programs = Programs(config, jax.random.key(0), 2, stored=True)
     assert not programs.stored and isinstance(programs.trainer.env, MyPendulum)
     monkeypatch.setitem(registry._REGISTRY, "mine", registry.BUILT_IN["pendulum"])
-    assert not _Programs(dataclasses.replace(config, env="mine"), jax.random.key(0), 2, stored=True).stored
+    assert not Programs(dataclasses.replace(config, env="mine"), jax.random.key(0), 2, stored=True).stored
     assert not cache.exists()

@@ -16,7 +16,6 @@ import pytest
 import diffpg
 from diffpg.errors import ConfigError, ProtocolError
 from diffpg.estimators import pathwise, score_function
-from diffpg.estimators.batch import group_count, grouped_gradient
 from diffpg.oracles import lqr
 from diffpg.rollout import rollout
 
@@ -271,21 +270,6 @@ def test_bad_settings_are_one_sentence_before_any_work(estimator, change, cls, p
     assert_one_sentence(e, cls, phrase)
 
 
-def test_group_count_and_a_single_group_has_no_variance():
-    assert group_count(64, 8) == 8 and group_count(12, 8) == 6 and group_count(7, 8) == 7
-    assert group_count(13, 8) == 1 and group_count(5, 1) == 1
-
-    def objective(w, x):  # per-rollout f_i(w) = w · x_i, so ∇f_i = x_i
-        return jnp.mean(w * x), x
-
-    x = jnp.array([1.0, 2.0, 4.0, 7.0])
-    grad, aux, variance, norm = grouped_gradient(objective, 1.0, x, 2)
-    # groups {1, 2} and {4, 7}: g = (1.5, 5.5), ĝ = 3.5, M/(G−1) Σ (g_k − ĝ)² = 2 · 8 = 16
-    assert float(grad) == 3.5 and float(variance) == 16.0 and float(norm) == 3.5
-    np.testing.assert_array_equal(aux, x)
-    assert np.isnan(float(grouped_gradient(objective, 1.0, x, 1)[2]))
-
-
 # ----------------------------------------------------------------------------- statistical tests on the LQR
 
 # name: (factory, options, num_envs N, repeats R). Per-rollout variances measured on this LQR
@@ -405,3 +389,17 @@ def test_grouped_variance_agrees_with_explicit_per_rollout_gradients(repeated, f
           f"{se_explicit:.2f}, z = {z:.2f}")
     assert abs(z) < 4
     assert se_grouped < 0.1 * explicit  # the comparison resolves a 40% error in the diagnostic
+
+
+def test_auto_choice_says_in_words_what_the_numbers_chose():
+    from diffpg.estimators import auto_choice
+
+    numbers = {"alpha": [0.96, 0.98], "biased": [0.0, 0.0], "bias_pvalue": [0.3, 0.5], "event_terms": [0.0, 0.0],
+               "variance_first_order": [1.0, 1.0], "variance_score_function": [50.0, 50.0]}
+    assert auto_choice(numbers) == ("auto used the pathwise gradient (weight α = 0.97 on it): no bias found "
+                                    "(p = 0.4), and the pathwise gradient's per-rollout variance is 0.02 times the "
+                                    "score function's")
+    mixed = {**numbers, "alpha": [0.5, 0.5], "biased": [1.0, 0.0], "event_terms": [0.5, 0.5]}
+    assert auto_choice(mixed) == ("auto mixed the pathwise gradient (weight α = 0.50) with the score function: the "
+                                  "bias test finds the pathwise gradient biased in 50% of the estimates (p = 0.4); "
+                                  "the environment's discrete events carry 50% of the first-order estimate")

@@ -20,6 +20,7 @@ from jax.scipy.stats import norm
 import diffpg
 from diffpg import estimators
 from diffpg.errors import ConfigError, ProtocolError
+from diffpg.estimators.batch import Groups
 from diffpg.estimators.combine import bias_aware_weight, bias_lower_bound, mixing_weight, moments, shrunk_covariance
 from diffpg.oracles import lqr as lqr_oracle
 from diffpg.envs import OneStep
@@ -107,10 +108,11 @@ def weight_of_shifted_groups(shift_in_standard_errors):
     x = jax.random.normal(kx, (groups, 1)) / np.sqrt(per_group)
     offset = shift_in_standard_errors * np.sqrt(10.0 / (groups * per_group))
     y = offset + 3.0 * jax.random.normal(ky, (groups, 1)) / np.sqrt(per_group)
-    var_x, var_y, cov = moments(x, y, per_group)
+    split = Groups(devices=1, large=0, small=groups, size=per_group)
+    var_x, var_y, cov = moments(x, y, split)
     variance_optimal = mixing_weight(var_x, var_y, shrunk_covariance(var_x, var_y, cov, groups))
-    return (float(bias_aware_weight(x, y, per_group, 0.999)), float(variance_optimal),
-            float(bias_lower_bound(x - y, per_group, 0.999)))
+    return (float(bias_aware_weight(x, y, split, 0.999)), float(variance_optimal),
+            float(bias_lower_bound(x - y, split, 0.999)))
 
 
 def test_a_difference_of_a_few_standard_errors_leaves_the_variance_minimizing_weight():

@@ -51,7 +51,7 @@ def closed_forms(quick_jit):
             return J(x[:K.size].reshape(K.shape), x[K.size:])
 
         steps = FD_STEP * jnp.eye(flat.size, dtype=flat.dtype)
-        fd = (jax.vmap(J_flat)(flat + steps) - jax.vmap(J_flat)(flat - steps)) / (2 * FD_STEP)
+        fd = (jax.vmap(J_flat)(flat[None, :] + steps) - jax.vmap(J_flat)(flat[None, :] - steps)) / (2 * FD_STEP)
         return dict(J=J(K, std), adjoint=lqr.gradient(params, K, std, horizon, discount),
                     auto=jax.grad(J, argnums=(0, 1))(K, std),
                     fd=(fd[:K.size].reshape(K.shape), fd[K.size:]))

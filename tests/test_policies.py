@@ -103,7 +103,9 @@ def test_gaussian_mlp_init_has_the_documented_structure(quick_jit):
     # the last layer starts small, so the initial mean action is near zero
     mean = quick_jit(policy.mode)(params, OBS)
     assert np.all(np.abs(np.asarray(mean)) < 0.1)
-    assert isinstance(jax.eval_shape(lambda k: DeterministicMLP(action_size=2).init(k, 3), jax.random.PRNGKey(0)), dict)
+    shapes = jax.eval_shape(lambda k: DeterministicMLP(action_size=2).init(k, 3), jax.random.PRNGKey(0))
+    assert [x.shape for path, x in jax.tree_util.tree_flatten_with_path(shapes)[0] if "kernel" in str(path)] == [
+        (3, 64), (64, 64), (64, 2)]
 
 
 def test_gaussian_mlp_log_prob_is_the_normal_density(gaussian_mlp, quick_jit):

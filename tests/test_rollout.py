@@ -25,9 +25,10 @@ def python_loop(key, env, policy, params, horizon, jit):
         obs.append(state.obs)
         actions.append(action)
         rewards.append(float(nxt.reward) * (1.0 - ended))
+        if not ended:  # an ended episode stays at its last state
+            state = nxt
         ended = max(ended, float(nxt.done))
         dones.append(ended)
-        state = nxt
     return state, (np.array(obs), np.array(actions), np.array(rewards), np.array(dones))
 
 
@@ -65,7 +66,7 @@ def test_scan_rollout_equals_a_python_loop(name, policy, quick_jit, random_param
     assert np.ptp(actions) > 0.1  # the policy does something
     np.testing.assert_array_equal(traj2.obs, traj.obs)
     np.testing.assert_allclose(end.obs, final.obs, rtol=1e-5, atol=1e-6)
-    assert int(end.t) == horizon
+    assert int(end.t) == 9  # the episode ended at its max_steps, and the rollout stayed there
 
 
 def test_trajectory_fields_mean_what_the_docs_say(quick_jit):
@@ -141,11 +142,12 @@ class Scripted:
 
 
 def test_rewards_are_masked_after_done_and_there_is_no_reset(quick_jit):
-    """x goes 0.5, 1.0, 1.5 (done), then back 1.0, 1.5, 1.0 ...: the episode ended at step 3 and stays
-    ended, its later rewards are zero, and the state is never reset."""
+    """x goes 0.5, 1.0, 1.5 (done); the env would then step back to 1.0 and clear its flag, but the
+    episode ended at step 3 and stays ended, at its last state, its later rewards are zero, and the
+    state is never reset."""
     env, policy = Walker(bool_done=False), Scripted()
     traj = quick_jit(lambda k: rollout(k, env, policy, {"scale": jnp.ones(())}, 8))(jax.random.PRNGKey(0))
-    np.testing.assert_allclose(traj.obs[:, 0], [0.0, 0.5, 1.0, 1.5, 1.0, 1.5, 1.0, 1.5])
+    np.testing.assert_allclose(traj.obs[:, 0], [0.0, 0.5, 1.0, 1.5, 1.5, 1.5, 1.5, 1.5])
     np.testing.assert_array_equal(traj.done, [0, 0, 1, 1, 1, 1, 1, 1])
     np.testing.assert_allclose(traj.reward, [1.5, 2.0, 2.5, 0, 0, 0, 0, 0])
 

@@ -278,7 +278,8 @@ def test_pathwise_variance_above_the_score_functions_is_a_problem():
 def test_protocol_errors_are_one_sentence(assert_one_sentence):
     with pytest.raises(ProtocolError) as e:
         trust.check_protocol(user_envs.WrongObsShape())
-    assert_one_sentence(e, ProtocolError, "WrongObsShape.reset(key) returns .obs of shape (2,)")
+    assert_one_sentence(e, ProtocolError, "WrongObsShape.reset(key) returns .obs of shape (2,)",
+                        "or set observation_size = 2")
 
     class RaisesInStep(user_envs.Linear):
         def step(self, state, action):
@@ -286,18 +287,19 @@ def test_protocol_errors_are_one_sentence(assert_one_sentence):
 
     with pytest.raises(ProtocolError) as e:
         trust.check_protocol(RaisesInStep())
-    assert_one_sentence(e, ProtocolError, "RaisesInStep.step(state, action) failed",
+    assert_one_sentence(e, ProtocolError, "RaisesInStep.step failed",
                         "RuntimeError: the physics engine is not initialized")
     with pytest.raises(ProtocolError) as e:
         trust.check_policy(diffpg.policies.DeterministicMLP(action_size=1), user_envs.Linear())
-    assert_one_sentence(e, ProtocolError, "DeterministicMLP is not a stochastic policy: it has no log_prob()")
+    assert_one_sentence(e, ProtocolError, "needs log_prob(params, obs, action), and DeterministicMLP has none")
     with pytest.raises(ProtocolError) as e:
         trust.check_policy(diffpg.policies.LinearGaussian(action_size=2), user_envs.Linear())
-    assert_one_sentence(e, ProtocolError, "returns actions of shape (2,) but the environment takes shape (1,)")
+    assert_one_sentence(e, ProtocolError, "returns actions of shape (2,) but Linear takes shape (1,)",
+                        "action_size=1")
 
 
 @pytest.mark.parametrize("change, phrase", [
-    (dict(horizons=()), "horizons must be positive ints"),
+    (dict(horizons=(0, 5)), "horizons must be positive ints"),
     (dict(repeats=2), "repeats must be an int of at least 3"),
     (dict(num_envs=1), "num_envs must be at least 2"),
     (dict(alpha=0.0), "alpha must be in (0, 1)"),
@@ -313,3 +315,34 @@ def test_step_derivatives_is_a_named_tuple_of_arrays(linear):
     _, _, d = linear
     assert isinstance(d, StepDerivatives)
     assert d.autodiff.shape == d.central.shape == (8, 4, 5) and d.outputs.shape == (8, 4)
+
+
+def test_default_horizons_reach_the_episode_length():
+    class Declared(user_envs.Linear):
+        max_steps = 200
+
+    assert trust.Settings().for_env(Declared()).horizons == (1, 5, 20, 50, 100, 200)
+    assert trust.Settings().for_env(user_envs.Linear()).horizons == (1, 5, 20, 50, 100)  # 100 without max_steps
+    assert trust.Settings(horizons=(2, 3)).for_env(Declared()).horizons == (2, 3)
+
+
+def report_of(rows, findings=()):
+    """A Report with sweep ``rows`` given as (horizon, max |z|, pathwise variance, score-function variance, ended)."""
+    sweep = [{"horizon": h, "max_abs_z": z, "z_threshold": 4.0, "pathwise_variance": pw,
+              "score_function_variance": sf, "ended_fraction": ended} for h, z, pw, sf, ended in rows]
+    return trust.Report(findings=list(findings), precision="float64", sweep=sweep, growth={})
+
+
+def test_the_recommendation_follows_the_first_problem():
+    agree = [(1, 1.0, 1.0, 5.0, 0.0), (5, 2.0, 2.0, 9.0, 0.0)]
+    assert trust.recommend(report_of(agree)) == ("use pathwise (no bias found, and the less noisy estimator, up to "
+                                                 "H = 5), and apg or shac to train")
+    biased = agree + [(50, 30.0, 3.0, 90.0, 0.4)]
+    assert trust.recommend(report_of(biased)) == ("use auto (pathwise is biased at H ≥ 50, where episodes "
+                                                  "terminate), or shac with windows ≤ 5")
+    noisy = agree + [(20, 1.0, 50.0, 10.0, 0.0)]
+    assert trust.recommend(report_of(noisy)) == ("use auto (pathwise is noisier than the score function at "
+                                                 "H ≥ 20), or shac with windows ≤ 5")
+    assert trust.recommend(report_of([(1, 9.0, 1.0, 5.0, 0.0)])).startswith("use score_function or auto")
+    nan = trust.Finding("non-finite values", "problem", "...")
+    assert trust.recommend(report_of(agree, [nan])).startswith("fix the non-finite values first")

@@ -15,6 +15,8 @@ prints mean and variance next to the exact values, for σ = 0.5 and d = 1.
 Run from the project root:
 
     python docs/figures/bandit_variance.py
+
+``main(tiny=True)`` runs the same code on 2 000 samples (the test suite does, so the script stays working).
 """
 import jax
 import numpy as np
@@ -26,7 +28,9 @@ SIGMA, TARGET, MU = 0.5, 0.0, 1.0
 SAMPLES = 200_000
 
 
-def main():
+def main(out=None, tiny: bool = False):
+    """Print the table (this script writes no figure; ``out`` is accepted for a uniform call)."""
+    samples_per_estimator = 2_000 if tiny else SAMPLES
     env = diffpg.envs.OneStep(lambda a: -((a - TARGET) ** 2))
     policy = diffpg.policies.GaussianMean(SIGMA, mean=MU)
     params = policy.init(None, 1)
@@ -41,12 +45,12 @@ def main():
         "pathwise": (diffpg.estimators.pathwise(env, policy, **options), 4 * SIGMA**2),
     }
     print(f"a ~ N(mu, sigma^2), r = -(a - a*)^2, sigma = {SIGMA}, d = mu - a* = {d}; exact gradient {-2 * d}; "
-          f"{SAMPLES} single-rollout estimates each.\n")
+          f"{samples_per_estimator} single-rollout estimates each.\n")
     print("| estimator | mean | exact variance | measured variance | relative difference |")
     print("|---|---|---|---|---|")
     for i, (name, (estimate, exact)) in enumerate(estimators.items()):
         samples, _ = jax.jit(diagnostics.gradient_samples, static_argnums=(0, 3))(
-            estimate, jax.random.PRNGKey(i), params, SAMPLES)
+            estimate, jax.random.PRNGKey(i), params, samples_per_estimator)
         samples = np.asarray(samples[:, 0], np.float64)
         measured = samples.var(ddof=1)
         print(f"| {name} | {samples.mean():.3f} | {exact:.3f} | {measured:.3f} | {measured / exact - 1:+.3f} |")

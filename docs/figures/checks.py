@@ -13,6 +13,9 @@ and docs/figures/check_double_pendulum.png.
 Run from the project root:
 
     python docs/figures/checks.py
+
+``main(out, tiny=True)`` checks horizons 1 and 2 with a few rollouts and writes into ``out`` (the test
+suite runs that, so the script stays working).
 """
 from pathlib import Path
 
@@ -23,11 +26,13 @@ HERE = Path(__file__).parent
 CASES = {"ball_wall": (1, 10, 30, 50), "double_pendulum": (1, 10, 25, 50, 100)}
 
 
-def main():
+def main(out: Path = HERE, tiny: bool = False):
     for name, horizons in CASES.items():
         env = diffpg.make(name)
         policy = diffpg.policies.LinearGaussian(action_size=env.action_size, init_std=1.0)
-        report = trust.check(env, policy, trust.Settings(horizons=horizons))
+        settings = (trust.Settings(horizons=(1, 2), num_states=2, warmup_steps=2, num_envs=8, repeats=4) if tiny
+                    else trust.Settings(horizons=horizons))
+        report = trust.check(env, policy, settings)
         print(f"### {name}: {'passed' if report.passed else 'problems found'}\n")
         for finding in report.findings:
             print(f"- **{finding.status}** ({finding.check}): {finding.message}")
@@ -40,7 +45,7 @@ def main():
         growth = report.growth
         print(f"\nfitted growth per step: pathwise x{2.718281828 ** growth['pathwise']['rate']:.3f}, "
               f"score function x{2.718281828 ** growth['score_function']['rate']:.3f}\n")
-        trust.plot(report, HERE / f"check_{name}.png")
+        trust.plot(report, Path(out) / f"check_{name}.png")
 
 
 if __name__ == "__main__":

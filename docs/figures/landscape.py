@@ -18,7 +18,8 @@ Run from the project root:
 
     python docs/figures/landscape.py
 
-It prints the slopes and writes docs/figures/landscape.png.
+It prints the slopes and writes docs/figures/landscape.png (``main(out, tiny=True)``: 11 points per slice,
+few samples, 10-step rollouts, into ``out``; the test suite runs that).
 """
 from pathlib import Path
 
@@ -35,43 +36,47 @@ from diffpg import landscape  # noqa: E402
 
 HERE = Path(__file__).parent
 POLICY_STD = 0.5
+FULL = {"points": 201, "samples": 1.0, "ball_wall_horizon": 50, "double_pendulum_horizon": 100}
+TINY = {"points": 11, "samples": 1 / 32, "ball_wall_horizon": 10, "double_pendulum_horizon": 10}
 
 
-def threshold_slice(key):
+def threshold_slice(key, budget):
     policy = diffpg.policies.GaussianMean(POLICY_STD, mean=0.3)
     objective = landscape.return_objective(diffpg.envs.OneStep(lambda a: a > 0), policy, horizon=1, num_envs=64)
     cut = landscape.landscape_slice(key, objective, policy.init(None, 1), {"mu": jnp.array([1.0])},
-                                    jnp.linspace(-1.0, 1.0, 201), smoothing=0.2, samples=256)
+                                    jnp.linspace(-1.0, 1.0, budget["points"]), smoothing=0.2,
+                                    samples=int(256 * budget["samples"]))
     exact = float(norm.pdf(0.3 / POLICY_STD) / POLICY_STD)
     scale = (POLICY_STD**2 + 0.2**2) ** 0.5  # J smoothed along s by N(0, 0.2²) is Φ(μ / scale)
     smoothed = float(norm.pdf(0.3 / scale) / scale)
     return cut, f"exact slope at 0: of J {exact:.3f}, of J smoothed by σ = 0.2 {smoothed:.3f}"
 
 
-def ball_wall_slice(key):
+def ball_wall_slice(key, budget):
     env = diffpg.make("ball_wall")
     policy = diffpg.policies.LinearGaussian(action_size=2, init_std=0.3)
     params = policy.init(None, env.observation_size)
     params = {**params, "K": params["K"].at[1, 2].set(0.7)}  # vertical thrust 0.7 v_x (x max_thrust 15)
     direction = {"K": jnp.zeros((2, 4)).at[1, 2].set(1.0), "log_std": jnp.zeros(2)}
-    objective = landscape.return_objective(env, policy, horizon=50, num_envs=16)
-    cut = landscape.landscape_slice(key, objective, params, direction, jnp.linspace(-0.5, 0.5, 201),
-                                    smoothing=0.1, samples=128)
+    objective = landscape.return_objective(env, policy, horizon=budget["ball_wall_horizon"], num_envs=16)
+    cut = landscape.landscape_slice(key, objective, params, direction, jnp.linspace(-0.5, 0.5, budget["points"]),
+                                    smoothing=0.1, samples=int(128 * budget["samples"]))
     return cut, "d: vertical thrust per unit v_x"
 
 
-def double_pendulum_slice(key):
+def double_pendulum_slice(key, budget):
     env = diffpg.make("double_pendulum")
     policy = diffpg.policies.LinearGaussian(action_size=2, init_std=0.3)
     params = policy.init(None, env.observation_size)
     direction = landscape.random_direction(jax.random.PRNGKey(1), params)
-    objective = landscape.return_objective(env, policy, horizon=100, num_envs=4)
-    cut = landscape.landscape_slice(key, objective, params, direction, jnp.linspace(-0.2, 0.2, 201),
-                                    smoothing=0.05, samples=64)
+    objective = landscape.return_objective(env, policy, horizon=budget["double_pendulum_horizon"], num_envs=4)
+    cut = landscape.landscape_slice(key, objective, params, direction, jnp.linspace(-0.2, 0.2, budget["points"]),
+                                    smoothing=0.05, samples=int(64 * budget["samples"]))
     return cut, "d: a random direction"
 
 
-def main():
+def main(out: Path = HERE, tiny: bool = False):
+    budget = TINY if tiny else FULL
     panels = [("one step, reward 1[a > 0]", threshold_slice),
               ("ball_wall, 50 steps", ball_wall_slice),
               ("double_pendulum, 100 steps", double_pendulum_slice)]
@@ -79,12 +84,13 @@ def main():
     print("| slice | pathwise slope at 0 (raw) | smoothed slope at 0 | note |")
     print("|---|---|---|---|")
     for ax, (title, build) in zip(axes, panels):
-        cut, note = build(jax.random.PRNGKey(0))
+        cut, note = build(jax.random.PRNGKey(0), budget)
         landscape.plot(cut, None, title=title, ax=ax)
         print(f"| {title} | {float(cut.raw_slope):.4g} | {float(cut.smoothed_slope):.4g} | {note} |")
     fig.tight_layout()
-    fig.savefig(HERE / "landscape.png", dpi=80)
-    print(f"\nwrote {HERE / 'landscape.png'}")
+    fig.savefig(Path(out) / "landscape.png", dpi=80)
+    plt.close(fig)
+    print(f"\nwrote {Path(out) / 'landscape.png'}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ Run from the project root:
 
     python docs/figures/lqr_variance.py
 
-It prints a markdown table and writes docs/figures/lqr_variance.png.
+It prints a markdown table and writes docs/figures/lqr_variance.png (``main(out, tiny=True)``: two
+horizons, 8 rollouts, 4 estimates, into ``out``; the test suite runs that).
 """
 from pathlib import Path
 
@@ -32,14 +33,16 @@ HORIZONS = (1, 2, 5, 10, 20, 50, 100)
 NUM_ENVS, REPEATS = 64, 64
 
 
-def main():
+def main(out: Path = HERE, tiny: bool = False):
+    out_dir = Path(out)
+    horizons, num_envs, repeats = ((1, 2), 8, 4) if tiny else (HORIZONS, NUM_ENVS, REPEATS)
     env = diffpg.make("lqr")
     policy = diffpg.policies.LinearGaussian(action_size=1)
     params = {"K": jnp.array([[-0.5, -0.8]]), "log_std": jnp.log(jnp.array([0.5]))}
-    settings = trust.Settings(horizons=HORIZONS, num_envs=NUM_ENVS, repeats=REPEATS)
+    settings = trust.Settings(horizons=horizons, num_envs=num_envs, repeats=repeats)
     rows = trust.estimator_sweep(jax.random.PRNGKey(0), env, policy, params, settings)
 
-    print(f"LQR, K = [-0.5, -0.8], sigma = 0.5; {NUM_ENVS} rollouts per estimate, {REPEATS} estimates per row.\n")
+    print(f"LQR, K = [-0.5, -0.8], sigma = 0.5; {num_envs} rollouts per estimate, {repeats} estimates per row.\n")
     print("| H | J_H (exact) | norm of exact gradient | pathwise variance per rollout | score-function variance "
           "per rollout | ratio | rollouts for 10% RMS error, pathwise / score function | max abs z, pathwise | "
           "max abs z, score function |")
@@ -52,7 +55,7 @@ def main():
         out = {"horizon": h, "norm": float(jnp.linalg.norm(exact))}
         for name in ("pathwise", "score_function"):
             s = row[name]
-            out[name] = float(s["variance"]) * NUM_ENVS  # variance of one estimate times N: per rollout
+            out[name] = float(s["variance"]) * num_envs  # variance of one estimate times N: per rollout
             out[f"z_{name}"] = float(jnp.max(jnp.abs((s["mean"] - exact) / s["stderr"])))
         table.append(out)
         # rollouts for an RMS error of 10% of the gradient's norm: tr Cov / (0.1 |grad J|)^2
@@ -74,8 +77,9 @@ def main():
         ax.legend()
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(HERE / "lqr_variance.png", dpi=90)
-    print(f"\nwrote {HERE / 'lqr_variance.png'}")
+    fig.savefig(out_dir / "lqr_variance.png", dpi=90)
+    plt.close(fig)
+    print(f"\nwrote {out_dir / 'lqr_variance.png'}")
 
 
 if __name__ == "__main__":

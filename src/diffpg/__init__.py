@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "Env": "types", "Policy": "types", "State": "types", "Trajectory": "types",
-    "load_policy": "deploy", "make": "envs", "rollout": "rollout", "unroll": "rollout",
+    "load_policy": "deploy", "make": "envs", "rollout": "rollout", "train": "training.run", "unroll": "rollout",
 }, submodules=("diagnostics", "envs", "errors", "estimators", "landscape", "oracles", "policies", "training", "trust"))
 
 
@@ -35,4 +35,5 @@ if TYPE_CHECKING:
     from .deploy import load_policy
     from .envs import make
     from .rollout import rollout, unroll
+    from .training.run import train
     from .types import Env, Policy, State, Trajectory

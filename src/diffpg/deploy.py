@@ -1,6 +1,6 @@
 """``diffpg.load_policy(run_dir) -> act``: a trained policy for use outside JAX.
 
-    act = diffpg.load_policy("runs/pendulum-shac")
+    act = diffpg.load_policy("runs/pendulum-shac")            # or load_policy(run_dir, env=my_env)
     action = act(obs)           # obs: numpy [observation_size] -> action: numpy [action_size]
     actions = act(batch)        # obs: numpy [B, observation_size] -> actions: numpy [B, action_size]
 
@@ -13,7 +13,9 @@ observation of the wrong shape raises ``ShapeError``.
 """
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,21 +23,40 @@ import numpy as np
 from .errors import ShapeError
 
 
-def load_run(run_dir: str | os.PathLike):
-    """(trainer, state): the run's Trainer, rebuilt from its config.json, and its newest TrainState."""
+def load_run(run_dir: str | os.PathLike, env=None):
+    """(trainer, state): the run's Trainer, rebuilt from its config.json, and its newest TrainState.
+
+    ``env`` is the environment object (or a name, or ``MODULE:ATTR``) to use instead of the one the run
+    names; by default a run of ``MODULE:ATTR`` imports it again.
+    """
     import jax
 
     from .training import make_trainer
     from .training.checkpoint import read_config, restore_latest
+    from .training.run_dir import RUN_FILE
+    from .training.settings import build_env, check_sizes
 
-    trainer = make_trainer(read_config(run_dir))
-    _, state = restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)))
+    config = read_config(run_dir)
+    env = build_env(config.env) if env is None else build_env(env) if isinstance(env, str) else env
+    record_file = Path(run_dir) / RUN_FILE
+    if record_file.is_file():  # runs written before run.json recorded the sizes skip this check
+        try:
+            record = json.loads(record_file.read_text())
+        except (OSError, ValueError):
+            record = {}
+        check_sizes(env, record if isinstance(record, dict) else {}, config.env)
+    trainer = make_trainer(config, env)
+    _, state = restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)), config=config)
     return trainer, state
 
 
-def load_policy(run_dir: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
-    """The deterministic policy of the newest checkpoint in ``run_dir``, numpy in and numpy out."""
-    return policy_function(*load_run(run_dir))
+def load_policy(run_dir: str | os.PathLike, env=None) -> Callable[[np.ndarray], np.ndarray]:
+    """The deterministic policy of the newest checkpoint in ``run_dir``, numpy in and numpy out.
+
+    A run of your own environment imports it again from the spec it recorded (``MODULE:ATTR``, or the
+    class of the object it was trained with); pass ``env=`` where that cannot be imported.
+    """
+    return policy_function(*load_run(run_dir, env))
 
 
 def policy_function(trainer, state) -> Callable[[np.ndarray], np.ndarray]:

@@ -140,12 +140,12 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
         x, _ = ravel_pytree(pack(state, action))
         y = F(x)
         h = eps ** (1.0 / 3.0) * jnp.maximum(1.0, jnp.abs(x[chosen]))
-        up, down = x + h[:, None] * basis, x - h[:, None] * basis
+        up, down = x[None, :] + h[:, None] * basis, x[None, :] - h[:, None] * basis
         h_up, h_down = up[rows, chosen] - x[chosen], x[chosen] - down[rows, chosen]
         f_up, f_down = jax.vmap(F)(up), jax.vmap(F)(down)  # [C, M]
         central = ((f_up - f_down) / (h_up + h_down)[:, None]).T
-        forward = ((f_up - y) / h_up[:, None]).T
-        backward = ((y - f_down) / h_down[:, None]).T
+        forward = ((f_up - y[None, :]) / h_up[:, None]).T
+        backward = ((y[None, :] - f_down) / h_down[:, None]).T
         return (jax.jacrev(F)(x)[:, chosen], jax.jacfwd(F)(x)[:, chosen], central, forward, backward, y,
                 0.5 * (h_up + h_down))
 

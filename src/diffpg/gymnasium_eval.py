@@ -11,6 +11,11 @@ same seed gives the same start states, whichever policy is evaluated.
 ``act`` is any function from a numpy batch of observations to a numpy batch of
 actions: ``diffpg.load_policy(run_dir)`` or Stable-Baselines3's
 ``lambda obs: model.predict(obs, deterministic=True)[0]``.
+
+In place of an id, ``env`` may be a diffpg environment (``diffpg.make("cartpole_swingup")``):
+its episodes are then played through ``diffpg.envs.to_gymnasium_vector``, the same way, so one
+judge serves contenders trained on either side of the boundary. A ``gymnasium.vector.VectorEnv``
+of ``episodes`` copies is used as it is (and left open), so repeated evaluations compile once.
 """
 from __future__ import annotations
 
@@ -21,18 +26,28 @@ import numpy as np
 from .errors import ConfigError
 
 
-def episode_returns(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int = 20,
+def episode_returns(act: Callable[[np.ndarray], np.ndarray], env_id, episodes: int = 20,
                     seed: int = 0) -> np.ndarray:
-    """The return of each of ``episodes`` episodes of Gymnasium's ``env_id`` under ``act``."""
+    """The return of each of ``episodes`` episodes of Gymnasium's ``env_id`` (or a diffpg env) under ``act``."""
     import gymnasium as gym
 
     if not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"episodes must be a positive int, got {episodes!r}")
-    try:
-        envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="sync")
-    except gym.error.Error as error:
-        raise ConfigError(f"Gymnasium cannot make {env_id!r} ({type(error).__name__}); pass a registered id "
-                          "such as Pendulum-v1") from None
+    given = isinstance(env_id, gym.vector.VectorEnv)
+    if given:
+        envs = env_id
+        if envs.num_envs != episodes:
+            raise ConfigError(f"the vector env has {envs.num_envs} copies for {episodes} episodes; make them equal")
+    elif not isinstance(env_id, str):
+        from .envs import to_gymnasium_vector
+
+        envs = to_gymnasium_vector(env_id, episodes)
+    else:
+        try:
+            envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="sync")
+        except gym.error.Error as error:
+            raise ConfigError(f"Gymnasium cannot make {env_id!r} ({type(error).__name__}); pass a registered id "
+                              "such as Pendulum-v1") from None
     try:
         obs, _ = envs.reset(seed=seed)
         total = np.zeros(episodes)
@@ -45,4 +60,5 @@ def episode_returns(act: Callable[[np.ndarray], np.ndarray], env_id: str, episod
             running &= ~(terminated | truncated)
         return total
     finally:
-        envs.close()
+        if not given:
+            envs.close()

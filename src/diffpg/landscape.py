@@ -37,11 +37,18 @@ return convolved with the action density). Pass an objective with more
 rollouts to see that; this module fixes the keys so the raw slice is what one
 pathwise estimate sees.
 
-Example:
+Example (``plot(cut, "runs/landscape.png")`` then draws it):
+  >>> import jax, jax.numpy as jnp, diffpg
+  >>> from diffpg.landscape import landscape_slice, return_objective, unit
+  >>> env, policy = diffpg.make("pendulum"), diffpg.policies.GaussianMLP(action_size=1)
+  >>> params = policy.init(jax.random.PRNGKey(0), env.observation_size)
   >>> objective = return_objective(env, policy, horizon=50, num_envs=8)
-  >>> d = unit(pathwise_grad)                       # or random_direction(key, params)
-  >>> cut = landscape_slice(key, objective, params, d, jnp.linspace(-1, 1, 101), smoothing=0.1)
-  >>> plot(cut, "runs/landscape.png")
+  >>> d = unit(jax.grad(objective, argnums=1)(jax.random.PRNGKey(1), params))  # or random_direction(key, params)
+  >>> cut = landscape_slice(jax.random.PRNGKey(1), objective, params, d, jnp.linspace(-1, 1, 11), smoothing=0.1)
+  >>> cut.raw.shape, cut.smoothed.shape
+  ((11,), (11,))
+  >>> bool(cut.raw_slope > 0)  # d is the pathwise gradient's own direction, so the raw slope is its norm
+  True
 """
 from __future__ import annotations
 

@@ -2,12 +2,17 @@
 
 A rollout of horizon H from state s_0 is
 
-    a_t = π_θ.sample(k_t, θ, o_t),   s_{t+1} = env.step(s_t, a_t),   r_t = s_{t+1}.reward · (1 − d_t)
+    a_t = π_θ.sample(k_t, θ, o_t),   s_{t+1} = env.step(s_t, a_t),   r_t = s_{t+1}.reward
 
-for t = 0 … H−1, where d_t says whether the episode has ended by s_t (sticky:
-it stays set even if an environment clears its own flag): once an episode has ended
-the rewards are masked, and there is never an auto-reset, so a differentiated
-rollout never mixes two episodes. Everything is unbatched; vmap for a batch.
+for t = 0 … H−1 while the episode runs. d_t says whether it has ended by s_t
+(sticky: it stays set even if an environment clears its own flag); from then
+on the rollout stays at its last state s_t, r_t = 0, and there is never an
+auto-reset, so a differentiated rollout never mixes two episodes. The mask is
+the "double where": ``env.step`` of an ended episode is given the
+gradient-stopped last state and action, and its outputs are selected away
+with ``jnp.where``, never multiplied by 0, so an environment that returns NaN
+(or anything) after ``done`` changes neither the values nor the gradients
+(0 · NaN would be NaN in both). Everything is unbatched; vmap for a batch.
 When the states carry an ``event_log_prob`` field (the log-probability of a
 discrete event drawn inside ``step``), it is recorded, masked the same way,
 as the Trajectory's ``event_log_prob``.
@@ -58,6 +63,11 @@ def same_types(new, old):
     return jax.tree.map(lambda n, o: n if jnp.result_type(n) == jnp.result_type(o) else jnp.asarray(n, jnp.result_type(o)), new, old)
 
 
+def _select(condition, on_true, on_false):
+    """``jnp.where`` over a pytree: a select, whose gradient is exactly 0 on the side not taken."""
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
+
+
 def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int | None = None,
            remat: bool = False):
     """Step ``env`` from ``state`` for ``horizon`` steps; return (final state, Trajectory).
@@ -72,17 +82,20 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
         if truncate_every is not None:
             cut = (t % truncate_every) == 0
             state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x), state)
-        action = policy.sample(k, params, state.obs)
-        _check_shapes(env, state.obs, action)
-        next_state = same_types(env.step(state, action), state)
         # sticky: a user's env may clear its own done flag, but the episode stays ended
         done_before = jnp.maximum(ended, as_float(state.done))
+        over = done_before > 0
+        action = policy.sample(k, params, state.obs)
+        _check_shapes(env, state.obs, action)
+        # An ended episode steps on constants, and its outputs are selected away (never multiplied by 0).
+        step_state, step_action = _select(over, jax.lax.stop_gradient((state, action)), (state, action))
+        next_state = same_types(env.step(step_state, step_action), state)
         done_after = jnp.maximum(done_before, as_float(next_state.done))
-        reward = as_float(next_state.reward) * (1.0 - done_before)
+        reward = jnp.where(over, 0.0, as_float(next_state.reward))
         event = getattr(next_state, "event_log_prob", None)
         out = Trajectory(obs=state.obs, action=action, reward=reward, done=done_after,
-                         event_log_prob=None if event is None else as_float(event) * (1.0 - done_before))
-        return (next_state, done_after), out
+                         event_log_prob=None if event is None else jnp.where(over, 0.0, as_float(event)))
+        return (_select(over, state, next_state), done_after), out
 
     if remat:
         step = jax.checkpoint(step, policy=_keep_noise)

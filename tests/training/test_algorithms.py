@@ -77,7 +77,7 @@ def test_injected_nan_is_skipped_and_counted(split_runs, bits):
     assert bits(c.params) != bits(b.params)
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(learner(c)))
     for metrics in (metrics_a, metrics_b, metrics_c):
-        assert np.all(np.isfinite(metrics["return"]))
+        assert np.all(np.isfinite(metrics["reward" if "reward" in metrics else "return"]))
 
 
 def test_metrics_have_the_promised_keys(split_runs):
@@ -90,8 +90,8 @@ def test_metrics_have_the_promised_keys(split_runs):
         assert np.all(np.asarray(metrics_a["return"]) < 0) and "reward" not in metrics_a
         assert {"estimator/grad_variance", "estimator/grad_norm"} <= set(metrics_a)
         return
-    # no 200-step episode has ended yet: return is the window's mean per-step reward times 200
-    np.testing.assert_allclose(metrics_a["return"], 200 * np.asarray(metrics_a["reward"]), rtol=1e-6)
+    # no 200-step episode has ended yet: there is no return to log
+    assert np.all(np.isnan(metrics_a["return"]))
 
 
 def test_return_is_the_mean_of_finished_episodes():
@@ -103,9 +103,23 @@ def test_return_is_the_mean_of_finished_episodes():
     rewards = np.asarray(metrics["reward"])  # mean over 2 envs x 10 steps
     episode = 10 * (rewards[0] + rewards[1])  # mean over the 2 envs of their 20-step returns
     np.testing.assert_allclose(metrics["return"][1], episode, rtol=1e-5)
-    np.testing.assert_allclose(metrics["return"][2], episode, rtol=1e-5)  # carried: none ended in update 3
-    np.testing.assert_allclose(metrics["return"][0], 20 * rewards[0], rtol=1e-6)
+    assert np.isnan(metrics["return"][0]) and np.isnan(metrics["return"][2])  # no episode ended in updates 1, 3
     np.testing.assert_array_equal(state.env_state.t, [10, 10])  # reset after update 2, then 10 steps
+
+
+def test_eval_return_is_the_deterministic_policy_on_the_held_out_starts():
+    """Every eval_every updates, eval/return is what ``evaluate`` gives with the held-out key, NaN between."""
+    from diffpg.training import evaluate
+    from diffpg.training.trainer import EVAL_SEED
+
+    env = diffpg.make("pendulum", max_steps=20)
+    config = dataclasses.replace(defaults("pendulum", "apg"), **TINY, num_updates=4, eval_every=2, eval_episodes=3)
+    trainer = make_trainer(config, env=env)
+    state, metrics = trainer.run(trainer.init(jax.random.key(0)), 2)
+    evaluated = np.asarray(metrics["eval/return"])
+    assert np.isnan(evaluated[0])
+    expected = np.asarray(evaluate(trainer, state, jax.random.key(EVAL_SEED), 3)).mean()
+    np.testing.assert_allclose(evaluated[1], expected, rtol=1e-5)  # the same episodes, compiled apart
 
 
 def test_seeds_run_in_parallel_with_vmap():
@@ -119,9 +133,9 @@ def test_seeds_run_in_parallel_with_vmap():
     # the second seed of the batch is the run of that seed alone (up to float reassociation)
     for x, y in zip(jax.tree.leaves(batched.params), jax.tree.leaves(one.params)):
         np.testing.assert_allclose(x[1], y, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(metrics["return"][1], one_metrics["return"], rtol=1e-4)
+    np.testing.assert_allclose(metrics["reward"][1], one_metrics["reward"], rtol=1e-4)
     # and different seeds are different runs
-    assert not np.allclose(metrics["return"][0], metrics["return"][1])
+    assert not np.allclose(metrics["reward"][0], metrics["reward"][1])
 
 
 def test_act_and_evaluate_agree_with_a_step_by_step_episode():

@@ -6,8 +6,10 @@
 
 Runs the four checks of ``diffpg.trust`` (autodiff against finite
 differences, non-finite values, pathwise against score function, variance
-growth with horizon), prints a verdict table and writes a plot of variance
-against horizon and a JSON report to ``--out``. Exit status: 0 when the
+growth with horizon) at horizons up to the episode length (the environment's
+``max_steps``, else 100), prints a verdict table and a one-line
+recommendation, and writes a plot of variance against horizon and a JSON
+report to ``--out``. Exit status: 0 when the
 gradients are consistent, 1 when a problem was found, 2 for a usage error.
 """
 from __future__ import annotations
@@ -47,7 +49,7 @@ def run(config: Config) -> int:
     config.settings.validate()
     console = Console()
     env = load(config.env, "environment", "step")
-    trust.check_protocol(env)
+    trust.check_protocol(env)  # before the policy: an environment's mistake is named as its own
     if config.policy is None:
         policy = LinearGaussian(action_size=int(env.action_size), init_std=config.settings.action_std)
     else:
@@ -65,9 +67,10 @@ def run(config: Config) -> int:
     problems = sum(f.status == PROBLEM for f in report.findings)
     if report.passed:
         console.print("[green]verdict: the gradients are consistent[/green]")
-        return 0
-    console.print(f"[red]verdict: {problems} problem{'s' if problems > 1 else ''} found[/red]")
-    return 1
+    else:
+        console.print(f"[red]verdict: {problems} problem{'s' if problems > 1 else ''} found[/red]")
+    console.print(f"recommendation: {report.recommendation}")
+    return 0 if report.passed else 1
 
 
 def _print(console, Table, report: Report) -> None:
@@ -80,9 +83,10 @@ def _print(console, Table, report: Report) -> None:
         verdict.add_row(finding.check, f"[{color}]{finding.status}[/{color}]", finding.message)
     console.print(verdict)
     sweep = Table(title="pathwise vs score function (variance of one estimate)")
-    for column in ("horizon", "pathwise variance", "score-function variance", "max |z|", "threshold"):
+    for column in ("horizon", "pathwise variance", "score-function variance", "max |z|", "threshold",
+                   "terminated"):
         sweep.add_column(column, justify="right")
     for row in report.sweep:
         sweep.add_row(str(row["horizon"]), f"{row['pathwise_variance']:.4g}", f"{row['score_function_variance']:.4g}",
-                      f"{row['max_abs_z']:.2f}", f"{row['z_threshold']:.2f}")
+                      f"{row['max_abs_z']:.2f}", f"{row['z_threshold']:.2f}", f"{row['ended_fraction']:.0%}")
     console.print(sweep)

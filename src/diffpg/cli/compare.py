@@ -6,7 +6,10 @@ the per-rollout gradient variance, the SNR of one estimate, the cosine of each
 estimator's mean gradient to the reference (the exact LQR gradient when there
 is one, otherwise full pathwise), and the time per gradient. A second table
 holds the pairwise cosines, and a PNG shows per-rollout variance against
-horizon for each estimator.
+horizon for each estimator. With ``auto`` among the estimators, its choice is
+said in words (``diffpg.estimators.auto_choice``); the last line recommends an
+estimator. ``--env`` takes a registered name or your own environment as
+``MODULE:ATTR``, as ``diffpg check`` does.
 """
 from __future__ import annotations
 
@@ -17,13 +20,17 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .. import diagnostics, estimators, policies
 from ..envs import LQR, make, registered
+from ..envs.spec import is_import_spec, load
 from ..errors import ConfigError
+from ..estimators import auto_choice
+from ..estimators.validate import check_env, check_policy
 from ..oracles import lqr as lqr_oracle
-from ..report.save import save_figure
+from ..report.horizons import per_rollout_variances
 from . import compile_cache
 
 
@@ -36,7 +43,8 @@ COMPILER_OPTIONS = {"xla_backend_optimization_level": 2}
 @dataclasses.dataclass(frozen=True)
 class Config:
     env: str = "pendulum"
-    """Built-in environment to compare on (see ``diffpg.envs.registered()``)."""
+    """A registered environment (see ``diffpg.envs.registered()``), or your own as MODULE:ATTR: an environment \
+object, its class, or a zero-argument factory (as for diffpg check)."""
     horizon: int = 50
     """Steps per rollout for the main table."""
     num_envs: int = 64
@@ -75,8 +83,9 @@ def available(config: Config) -> dict:
 
 
 def validate(config: Config) -> None:
-    if config.env not in registered():
-        raise ConfigError(f"unknown environment {config.env!r}; the built-in ones are {', '.join(registered())}")
+    if not is_import_spec(config.env) and config.env not in registered():
+        raise ConfigError(f"unknown environment {config.env!r}; the registered ones are {', '.join(registered())}, "
+                          "or give your own as MODULE:ATTR")
     for name in ("horizon", "num_envs", "truncate_every"):
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(config, name)}")
@@ -102,11 +111,13 @@ def run(config: Config) -> int:
     if config.compile_cache:
         compile_cache.enable()
     console = Console(width=max(Console().width, 110))
-    env = make(config.env)
+    env = load(config.env, "environment", "step") if is_import_spec(config.env) else make(config.env)
+    check_env(env)  # an environment's mistake is named as its own, before anything compiles
     if isinstance(env, LQR):
         policy = policies.LinearGaussian(action_size=env.action_size)
     else:
         policy = policies.default_policy(env, hidden=(32, 32))
+    check_policy(policy, env, needs_log_prob=False)
     key_params, key_est = jax.random.split(jax.random.PRNGKey(config.seed))
     params = jax.jit(policy.init, static_argnums=1)(key_params, env.observation_size)  # one compile, not one per op
     if isinstance(env, LQR):  # a stabilizing gain, so the exact gradient is an interesting reference
@@ -140,8 +151,11 @@ def run(config: Config) -> int:
                 "snr": float(stats["snr"]),
                 "seconds_per_gradient": seconds / config.repeats,
                 "sweep": [{"horizon": h, "per_rollout_variance": float(statistics(sweep[h][0])["variance"]
-                                                                       * config.num_envs)} for h in horizons],
+                                                                       * config.num_envs),
+                           **({"choice": _numbers(sweep[h][1])} if name == "auto" else {})} for h in horizons],
             }
+            if name == "auto":
+                results[name]["choice"] = auto_choice(diag)
 
     if isinstance(env, LQR):
         reference_name = "exact (closed form)"
@@ -168,27 +182,48 @@ def run(config: Config) -> int:
     for a in means:
         cosines.add_row(a, *(f"{float(diagnostics.cosine(means[a], means[b])):+.2f}" for b in means))
     console.print(cosines)
+    if "auto" in results:
+        console.print(f"at H = {config.horizon}, {results['auto']['choice']}")
 
     plot = config.out / "variance_vs_horizon.png"
-    draw(results, plot, title=f"per-rollout gradient variance on {config.env}")
+    per_rollout_variances(results, plot, title=f"per-rollout gradient variance on {config.env}")
     (config.out / "results.json").write_text(json.dumps({"config": {**dataclasses.asdict(config), "out": str(config.out)},
                                                          "reference": reference_name, "estimators": results}, indent=2))
     console.print(f"wrote {plot} and {config.out / 'results.json'}")
+    console.print(f"recommendation: {recommend(results, exact=isinstance(env, LQR))}")
     return 0
 
 
-def draw(results: dict, path: Path, title: str) -> None:
-    import matplotlib
+def _numbers(diagnostics) -> dict:
+    """What ``auto_choice`` reads, as plain floats (means over the repeats; ``biased`` as a share)."""
+    return {k: float(np.mean(np.asarray(diagnostics[k], float)))
+            for k in ("alpha", "biased", "bias_pvalue", "event_terms", "variance_first_order",
+                      "variance_score_function")}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for name, r in results.items():
-        hs = [row["horizon"] for row in r["sweep"]]
-        ax.plot(hs, [row["per_rollout_variance"] for row in r["sweep"]], marker="o", label=name)
-    ax.set(xscale="log", yscale="log", xlabel="horizon H", ylabel="tr Cov[∇ per rollout]", title=title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=None)
+def recommend(results: dict, exact: bool = False) -> str:
+    """The estimator this comparison points to, in one line.
+
+    With ``auto`` among the results: the first horizon F of the sweep at which its bias test rejected in most
+    estimates makes the pathwise gradient biased from F on (auto, or windows shorter than F); with no bias
+    found, pathwise where auto weighted it most, else auto. Without ``auto``: the highest signal-to-noise ratio,
+    among the estimators pointing where the exact gradient does (cosine ≥ 0.9) when there is one.
+    """
+    if "auto" in results:
+        rows = results["auto"]["sweep"]
+        biased = [row["horizon"] for row in rows if row["choice"]["biased"] >= 0.5]
+        if biased:
+            shorter = [row["horizon"] for row in rows if row["horizon"] < biased[0]]
+            return (f"use auto (pathwise is biased at H ≥ {biased[0]})"
+                    + (f", or shac with windows ≤ {max(shorter)}" if shorter else ""))
+        alpha, longest = rows[-1]["choice"]["alpha"], rows[-1]["horizon"]
+        if alpha >= 0.5:
+            return (f"use pathwise (auto finds no bias up to H = {longest} and weights it α = {alpha:.2f}), "
+                    "and apg or shac to train")
+        return (f"use auto (no bias found up to H = {longest}, but the score function is the less noisy there: "
+                f"α = {alpha:.2f})")
+    candidates = {n: r for n, r in results.items() if not exact or r["cosine_to_reference"] >= 0.9} or results
+    best = max(candidates, key=lambda n: candidates[n]["snr"])
+    caveat = "" if exact else "; add auto to the estimators to test the pathwise gradient for bias"
+    return f"use {best} (the highest signal-to-noise ratio, {candidates[best]['snr']:.2f}, of those compared){caveat}"
+

@@ -67,7 +67,7 @@ def _source_digest() -> bytes:
 def _digest(name: str, args, salt: str) -> str:
     import jax
 
-    parts = [name, salt, jax.default_backend(), str(jax.tree.structure(args)),
+    parts = [name, salt, jax.default_backend(), f"devices={jax.device_count()}", str(jax.tree.structure(args)),
              *(f"{x.shape}{x.dtype}" for x in jax.tree.leaves(args)),
              *(f"{lib}={metadata.version(lib)}" for lib in _TRACING_LIBRARIES),
              *(f"{flag}={getattr(jax.config, flag, None)}" for flag in _JAX_SETTINGS)]
@@ -113,7 +113,14 @@ def compiled(program, args: tuple, compiler_options=None) -> Callable:
     """An exported ``program`` compiled for ``args`` (found in XLA's persistent cache when enabled)."""
     import jax
 
-    return jax.jit(program.call, compiler_options=compiler_options).lower(*args).compile()
+    if program.nr_devices == 1:
+        return jax.jit(program.call, compiler_options=compiler_options).lower(*args).compile()
+    from ..sharding import batch_mesh  # a program over every device (diffpg.sharding): its arguments on them all
+
+    everywhere = jax.sharding.NamedSharding(batch_mesh(), jax.sharding.PartitionSpec())
+    executable = jax.jit(program.call, in_shardings=everywhere, out_shardings=everywhere,
+                         compiler_options=compiler_options).lower(*args).compile()
+    return lambda *arrays: executable(*jax.device_put(arrays, everywhere))
 
 
 def result_shape(program):

@@ -2,6 +2,7 @@
 
     diffpg eval runs/NAME                                   # our differentiable environment
     diffpg eval runs/NAME --gymnasium Pendulum-v1 --episodes 20
+    diffpg eval runs/NAME --env my_envs:make_env              # another environment of the same sizes
 
 The policy is ``diffpg.load_policy(run_dir)``: the deterministic mode of the
 newest checkpoint. In our environment, the episodes start from ``reset``
@@ -25,8 +26,13 @@ from ..errors import CheckpointError, ConfigError
 class Config:
     run_dir: tyro.conf.Positional[Path]
     """The run directory written by diffpg train (runs/NAME)."""
+    env: str | None = None
+    """Evaluate in this environment instead of the one the run names: a built-in name or MODULE:ATTR (by
+    default a run of MODULE:ATTR imports its environment again)."""
     gymnasium: str | None = None
     """Evaluate in this Gymnasium environment (e.g. Pendulum-v1) instead of ours."""
+    horizon: int | None = None
+    """Steps per evaluation episode (default: the environment's max_steps)."""
     episodes: int = 20
     """Number of evaluation episodes."""
     seed: int = 1000
@@ -48,7 +54,7 @@ def run(config: Config) -> int:
 
     from ..deploy import load_run, policy_function
 
-    trainer, state = load_run(config.run_dir)
+    trainer, state = load_run(config.run_dir, config.env)
     train_config = trainer.config
     if config.gymnasium is not None:
         from ..gymnasium_eval import episode_returns
@@ -61,8 +67,9 @@ def run(config: Config) -> int:
 
         from ..training import evaluate
 
-        returns = np.asarray(evaluate(trainer, state, jax.random.key(config.seed), config.episodes))
-        where = f"diffpg {train_config.env}"
+        returns = np.asarray(evaluate(trainer, state, jax.random.key(config.seed), config.episodes,
+                                      config.horizon))
+        where = f"diffpg {config.env or train_config.env}"
 
     table = Table(title=f"{config.run_dir}: {train_config.algo} on {train_config.env}")
     for column in ("evaluated in", "episodes", "mean return", "± std", "min", "max"):

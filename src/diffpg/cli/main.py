@@ -1,8 +1,8 @@
 """``diffpg COMMAND ...``: the entry point. Each command lives in its own module.
 
 A command module ``diffpg.cli.NAME`` defines a frozen ``Config`` dataclass
-(parsed by tyro, one docstring per field) and ``run(config) -> int``, the exit
-status. Modules are imported only when their command is asked for, so
+(parsed by tyro, one docstring per field, or by its own ``parse`` where it has
+more than one form) and ``run(config) -> int``, the exit status. Modules are imported only when their command is asked for, so
 ``diffpg train`` does not pay for the imports of ``diffpg check``.
 
 Exit status 2 means the command was used wrongly: tyro's own parse errors,
@@ -21,6 +21,7 @@ COMMANDS = {
     "train": "train a policy with APG, SHAC, REINFORCE or PPO, with checkpoints, logs and a learning curve",
     "eval": "evaluate a trained policy, in our environment or in Gymnasium's own",
     "check": "check that a user's own environment gives gradients you can trust",
+    "report": "one self-contained HTML page of training runs (seeds as bands), comparisons and checks",
 }
 
 
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import DiffpgError
 
     module = importlib.import_module(f"diffpg.cli.{name}")
-    config = tyro.cli(module.Config, prog=f"diffpg {name}", args=rest, description=COMMANDS[name])
+    if hasattr(module, "parse"):  # a command with forms of its own (diffpg train ALGO)
+        config = module.parse(rest, f"diffpg {name}", COMMANDS[name])
+    else:
+        config = tyro.cli(module.Config, prog=f"diffpg {name}", args=rest, description=COMMANDS[name])
     try:
         return int(module.run(config))
     except DiffpgError as error:

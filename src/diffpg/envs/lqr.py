@@ -82,4 +82,4 @@ class LQR:
 def _chol(cov):
     """A square root of a PSD covariance that tolerates singular ones (zeros included)."""
     vals, vecs = jnp.linalg.eigh(cov)
-    return vecs * jnp.sqrt(jnp.clip(vals, 0.0))
+    return vecs * jnp.sqrt(jnp.clip(vals, 0.0))[None, :]  # column j scaled by √λ_j

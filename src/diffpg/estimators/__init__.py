@@ -1,6 +1,7 @@
 """Estimators of ∇θ J, each built by a factory and called as ``estimate(key, params)``."""
 from .alpha_order import alpha_order
 from .auto import auto
+from .choice import auto_choice
 from .ddcg import ddcg
 from .inverse_variance import inverse_variance
 from .ivw_h import ivw_h
@@ -15,6 +16,6 @@ FACTORIES = ("pathwise", "score_function", "zeroth_order", "alpha_order", "inver
              "ddcg")
 """The names of the estimator factories, all with the signature ``factory(env, policy, *, horizon, num_envs, discount)``."""
 
-__all__ = ["FACTORIES", "alpha_order", "auto", "ddcg", "inverse_variance", "ivw_h", "pathwise", "score_function",
-           "surrogate", "zeroth_order", "alive_mask", "discount_weights", "pathwise_surrogate", "reward_to_go",
-           "score_function_surrogate"]
+__all__ = ["FACTORIES", "alpha_order", "auto", "auto_choice", "ddcg", "inverse_variance", "ivw_h", "pathwise",
+           "score_function", "surrogate", "zeroth_order", "alive_mask", "discount_weights", "pathwise_surrogate",
+           "reward_to_go", "score_function_surrogate"]

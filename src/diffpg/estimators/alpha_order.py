@@ -57,15 +57,17 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError
-from .batch import batch_keys, check_settings, group_count, standard_diagnostics
-from .combine import confidence_radius, flatten_groups, group_gradients, variance
+from .batch import Groups, batch_groups, batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
+from .combine import confidence_radius, flatten_groups, variance
 from .surrogate import check_surrogate_settings, surrogate_gradients
 from .zeroth_order import check_zeroth_order_policy, zeroth_order_batch, zeroth_order_objective
+from .validate import validated
 
 
-def first_and_zeroth_order(env, policy, *, horizon: int, discount: float, baseline, groups_first: int,
-                           groups_zeroth: int):
+def first_and_zeroth_order(env, policy, *, horizon: int, discount: float, baseline, groups_first: Groups,
+                           groups_zeroth: Groups):
     """``gradients(keys_first, keys_zeroth, params) -> (F [G₁, P], Z [G₀, P], unravel, returns_first, returns_zeroth)``.
 
     The per-group first-order (``surrogate``) gradients of the rollouts of ``keys_first`` and the
@@ -105,6 +107,7 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
       ``radius`` (r), ``gamma`` (γ = κ r), ``difference`` (‖∇̂[1] − ∇̂[0]‖), ``variance_first_order``,
       ``variance_zeroth_order`` (per rollout) and ``env_steps``.
     """
+    require_gradient(env, "the alpha-order estimator")
     if isinstance(bias_tolerance, bool) or not isinstance(bias_tolerance, (int, float)) or bias_tolerance < 0:
         raise ConfigError(f"bias_tolerance must be a non-negative number, got {bias_tolerance!r}")
     if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0.0 < confidence < 1.0:
@@ -119,16 +122,16 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
                                             variance_groups=variance_groups, baseline=baseline,
                                             estimator="the alpha-order estimator")
     check_zeroth_order_policy(policy, "the alpha-order estimator")
-    groups_zeroth = group_count(n_zeroth, variance_groups)
+    groups_zeroth = batch_groups(n_zeroth, variance_groups, estimator="the alpha-order estimator")
     gradients = first_and_zeroth_order(env, policy, horizon=horizon, discount=discount, baseline=baseline,
                                        groups_first=groups_first, groups_zeroth=groups_zeroth)
 
     def estimate(key, params):
         keys = batch_keys(key, num_envs)
         x1, x0, unravel, returns1, returns0 = gradients(keys[:n_first], keys[n_first:], params)
-        g1, g0 = x1.mean(0), x0.mean(0)
-        var1 = variance(x1, n_first // groups_first)
-        var0 = variance(x0, n_zeroth // groups_zeroth)
+        g1, g0 = group_mean(x1, groups_first), group_mean(x0, groups_zeroth)
+        var1 = variance(x1, groups_first)
+        var0 = variance(x0, groups_zeroth)
         mean_var1, mean_var0 = var1 / n_first, var0 / n_zeroth
         radius = confidence_radius(mean_var1 + mean_var0, 1, g0.shape[0], confidence)
         gamma = bias_tolerance * radius
@@ -147,4 +150,4 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
                        "env_steps": (n_first + 2 * n_zeroth) * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the alpha-order estimator")

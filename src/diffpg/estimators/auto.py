@@ -90,19 +90,21 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError
-from .batch import batch_keys, check_settings, standard_diagnostics
+from .batch import Groups, batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
 from .combine import bias_aware_weight, flatten_groups, moments, sign_flip_pvalue, variance
 from .surrogate import check_surrogate_settings, is_reparameterized, surrogate_rollouts
-from .surrogates import alive_mask, pathwise_surrogate, reward_to_go, score_function_surrogate
+from .surrogates import mask_ended, pathwise_surrogate, reward_to_go, score_function_surrogate
+from .validate import validated
 
 
-def z_statistic(a, b, num_rollouts: int, per_group: int):
+def z_statistic(a, b, groups: Groups):
     """√(N ‖Ā − B̄‖² / tr Cov[A − B]) from group estimates [G, P]: about 1 when A and B have the same mean."""
     difference = a - b
-    mean = difference.mean(0)
-    spread = variance(difference, per_group)
-    return jnp.sqrt(num_rollouts * (mean @ mean) / jnp.where(spread > 0, spread, jnp.inf))
+    mean = group_mean(difference, groups)
+    spread = variance(difference, groups)
+    return jnp.sqrt(groups.num_envs * (mean @ mean) / jnp.where(spread > 0, spread, jnp.inf))
 
 
 def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, baseline="leave_one_out",
@@ -122,8 +124,10 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
       estimate), ``biased`` (1.0 when the bias test fired), ``bias_pvalue`` (its p-value),
       ``bias_statistic`` (z = √(N ‖X̄ − Ȳ‖² / tr Cov[X − Y]), about 1 without bias),
       ``event_terms`` (1 − β, the weight of the discrete nodes' score terms in the first-order estimate),
-      ``variance_first_order``, ``variance_score_function`` (per rollout) and ``env_steps``.
+      ``variance_first_order``, ``variance_score_function`` (per rollout) and ``env_steps``;
+      ``diffpg.estimators.auto_choice(diagnostics)`` says the choice in words.
     """
+    require_gradient(env, "the auto estimator")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=True, estimator="the auto estimator")
     if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0.0 < confidence < 1.0:
@@ -131,7 +135,6 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline,
                                       estimator="the auto estimator")
-    per_group = num_envs // groups
     level = 1.0 - confidence
     first_pass, run, has_score_nodes = surrogate_rollouts(env, policy, horizon=horizon, discount=discount,
                                                           baseline=baseline)
@@ -147,33 +150,29 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
         score = jax.vmap(score_function_surrogate, (0, 0, None))(log_prob, advantage, discount)
         return (values.mean() + score.mean(), pathwise.mean()), returns
 
-    def group_split(inputs):
-        return jax.tree.map(lambda x: x.reshape((groups, per_group) + x.shape[1:]), inputs)
-
     def estimate(key, params):
         keys = batch_keys(key, num_envs)
         traj, baselines = first_pass(params, keys)
         returns_to_go = jax.vmap(reward_to_go, (0, None))(traj.reward, discount)
-        advantage = (returns_to_go - baselines) * jax.vmap(alive_mask)(traj.done)
-        inputs = group_split((keys, baselines, traj, advantage))
+        advantage = jax.vmap(mask_ended)(returns_to_go - baselines, traj.done)
+        inputs = (keys, baselines, traj, advantage)
         events = reparameterized and has_score_nodes(params, keys[0])
         if events:  # two backward passes: the surrogate (with Y) and the pathwise part alone
-            jacobian = jax.jacrev(objectives, has_aux=True)
-            ((grads_s, grads_y), (grads_p, _)), returns = jax.vmap(jacobian, (None, 0))((params, params), inputs)
+            ((grads_s, grads_y), (grads_p, _)), returns = group_gradients(
+                objectives, (params, params), inputs, groups, differentiate=jax.jacrev)
         else:
             def first(pair, inp):
                 (total, _), returns = objectives(pair, inp)
                 return total, returns
 
-            gradient = jax.grad(first, has_aux=True)
-            (grads_s, grads_y), returns = jax.vmap(gradient, (None, 0))((params, params), inputs)
+            (grads_s, grads_y), returns = group_gradients(first, (params, params), inputs, groups)
         s, unravel = flatten_groups(grads_s)
         y, _ = flatten_groups(grads_y)
         k_events, k_bias = jax.random.split(jax.random.fold_in(key, 1))
 
         def weight(a, b, key):
             """Weight of A (maybe biased) against B (unbiased) (step 2), and the p-value of their difference (step 3)."""
-            return bias_aware_weight(a, b, per_group, confidence), sign_flip_pvalue(key, a - b)
+            return bias_aware_weight(a, b, groups, confidence), sign_flip_pvalue(key, a - b, groups)
 
         if events:
             p, _ = flatten_groups(grads_p)
@@ -183,17 +182,17 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
         else:
             x = s
             event_weight = jnp.asarray(has_score_nodes(params, keys[0]), jnp.float32)
-        var_x, var_y, cov = moments(x, y, per_group)
+        var_x, var_y, cov = moments(x, y, groups)
         alpha, pvalue = weight(x, y, k_bias)
         biased = pvalue < level
-        grad = alpha * x.mean(0) + (1.0 - alpha) * y.mean(0)
+        grad = alpha * group_mean(x, groups) + (1.0 - alpha) * group_mean(y, groups)
         spread = alpha**2 * var_x + (1.0 - alpha) ** 2 * var_y + 2.0 * alpha * (1.0 - alpha) * cov
-        diagnostics = {**standard_diagnostics(returns.reshape(-1), jnp.linalg.norm(grad), spread),
+        diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread),
                        "alpha": alpha, "biased": biased.astype(jnp.float32),
-                       "bias_pvalue": pvalue, "bias_statistic": z_statistic(x, y, num_envs, per_group),
+                       "bias_pvalue": pvalue, "bias_statistic": z_statistic(x, y, groups),
                        "event_terms": event_weight,
                        "variance_first_order": var_x, "variance_score_function": var_y,
                        "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the auto estimator")

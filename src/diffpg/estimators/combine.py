@@ -1,13 +1,13 @@
 """Combining two estimates of the same gradient: group statistics and the rules that weigh them.
 
-An estimator's batch of N rollouts is split into G independent groups of
-M = N/G (as in ``batch.grouped_gradient``); each group gives its own estimate
+An estimator's batch of N rollouts is split into G independent groups of m_k
+rollouts (``batch.batch_groups``, which also splits them); each group gives its own estimate
 X_k (and, for a second estimator on the same or other rollouts, Y_k). Their
 spread across groups measures each estimator's noise without per-rollout
 gradients:
 
-    X̄ = (1/G) Σ_k X_k,      σ²_X = M/(G−1) Σ_k ‖X_k − X̄‖²       (per-rollout variance, a trace)
-    σ_XY = M/(G−1) Σ_k ⟨X_k − X̄, Y_k − Ȳ⟩                        (per-rollout covariance)
+    X̄ = Σ_k (m_k/N) X_k,      σ²_X = 1/(G−1) Σ_k m_k ‖X_k − X̄‖²       (per-rollout variance, a trace)
+    σ_XY = 1/(G−1) Σ_k m_k ⟨X_k − X̄, Y_k − Ȳ⟩                          (per-rollout covariance)
 
 so Var[X̄] ≈ σ²_X / N. From these:
 
@@ -29,23 +29,11 @@ that minimizes the mean squared error for the smallest bias the batch confirms
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-
-def group_gradients(objective: Callable, params, inputs, groups: int):
-    """Per-group gradients of ``objective(params, group_inputs) -> (mean over the group, aux)``.
-
-    ``inputs`` has leading batch axis N; returns (grads with a leading axis G, aux with leading axis N).
-    """
-    n = jax.tree.leaves(inputs)[0].shape[0]
-    m = n // groups
-    split = jax.tree.map(lambda x: x.reshape((groups, m) + x.shape[1:]), inputs)
-    grads, aux = jax.vmap(jax.grad(objective, has_aux=True), in_axes=(None, 0))(params, split)
-    return grads, jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), aux)
+from .batch import Groups, group_covariance, group_mean
 
 
 def flatten_groups(grads):
@@ -54,18 +42,14 @@ def flatten_groups(grads):
     return jax.vmap(lambda g: ravel_pytree(g)[0])(grads), unravel
 
 
-def moments(x, y, per_group: int):
+def moments(x, y, groups: Groups):
     """(σ²_X, σ²_Y, σ_XY): per-rollout variances and covariance (traces) from group estimates [G, P]."""
-    g = x.shape[0]
-    dx, dy = x - x.mean(0), y - y.mean(0)
-    scale = per_group / max(g - 1, 1)
-    nan = jnp.where(g > 1, 0.0, jnp.nan)
-    return (scale * jnp.sum(dx * dx) + nan, scale * jnp.sum(dy * dy) + nan, scale * jnp.sum(dx * dy) + nan)
+    return group_covariance(x, x, groups), group_covariance(y, y, groups), group_covariance(x, y, groups)
 
 
-def variance(x, per_group: int):
+def variance(x, groups: Groups):
     """σ²_X alone."""
-    return moments(x, x, per_group)[0]
+    return group_covariance(x, x, groups)
 
 
 def mixing_weight(var_x, var_y, cov_xy=0.0):
@@ -91,7 +75,7 @@ def shrunk_covariance(var_x, var_y, cov_xy, groups: int):
     return cov_xy * jnp.where(rho2 > 0, keep, 0.0)
 
 
-def bias_lower_bound(differences, per_group: int, confidence: float):
+def bias_lower_bound(differences, groups: Groups, confidence: float):
     """ℓ², the square of a lower confidence bound on ‖b‖, b = E[D̄], from group differences D_k [G, P].
 
     For Gaussian D̄ with covariance Σ/N, ‖D̄ − b‖ = ‖(Σ/N)^{1/2} z‖ is a √(λ_max(Σ)/N)-Lipschitz
@@ -102,22 +86,21 @@ def bias_lower_bound(differences, per_group: int, confidence: float):
         ‖b‖ ≥ ℓ = max(0, ‖D̄‖ − r),      r = √(σ²_D / N) + √(2 λ_max log(1/δ) / N),
 
     with σ²_D = tr Σ and λ_max the largest eigenvalue of Σ, both estimated from the groups
-    (λ_max from the G × G Gram matrix of the centred D_k, which has the same nonzero
+    (λ_max from the G × G Gram matrix of the centred √m_k D_k, which has the same nonzero
     eigenvalues; of rank G − 1, so λ_max ≥ σ²_D / (G − 1), a conservative estimate in many
     dimensions). ℓ is the smallest bias the batch confirms at confidence 1 − δ; a difference
     of a few of its own standard errors, as heavy tails produce, confirms none.
     """
-    g = differences.shape[0]
-    n = g * per_group
-    mean = differences.mean(0)
-    centred = differences - mean
-    spread = variance(differences, per_group)
-    largest = per_group / max(g - 1, 1) * jnp.linalg.eigvalsh(centred @ centred.T)[-1]
+    n = groups.num_envs
+    mean = group_mean(differences, groups)
+    spread = variance(differences, groups)
+    scaled = jnp.sqrt(jnp.asarray(groups.sizes / (groups.count - 1), differences.dtype))[:, None] * (differences - mean[None])
+    largest = jnp.linalg.eigvalsh(scaled @ scaled.T)[-1]
     radius = jnp.sqrt(spread / n) + jnp.sqrt(2.0 * largest * jnp.log(1.0 / (1.0 - confidence)) / n)
     return jnp.maximum(jnp.sqrt(mean @ mean) - radius, 0.0) ** 2
 
 
-def bias_aware_weight(x, y, per_group: int, confidence: float):
+def bias_aware_weight(x, y, groups: Groups, confidence: float):
     """α ∈ [0, 1] minimizing the MSE of α X̄ + (1−α) Ȳ when Y is unbiased and X may be biased.
 
     From group estimates [G, P]. With b = E[X̄ − Ȳ] the bias of X, N = G M rollouts and D = X − Y,
@@ -132,10 +115,9 @@ def bias_aware_weight(x, y, per_group: int, confidence: float):
     ‖D̄‖² − σ²_D / N of ‖b‖² instead reads every chance excursion of a heavy-tailed Ȳ as bias of
     X, and moves the weight to the very estimate that strayed.
     """
-    var_x, var_y, cov = moments(x, y, per_group)
-    cov = shrunk_covariance(var_x, var_y, cov, x.shape[0])
-    n = x.shape[0] * per_group
-    denominator = n * bias_lower_bound(x - y, per_group, confidence) + var_x + var_y - 2.0 * cov
+    var_x, var_y, cov = moments(x, y, groups)
+    cov = shrunk_covariance(var_x, var_y, cov, groups.count)
+    denominator = groups.num_envs * bias_lower_bound(x - y, groups, confidence) + var_x + var_y - 2.0 * cov
     alpha = jnp.where(denominator > 0, (var_y - cov) / jnp.where(denominator > 0, denominator, 1.0), 0.5)
     return jnp.clip(alpha, 0.0, 1.0)
 
@@ -146,19 +128,20 @@ def confidence_radius(per_rollout_variance, num_rollouts: int, dimension: int, c
     return jnp.sqrt(2.0 * per_rollout_variance * log_term / num_rollouts)
 
 
-def sign_flip_pvalue(key, differences, draws: int = 4096):
+def sign_flip_pvalue(key, differences, groups: Groups, draws: int = 4096):
     """p-value of "every group estimate D_k has mean 0", from G independent groups [G, P].
 
     If the D_k are independent with distributions symmetric about 0 (group means
-    of M rollouts are close to Gaussian), flipping their signs does not change the
-    distribution of S(ε) = ‖Σ_k ε_k D_k‖², so the rank of the observed S(1) among
+    of m_k rollouts are close to Gaussian), flipping their signs does not change the
+    distribution of S(ε) = ‖Σ_k ε_k m_k D_k‖² (the group sums, so that S(1) is N² ‖D̄‖²), so the rank of the observed S(1) among
     random sign vectors is an exact test in any dimension (a randomization test,
     Fisher 1935). It is far more powerful than a norm bound when the noise is
     spread over many directions and the bias is not. S(ε) = εᵀ K ε with the
     G × G Gram matrix K, so each draw costs G² operations.
     """
     g = differences.shape[0]
-    gram = differences @ differences.T
+    sums = jnp.asarray(groups.sizes, differences.dtype)[:, None] * differences
+    gram = sums @ sums.T
     signs = jax.random.rademacher(key, (draws, g), dtype=gram.dtype)
     flipped = jnp.einsum("dk,kl,dl->d", signs, gram, signs)
     observed = jnp.sum(gram)

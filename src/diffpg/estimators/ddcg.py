@@ -46,11 +46,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError
-from .batch import batch_keys, check_settings, standard_diagnostics
 from .alpha_order import first_and_zeroth_order
+from .batch import batch_keys, check_settings, group_mean, standard_diagnostics
 from .combine import mixing_weight, moments, shrunk_covariance, sign_flip_pvalue
 from .surrogate import check_surrogate_settings
+from .validate import validated
 from .zeroth_order import check_zeroth_order_policy
 
 
@@ -71,6 +73,7 @@ def ddcg(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, con
       fired), ``discontinuity_pvalue``, ``alpha`` (weight of the first-order estimate),
       ``variance_first_order``, ``variance_zeroth_order`` (per rollout) and ``env_steps`` (2 N H).
     """
+    require_gradient(env, "DDCG")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=True, estimator="DDCG")
     if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0.0 < confidence < 1.0:
@@ -78,7 +81,6 @@ def ddcg(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, con
     check_zeroth_order_policy(policy, "DDCG")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline, estimator="DDCG")
-    per_group = num_envs // groups
     gradients = first_and_zeroth_order(env, policy, horizon=horizon, discount=discount, baseline=baseline,
                                        groups_first=groups, groups_zeroth=groups)
 
@@ -86,12 +88,12 @@ def ddcg(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, con
         keys = batch_keys(key, num_envs)
         # the same noisy rollouts for both, and for Z their noise-free twins
         f, z, unravel, returns, _ = gradients(keys, keys, params)
-        pvalue = sign_flip_pvalue(jax.random.fold_in(key, 1), f - z)
+        pvalue = sign_flip_pvalue(jax.random.fold_in(key, 1), f - z, groups)
         discontinuous = pvalue < 1.0 - confidence
-        var_f, var_z, cov = moments(f, z, per_group)
-        smooth = mixing_weight(var_f, var_z, shrunk_covariance(var_f, var_z, cov, groups))
+        var_f, var_z, cov = moments(f, z, groups)
+        smooth = mixing_weight(var_f, var_z, shrunk_covariance(var_f, var_z, cov, groups.count))
         alpha = jnp.where(discontinuous, 0.0, jnp.nan_to_num(smooth, nan=0.0))
-        grad = alpha * f.mean(0) + (1.0 - alpha) * z.mean(0)
+        grad = alpha * group_mean(f, groups) + (1.0 - alpha) * group_mean(z, groups)
         spread = alpha**2 * var_f + (1.0 - alpha) ** 2 * var_z + 2.0 * alpha * (1.0 - alpha) * cov
         diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread),
                        "discontinuous": discontinuous.astype(jnp.float32), "discontinuity_pvalue": pvalue,
@@ -99,4 +101,4 @@ def ddcg(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, con
                        "env_steps": 2 * num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, needs_log_prob=True, estimator="DDCG")

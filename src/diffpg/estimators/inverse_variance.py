@@ -33,7 +33,7 @@ Inverse-variance weighting cannot see bias: where the pathwise gradient is
 confidently wrong (a discontinuity gives zero variance and zero value), it
 takes all the weight. Use ``alpha_order`` or ``auto`` there.
 
-Each group of M rollouts is weighted from its own particles (M ≥ 2), so the
+Each group of rollouts (at least 8) is weighted from its own particles, so the
 groups' estimates, and the variance reported from their spread, stay nearly
 independent; the LR baselines come from the whole batch, as in ``score_function``. Discrete events of the
 environment (``event_log_prob``) get their score term, as in ``surrogate``.
@@ -43,13 +43,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..rollout import unroll
 from ..types import as_float
 from .baselines import baseline_values
-from .batch import batch_keys, check_settings, standard_diagnostics
-from .combine import flatten_groups, group_gradients, variance
+from .batch import batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
+from .combine import flatten_groups, variance
 from .surrogate import check_surrogate_settings, is_reparameterized
 from .surrogates import alive_mask, discount_weights, pathwise_surrogate, reward_to_go
+from .validate import validated
 
 
 class Given:
@@ -64,7 +66,7 @@ class Given:
 
 def _spread(tree):
     """Σ_i ‖ζ^i − ζ̄‖² over the leading (rollout) axis, summed over all leaves."""
-    return sum(jnp.sum((x - x.mean(0)) ** 2) for x in jax.tree.leaves(tree))
+    return sum(jnp.sum((x - x.mean(0, keepdims=True)) ** 2) for x in jax.tree.leaves(tree))
 
 
 def total_propagation_node(policy, reparameterized: bool):
@@ -122,17 +124,18 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
       env, policy: the Env and Policy protocols; the policy needs ``log_prob``.
       horizon, num_envs, discount: as for ``pathwise``.
       baseline: b_t of the LR estimates (``"leave_one_out"`` over the batch, ``"none"`` or ``value(obs)``).
-      variance_groups: G; the weights of a group come from its own M = N/G rollouts, so keep M ≳ 8.
+      variance_groups: G, at most; the weights of a group come from its own rollouts, at least 8 of them.
 
     Returns:
       ``estimate``, jit-able; diagnostics as for ``pathwise`` plus ``pathwise_weight`` (k_t averaged
       over steps and groups), ``pathwise_weight_per_step`` ([H]) and ``env_steps``.
     """
+    require_gradient(env, "the inverse-variance estimator")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=True, estimator="the inverse-variance estimator")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline,
-                                      estimator="the inverse-variance estimator")
+                                      estimator="the inverse-variance estimator", min_group_size=8)
     node = total_propagation_node(policy, is_reparameterized(policy))
     given = Given()
 
@@ -162,7 +165,7 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
         returns_to_go = jax.lax.stop_gradient(jax.vmap(reward_to_go, (0, None))(reward, discount))
         advantage = jax.lax.stop_gradient((returns_to_go - baselines) * jax.vmap(alive_mask)(done))
         weights = discount_weights(horizon, discount, reward.dtype)
-        value = jnp.sum(weights * (reward + (log_prob + event) * advantage), axis=1)
+        value = jnp.sum(weights[None, :] * (reward + (log_prob + event) * advantage), axis=1)
         returns = jax.vmap(pathwise_surrogate, (0, None))(jax.lax.stop_gradient(reward), discount)
         return value.mean(), returns
 
@@ -174,12 +177,12 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
         baselines = baseline_values(baseline, obs, jax.vmap(reward_to_go, (0, None))(reward, discount))
         (grads, weights), returns = group_gradients(objective, (params, probes), (keys, baselines), groups)
         flat, unravel = flatten_groups(grads)
-        grad = flat.mean(0)
-        spread = variance(flat, num_envs // groups)
+        grad = group_mean(flat, groups)
+        spread = variance(flat, groups)
         diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread),
                        "pathwise_weight": weights.mean(), "pathwise_weight_per_step": weights.mean(0),
                        "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the inverse-variance estimator")
 

@@ -41,14 +41,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..rollout import unroll
 from ..types import as_float
-from .baselines import baseline_values
-from .batch import batch_keys, check_settings, standard_diagnostics
-from .combine import flatten_groups, group_gradients, mixing_weight, moments, variance
+from .batch import batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
+from .combine import flatten_groups, mixing_weight, moments, variance
 from .inverse_variance import Given
 from .surrogate import check_surrogate_settings, is_reparameterized, surrogate_rollouts
-from .surrogates import alive_mask, discount_weights, pathwise_surrogate, reward_to_go
+from .surrogates import discount_weights, mask_ended, pathwise_surrogate, reward_to_go
+from .validate import validated
 
 
 def per_step_rollout(key, env, policy, stacked, horizon: int):
@@ -62,11 +63,12 @@ def per_step_rollout(key, env, policy, stacked, horizon: int):
         k, params_t = inputs
         action = policy.sample(k, params_t, state.obs)
         next_state, traj = unroll(k, env, given, action, state, 1)
-        # sticky across steps: ``unroll`` of one step only sees this step's flags
+        # sticky across steps: ``unroll`` of one step only sees this step's flags; selected away, never times 0
         done_before = jnp.maximum(ended, as_float(state.done))
-        reward = traj.reward[0] * (1.0 - done_before)
+        over = done_before > 0
+        reward = jnp.where(over, 0.0, traj.reward[0])
         done = jnp.maximum(done_before, traj.done[0])
-        event = jnp.zeros_like(reward) if traj.event_log_prob is None else traj.event_log_prob[0] * (1.0 - done_before)
+        event = jnp.zeros_like(reward) if traj.event_log_prob is None else jnp.where(over, 0.0, traj.event_log_prob[0])
         return (next_state, done), (state.obs, action, reward, done, event)
 
     state = env.reset(k_reset)
@@ -89,11 +91,11 @@ def ivw_h(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, ba
       ``estimate``, jit-able; diagnostics as for ``pathwise`` plus ``pathwise_weight`` (k_t averaged over
       steps), ``pathwise_weight_per_step`` ([H]) and ``env_steps``.
     """
+    require_gradient(env, "IVW-H")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=True, estimator="IVW-H")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline, estimator="IVW-H")
-    per_group = num_envs // groups
     reparameterized = is_reparameterized(policy)
     first_pass, _, _ = surrogate_rollouts(env, policy, horizon=horizon, discount=discount, baseline=baseline)
     log_probs = jax.vmap(jax.vmap(policy.log_prob), (None, 0, 0))  # over rollouts, and over steps with θ_LR,t
@@ -105,10 +107,10 @@ def ivw_h(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, ba
         obs, action, reward, done, event = jax.vmap(per_step_rollout, (0, None, None, None, None))(
             keys, env, policy, stacked_rp, horizon)
         returns_to_go = jax.vmap(reward_to_go, (0, None))(jax.lax.stop_gradient(reward), discount)
-        advantage = jax.lax.stop_gradient((returns_to_go - baselines) * jax.vmap(alive_mask)(done))
+        advantage = jax.lax.stop_gradient(jax.vmap(mask_ended)(returns_to_go - baselines, done))
         log_prob = log_probs(stacked_lr, jax.lax.stop_gradient(obs), jax.lax.stop_gradient(action))
         weights = discount_weights(horizon, discount, reward.dtype)
-        value = jnp.sum(weights * (reward + event * advantage + log_prob * advantage), axis=1)
+        value = jnp.sum(weights[None, :] * (reward + event * advantage + log_prob * advantage), axis=1)
         returns = jax.vmap(pathwise_surrogate, (0, None))(jax.lax.stop_gradient(reward), discount)
         return value.mean(), returns
 
@@ -120,14 +122,14 @@ def ivw_h(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, ba
         # [G, H, ...] -> [G, H, P], then per step: moments over the groups
         per_step = lambda grads: jax.vmap(lambda g: flatten_groups(g)[0], in_axes=1, out_axes=1)(grads)  # noqa: E731
         rp, lr = per_step(grads_rp), per_step(grads_lr)
-        var_rp, var_lr, _ = jax.vmap(moments, (1, 1, None))(rp, lr, per_group)
+        var_rp, var_lr, _ = jax.vmap(lambda a, b: moments(a, b, groups), (1, 1))(rp, lr)
         k = mixing_weight(var_rp, var_lr) if reparameterized else jnp.zeros((horizon,), rp.dtype)
         mixed = jnp.sum(k[None, :, None] * rp + (1.0 - k[None, :, None]) * lr, axis=1)  # [G, P]
-        grad = mixed.mean(0)
+        grad = group_mean(mixed, groups)
         _, unravel = flatten_groups(jax.tree.map(lambda x: x[:, 0], grads_rp))
-        diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), variance(mixed, per_group)),
+        diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), variance(mixed, groups)),
                        "pathwise_weight": k.mean(), "pathwise_weight_per_step": k,
                        "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, needs_log_prob=True, estimator="IVW-H")

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import jax
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError, ProtocolError
 from ..rollout import rollout
-from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
+from .batch import batch_groups, batch_keys, check_settings, grouped_gradient, standard_diagnostics
 from .surrogates import pathwise_surrogate
+from .validate import validated
 
 
 def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
@@ -45,11 +47,19 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
       ``grad_norm`` and ``grad_variance`` (trace of the per-rollout covariance).
 
     Example:
+      >>> import jax, diffpg
       >>> env = diffpg.make("pendulum")
       >>> policy = diffpg.policies.GaussianMLP(action_size=1)
       >>> estimate = diffpg.estimators.pathwise(env, policy, horizon=50, num_envs=64)
-      >>> grad, diag = jax.jit(estimate)(key, policy.init(key, env.observation_size))
+      >>> key = jax.random.PRNGKey(0)
+      >>> params = policy.init(key, env.observation_size)
+      >>> grad, diag = jax.jit(estimate)(key, params)
+      >>> jax.tree.structure(grad) == jax.tree.structure(params)
+      True
+      >>> sorted(diag)
+      ['grad_norm', 'grad_variance', 'return', 'return_std']
     """
+    require_gradient(env, "the pathwise estimator")
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, estimator="the pathwise estimator")
     if truncate_every is not None and (isinstance(truncate_every, bool) or not isinstance(truncate_every, int)
@@ -59,7 +69,7 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
         raise ProtocolError(
             f"the pathwise estimator needs a reparameterized policy, and {type(policy).__name__} draws discrete "
             "actions that carry no gradient; use score_function or surrogate")
-    groups = group_count(num_envs, variance_groups)
+    groups = batch_groups(num_envs, variance_groups, estimator="the pathwise estimator")
 
     def objective(params, keys):
         def one(key):
@@ -73,4 +83,4 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
         grad, returns, variance, norm = grouped_gradient(objective, params, batch_keys(key, num_envs), groups)
         return grad, standard_diagnostics(returns, norm, variance)
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the pathwise estimator")

@@ -24,8 +24,9 @@ import jax
 
 from ..rollout import rollout
 from .baselines import baseline_values, check_baseline
-from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
-from .surrogates import alive_mask, pathwise_surrogate, reward_to_go, score_function_surrogate
+from .batch import batch_groups, batch_keys, check_settings, grouped_gradient, standard_diagnostics
+from .surrogates import mask_ended, pathwise_surrogate, reward_to_go, score_function_surrogate
+from .validate import validated
 
 
 def score_function(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
@@ -44,7 +45,7 @@ def score_function(env, policy, *, horizon: int, num_envs: int, discount: float 
                    variance_groups=variance_groups, needs_log_prob=True,
                    estimator="the score-function estimator")
     check_baseline(baseline, num_envs, "the score-function estimator")
-    groups = group_count(num_envs, variance_groups)
+    groups = batch_groups(num_envs, variance_groups, estimator="the score-function estimator")
 
     def objective(params, batch):
         traj, advantage = batch
@@ -57,10 +58,10 @@ def score_function(env, policy, *, horizon: int, num_envs: int, discount: float 
         frozen = jax.lax.stop_gradient(params)
         traj = jax.vmap(lambda k: rollout(k, env, policy, frozen, horizon))(batch_keys(key, num_envs))
         returns_to_go = jax.vmap(reward_to_go, (0, None))(traj.reward, discount)
-        alive = jax.vmap(alive_mask)(traj.done)
-        advantage = (returns_to_go - baseline_values(baseline, traj.obs, returns_to_go)) * alive
+        advantage = jax.vmap(mask_ended)(returns_to_go - baseline_values(baseline, traj.obs, returns_to_go),
+                                         traj.done)
         grad, _, variance, norm = grouped_gradient(objective, params, (traj, advantage), groups)
         returns = jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount)
         return grad, standard_diagnostics(returns, norm, variance)
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the score-function estimator")

@@ -45,11 +45,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from ..envs.gymnasium_black_box import require_gradient
 from ..rollout import rollout
 from .baselines import baseline_values, check_baseline
-from .batch import batch_keys, check_settings, group_count, standard_diagnostics
-from .combine import flatten_groups, group_gradients, variance
-from .surrogates import alive_mask, discount_weights, pathwise_surrogate, reward_to_go
+from .batch import batch_groups, batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
+from .combine import flatten_groups, variance
+from .surrogates import alive_mask, discount_weights, mask_ended, pathwise_surrogate, reward_to_go
+from .validate import validated
 
 
 def is_reparameterized(policy) -> bool:
@@ -85,7 +87,8 @@ def dice_surrogate(reward, node_log_prob, baseline, alive, discount: float):
     """L for one rollout (time-major arrays [H]); ``reward`` differentiable, ``baseline`` a constant."""
     weights = discount_weights(reward.shape[0], discount, reward.dtype)
     rewards = jnp.sum(weights * reward * magic_box(jnp.cumsum(node_log_prob)))
-    baselines = jnp.sum(weights * (1.0 - magic_box(node_log_prob)) * jax.lax.stop_gradient(baseline) * alive)
+    baseline_terms = (1.0 - magic_box(node_log_prob)) * jax.lax.stop_gradient(baseline)
+    baselines = jnp.sum(weights * jnp.where(alive > 0, baseline_terms, 0.0))
     return rewards + baselines
 
 
@@ -105,7 +108,7 @@ def surrogate_rollouts(env, policy, *, horizon: int, discount: float, baseline="
 
     ``first_pass(params, keys) -> (traj, baselines)``: the rollouts without gradient, and the baselines
     b_t [N, H] formed over the whole batch (the leave-one-out mean uses all N − 1 other rollouts).
-    ``run(params, keys, baselines) -> (L per rollout, traj, advantage (G_t − b_t) · alive, returns)``:
+    ``run(params, keys, baselines) -> (L per rollout, traj, advantage G_t − b_t while alive, returns)``:
     the same rollouts again, differentiable, with the baselines held fixed.
     """
     reparameterized = is_reparameterized(policy)
@@ -126,7 +129,7 @@ def surrogate_rollouts(env, policy, *, horizon: int, discount: float, baseline="
         alive = jax.vmap(alive_mask)(traj.done)
         values = jax.vmap(dice_surrogate, (0, 0, 0, 0, None))(traj.reward, nodes, baselines, alive, discount)
         returns = jax.vmap(pathwise_surrogate, (0, None))(jax.lax.stop_gradient(traj.reward), discount)
-        return values, traj, (returns_to_go - baselines) * alive, returns
+        return values, traj, jax.vmap(mask_ended)(returns_to_go - baselines, traj.done), returns
 
     def has_score_nodes(params, key):
         """Whether any variable needs a score term (decided at trace time from the rollout's structure)."""
@@ -136,7 +139,7 @@ def surrogate_rollouts(env, policy, *, horizon: int, discount: float, baseline="
     return first_pass, run, has_score_nodes
 
 
-def surrogate_gradients(env, policy, *, horizon: int, discount: float, baseline, groups: int):
+def surrogate_gradients(env, policy, *, horizon: int, discount: float, baseline, groups):
     """``gradients(keys, params) -> (per-group gradients [G, ...], returns [N])`` of the surrogate L, N = len(keys).
 
     The gradient-free first pass that forms the baselines runs only when there are score-function
@@ -161,13 +164,13 @@ def surrogate_gradients(env, policy, *, horizon: int, discount: float, baseline,
 
 
 def check_surrogate_settings(env, policy, *, horizon, num_envs, discount, variance_groups, baseline,
-                             estimator="the surrogate estimator"):
-    """The settings check shared by the estimators built on the surrogate; returns the group count."""
+                             estimator="the surrogate estimator", min_group_size: int = 1):
+    """The settings check shared by the estimators built on the surrogate; returns the ``batch.Groups``."""
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=not is_reparameterized(policy),
                    estimator=estimator)
     check_baseline(baseline, num_envs, estimator)
-    return group_count(num_envs, variance_groups)
+    return batch_groups(num_envs, variance_groups, min_size=min_group_size, estimator=estimator)
 
 
 def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
@@ -185,11 +188,18 @@ def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0
       ``estimate``, jit-able, with the diagnostics of ``pathwise`` plus ``env_steps``.
 
     Example:
+      >>> import jax, diffpg
       >>> env = diffpg.make("wind_gust")
       >>> policy = diffpg.policies.LinearGaussian(action_size=1)
       >>> estimate = diffpg.estimators.surrogate(env, policy, horizon=20, num_envs=256)
+      >>> key = jax.random.PRNGKey(0)
       >>> grad, diag = jax.jit(estimate)(key, policy.init(key, env.observation_size))
+      >>> jax.tree.map(jax.numpy.shape, grad)
+      {'K': (1, 2), 'log_std': (1,)}
+      >>> int(diag["env_steps"])
+      5120
     """
+    require_gradient(env, "the surrogate estimator")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline)
     gradients = surrogate_gradients(env, policy, horizon=horizon, discount=discount, baseline=baseline,
@@ -198,9 +208,9 @@ def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0
     def estimate(key, params):
         grads, returns = gradients(batch_keys(key, num_envs), params)
         flat, unravel = flatten_groups(grads)
-        grad = flat.mean(0)
-        spread = variance(flat, num_envs // groups)
+        grad = group_mean(flat, groups)
+        spread = variance(flat, groups)
         diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread), "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the surrogate estimator")

@@ -15,7 +15,8 @@ J(θ) = E[Σ_{t<H} γᵗ r_t]:
   whose gradient is unbiased for ∇θ J for any baseline b_t that does not
   depend on a_t (or on anything after it).
 
-All functions are unbatched over time-major arrays of length H.
+All functions are unbatched over time-major arrays of length H. After an
+episode ends its terms are selected away (``mask_ended``), never multiplied by 0.
 """
 import jax
 import jax.numpy as jnp
@@ -50,3 +51,12 @@ def score_function_surrogate(log_prob, advantage, discount: float):
 def alive_mask(done):
     """1 where the action at step t was taken before the episode ended, from the per-step done flags."""
     return 1.0 - jnp.concatenate([jnp.zeros((1,), done.dtype), done[:-1]])
+
+
+def mask_ended(x, done):
+    """``x`` [..., H] where the action at step t was taken before the episode ended, exactly 0 after.
+
+    A ``jnp.where``, not a product with ``alive_mask``: 0 · NaN is NaN, and a select is 0 in value
+    and in gradient whatever the other side holds.
+    """
+    return jnp.where(alive_mask(done) > 0, x, jnp.zeros((), x.dtype))

@@ -26,8 +26,9 @@ from flax import struct
 
 from ..errors import ProtocolError
 from ..rollout import rollout
-from .batch import batch_keys, check_settings, group_count, grouped_gradient, standard_diagnostics
-from .surrogates import alive_mask, pathwise_surrogate
+from .batch import batch_groups, batch_keys, check_settings, grouped_gradient, standard_diagnostics
+from .surrogates import mask_ended, pathwise_surrogate
+from .validate import validated
 
 
 @struct.dataclass
@@ -60,7 +61,7 @@ def zeroth_order_batch(env, policy, *, horizon: int, discount: float):
         reference = jax.vmap(lambda k: rollout(k, env, noise_free, frozen, horizon))(keys)
         returns = jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount)
         baseline = jax.vmap(pathwise_surrogate, (0, None))(reference.reward, discount)
-        advantage = (returns - baseline)[:, None] * jax.vmap(alive_mask)(traj.done)
+        advantage = jax.vmap(mask_ended)(jnp.broadcast_to((returns - baseline)[:, None], traj.done.shape), traj.done)
         return (traj, advantage), returns
 
     return batch
@@ -91,7 +92,7 @@ def zeroth_order(env, policy, *, horizon: int, num_envs: int, discount: float = 
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                    variance_groups=variance_groups, needs_log_prob=True, estimator="the zeroth-order estimator")
     check_zeroth_order_policy(policy)
-    groups = group_count(num_envs, variance_groups)
+    groups = batch_groups(num_envs, variance_groups, estimator="the zeroth-order estimator")
     batch = zeroth_order_batch(env, policy, horizon=horizon, discount=discount)
     objective = zeroth_order_objective(policy)
 
@@ -102,4 +103,4 @@ def zeroth_order(env, policy, *, horizon: int, num_envs: int, discount: float = 
         return grad, {**standard_diagnostics(returns, norm, variance), "noise_free_return": noise_free,
                       "env_steps": 2 * num_envs * horizon}
 
-    return estimate
+    return validated(estimate, env, policy, estimator="the zeroth-order estimator")

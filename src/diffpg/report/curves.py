@@ -1,9 +1,10 @@
 """The learning curve of a training run, as a PNG.
 
-Two panels against training env steps: the return (the trainer's estimate of
-the episodic return at every update, with the return of finished episodes
-where the log has it) and the policy gradient's global norm on a log scale,
-with skipped (non-finite) updates marked. Drawn with matplotlib's Agg canvas
+Two panels against training env steps: the return, of the training episodes
+as they finish (with the policy's exploration noise) and of the periodic
+deterministic evaluation on held-out start states (``eval/return``), and the
+policy gradient's global norm on a log scale, with skipped (non-finite)
+updates marked. Drawn with matplotlib's Agg canvas
 directly (no pyplot, no GUI backend, no global figure state), which also keeps
 the import short for ``diffpg train``.
 """
@@ -34,10 +35,14 @@ def learning_curve(rows: list[dict], path: str | os.PathLike, title: str = "") -
     # fixed margins: a layout engine would draw the figure twice, doubling the time this takes
     ax_ret, ax_grad = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1),
                                    gridspec_kw=dict(left=0.11, right=0.97, top=0.94, bottom=0.1, hspace=0.08))
-    ax_ret.plot(*_series(rows, "return"), color="tab:blue", lw=1.2, label="return (training windows)")
-    xs, ys = _series(rows, "episode_return")
+    xs, ys = _series(rows, "return")
     if xs:
-        ax_ret.plot(xs, ys, color="tab:orange", lw=1.2, label="return (finished episodes)")
+        ax_ret.plot(xs, ys, color="tab:blue", lw=0.8, alpha=0.6, marker=".", ms=3,
+                    label="training episodes (with exploration noise)")
+    xs, ys = _series(rows, "eval/return")
+    if xs:
+        ax_ret.plot(xs, ys, color="tab:orange", lw=1.8, marker="o", ms=4,
+                    label="evaluation (deterministic, held-out starts)")
     ax_ret.set_ylabel("return")
     ax_ret.legend(loc="lower right", fontsize=8)
     ax_ret.grid(alpha=0.3)

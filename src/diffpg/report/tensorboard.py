@@ -22,14 +22,15 @@ from pathlib import Path
 TENSORBOARD_DIR = "tb"
 
 
-def tensorboardx():
-    """The tensorboardX module, imported without torch.
+def tensorboardx(hide_torch: bool = False):
+    """The tensorboardX module.
 
-    tensorboardX imports torch whenever it is installed (seconds), only so
-    that it can accept torch tensors; we log Python floats. Unless torch is
-    already loaded, it is hidden for the duration of this one import.
+    tensorboardX imports torch whenever it is installed (seconds), only so that it can accept torch
+    tensors; we log Python floats. ``hide_torch`` makes that import fail for the duration of this one
+    import (``sys.modules["torch"] = None``): only the reporter's own process asks for it, never a
+    user's process, where torch may be wanted later.
     """
-    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+    if not hide_torch or "tensorboardX" in sys.modules or "torch" in sys.modules:
         import tensorboardX
 
         return tensorboardX

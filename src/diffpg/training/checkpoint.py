@@ -177,20 +177,50 @@ def _from_storable(stored: dict, template):
 
 
 def _collect_quietly() -> None:
-    """Free what a failed orbax restore leaves behind (coroutines never awaited, a closed event loop) now,
-    without the warnings their collection would print later, so that the user reads one sentence."""
+    """Free what a failed orbax restore leaves behind (coroutines never awaited) now, without the warnings
+    their collection would print later, so that the user reads one sentence."""
     import gc
-    import sys
     import warnings
 
-    hook = sys.unraisablehook
-    sys.unraisablehook = lambda unraisable: None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            gc.collect()
-    finally:
-        sys.unraisablehook = hook
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        gc.collect()
+
+
+def _shapes(tree) -> dict[str, tuple]:
+    """{"params/mean/...": shape} of the arrays of a tree (of arrays, ShapeDtypeStructs or orbax metadata)."""
+    import jax
+
+    return {"/".join(str(_step(entry)) for entry in path): tuple(leaf.shape)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0] if hasattr(leaf, "shape")}
+
+
+def _difference(saved: dict, wanted: dict) -> str | None:
+    """What differs between the arrays a checkpoint holds and those a template needs, in words."""
+    for name in sorted(set(saved) | set(wanted), key=lambda name: (not name.startswith("params/"), name)):
+        if name not in wanted:
+            return f"the checkpoint has an array {name} that the config does not"
+        if name not in saved:
+            return f"the config needs an array {name} that the checkpoint does not have"
+        if saved[name] != wanted[name]:
+            return f"{name} has shape {saved[name]} in the checkpoint but {wanted[name]} for the config"
+    return None
+
+
+def preload_orbax() -> None:
+    """Import orbax (about 0.2 s) in a thread, while the main one trains, before the first checkpoint needs it.
+
+    XLA releases the GIL while it runs, so on two cores the import costs almost no wall time.
+    """
+    import threading
+
+    def load():
+        try:
+            import orbax.checkpoint  # noqa: F401
+        except Exception:  # the main thread imports again and reports the error itself
+            pass
+
+    threading.Thread(target=load, daemon=True).start()
 
 
 class Checkpoints:
@@ -234,8 +264,11 @@ class Checkpoints:
         steps = self.steps()
         return steps[-1] if steps else None
 
-    def restore(self, template, update: int | None = None):
-        """The state saved at ``update`` (default: the newest), shaped like ``template``."""
+    def restore(self, template, update: int | None = None, config=None):
+        """The state saved at ``update`` (default: the newest), shaped like ``template``.
+
+        ``config``, the TrainConfig the template comes from, is named when the checkpoint does not fit it.
+        """
         import orbax.checkpoint as ocp
 
         self.wait()
@@ -247,14 +280,32 @@ class Checkpoints:
             raise CheckpointError(f"{str(self.directory)!r} has no checkpoint of update {update}; "
                                   f"it has {self.steps() or 'none'}")
         path = self.directory / str(update)
+        mismatch = self._mismatch(path, template)
+        if mismatch is not None:
+            named = "" if config is None else (f" (env {config.env}, algo {config.algo}, hidden {config.hidden}"
+                                               f"{', obs_norm' if config.obs_norm else ''})")
+            raise CheckpointError(f"checkpoint {str(path)!r} does not match the run's config{named}: {mismatch}; "
+                                  "load it with the config and environment it was trained with")
         try:
             stored = self._manager.restore(int(update), args=ocp.args.StandardRestore(_abstract(template)))
             return _from_storable(stored, template)
-        except Exception as error:  # orbax/tensorstore raise many kinds for a damaged or mismatched checkpoint
+        except Exception as error:  # orbax/tensorstore raise many kinds for a damaged checkpoint
             cause = type(error).__name__
         self._failed = True
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or does not match this run's config "
-                              f"({cause}); delete it to resume from an earlier one")
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: its arrays cannot be read ({cause}); "
+                              "move it out of the checkpoints directory to resume from an earlier one")
+
+    @staticmethod
+    def _mismatch(path: Path, template) -> str | None:
+        """What does not match between the checkpoint at ``path`` and ``template``; None if all of it does,
+        or if its metadata cannot be read (restoring then says it is corrupt)."""
+        import orbax.checkpoint as ocp
+
+        try:
+            metadata = ocp.StandardCheckpointHandler().metadata(path / "default")
+        except Exception:
+            return None
+        return _difference(_shapes(getattr(metadata, "tree", metadata)), _shapes(_abstract(template)))
 
     def wait(self) -> None:
         """Block until every started save is on disk."""
@@ -274,8 +325,8 @@ class Checkpoints:
         self.close()
 
 
-def restore_latest(run_dir: str | os.PathLike, template) -> tuple[int, Any]:
-    """(update, state) of the newest checkpoint in ``run_dir``, shaped like ``template``."""
+def restore_latest(run_dir: str | os.PathLike, template, config=None) -> tuple[int, Any]:
+    """(update, state) of the newest checkpoint in ``run_dir``, shaped like ``template`` (of ``config``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {str(run_dir)!r} does not exist; "
@@ -285,4 +336,4 @@ def restore_latest(run_dir: str | os.PathLike, template) -> tuple[int, Any]:
         if update is None:
             raise CheckpointError(f"{str(checkpoints.directory)!r} holds no complete checkpoint; "
                                   "the run was stopped before its first save")
-        return update, checkpoints.restore(template, update)
+        return update, checkpoints.restore(template, update, config=config)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -25,7 +26,8 @@ ACTIVATIONS = ("tanh", "elu", "relu")
 @dataclass(frozen=True)
 class TrainConfig:
     env: str = "pendulum"
-    """Registered environment name, built with ``diffpg.make``."""
+    """Registered environment name (built with ``diffpg.make``), or ``MODULE:ATTR`` (an env, its class or a
+    zero-argument factory)."""
     algo: str = "shac"
     """Algorithm: apg, shac, reinforce, ppo, or ascent with any estimator (see docs/algorithms.md)."""
     estimator: str = "pathwise"
@@ -87,6 +89,12 @@ class TrainConfig:
     """PPO's ratio clipping ε."""
     norm_adv: bool = True
     """Normalize advantages to zero mean and unit variance: per minibatch (ppo), per update (reinforce)."""
+    eval_every: int | None = None
+    """Evaluate the deterministic policy every this many updates, inside the jitted loop, on the same held-out
+    start states each time (logged as eval/return); None: about 20 times a run; 0: never."""
+    eval_episodes: int = 8
+    """Episodes of each evaluation (held-out start states, fixed for the run), each the env's max_steps long
+    (the window where it declares none)."""
     fast_compile: bool = False
     """Compile init and run with XLA backend optimizations off: ~1.5x faster to compile, ~3x slower to run."""
     max_bad_updates: int = 10
@@ -97,6 +105,13 @@ class TrainConfig:
     @property
     def steps_per_update(self) -> int:
         return self.num_envs * self.window
+
+    @property
+    def evaluations_every(self) -> int:
+        """Updates between evaluations (0: none): eval_every, or a divisor of num_updates near a twentieth."""
+        if self.eval_every is not None:
+            return self.eval_every
+        return max(d for d in range(1, max(1, self.num_updates // 20) + 1) if self.num_updates % d == 0)
 
 
 def _positive_int(config, name):
@@ -156,6 +171,10 @@ def check(config: TrainConfig) -> TrainConfig:
     for name in ("adam_b1", "adam_b2"):
         _number(config, name, 0.0, 1.0, low_open=False, high_open=True)
     _positive_int(config, "max_bad_updates")
+    _positive_int(config, "eval_episodes")
+    if config.eval_every is not None and (isinstance(config.eval_every, bool) or not isinstance(config.eval_every, int)
+                                          or config.eval_every < 0):
+        raise ConfigError(f"eval_every must be a non-negative integer or None, got {config.eval_every!r}")
     if any(isinstance(u, bool) or not isinstance(u, int) or u < 0 for u in config.debug_nan_at):
         raise ConfigError(f"debug_nan_at must hold non-negative update indices, got {config.debug_nan_at!r}")
     for algo, name in (("shac", "critic_minibatches"), ("reinforce", "critic_minibatches"), ("ppo", "ppo_minibatches")):
@@ -197,11 +216,41 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
 }
 
 
-def defaults(env: str = "pendulum", algo: str = "shac") -> TrainConfig:
-    """The settings for ``algo`` on ``env``; measured to solve pendulum and cartpole_swingup."""
+_MEASURED_ON = ("pendulum", "cartpole_swingup")
+_BASE = {"apg": _APG, "shac": _SHAC, "ppo": _PPO, "reinforce": _REINFORCE}
+
+
+def defaults(env="pendulum", algo: str = "shac") -> TrainConfig:
+    """The settings for ``algo`` on ``env`` (a name, ``MODULE:ATTR``, or an env object).
+
+    Measured to solve pendulum and cartpole_swingup. For any other environment they start from
+    pendulum's settings for ``algo`` and derive what they can from the environment: the window divides
+    its episode length ``max_steps`` (so no steps are wasted at episode ends); a warning says so.
+    """
+    from .settings import build_env, env_name
+
     if algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
-    return check(TrainConfig(env=env, algo=algo, **_DEFAULTS.get((env, algo), _ASCENT if algo == "ascent" else {})))
+    name = env_name(env)
+    if algo == "ascent" or name in _MEASURED_ON:
+        return check(TrainConfig(env=name, algo=algo, **_DEFAULTS.get((name, algo), _ASCENT if algo == "ascent"
+                                                                      else {})))
+    settings = dict(_BASE[algo])
+    env = build_env(name) if isinstance(env, str) else env
+    max_steps = getattr(env, "max_steps", None)
+    if isinstance(max_steps, int) and max_steps > 0:
+        window = max(d for d in range(1, settings["window"] + 1) if max_steps % d == 0)
+        derived = f"window {window}, which divides its episode length max_steps={max_steps}"
+        settings["window"] = window
+        for minibatches in ("critic_minibatches", "ppo_minibatches"):
+            if minibatches in settings and (settings["num_envs"] * window) % settings[minibatches]:
+                settings[minibatches] = 1
+    else:
+        derived = f"window {settings['window']}, as it declares no max_steps (its episodes end only by done)"
+    warnings.warn(f"diffpg has no measured {algo} settings for {name} (observation_size "
+                  f"{env.observation_size}, action_size {env.action_size}); starting from pendulum's, with "
+                  f"{derived}; change any setting by name", UserWarning, stacklevel=2)
+    return check(TrainConfig(env=name, algo=algo, **settings))
 
 
 def compiler_options(config: TrainConfig) -> dict | None:

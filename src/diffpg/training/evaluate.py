@@ -12,8 +12,7 @@ from __future__ import annotations
 import jax
 
 from ..errors import ConfigError
-from ..rollout import unroll
-from .window import Acting
+from .episodes import episode_returns
 
 
 def evaluate(trainer, state, key, episodes: int, horizon: int | None = None) -> jax.Array:
@@ -36,15 +35,6 @@ def _compiled(trainer, episodes: int, horizon: int):
     cache_key = ("evaluate", episodes, horizon)
     if cache_key not in trainer.compiled:
         env, policy = trainer.env, trainer.policy
-
-        def returns(params, obs_stats, key):
-            def one(k):
-                k_reset, k_steps = jax.random.split(k)
-                acting = Acting(policy, obs_stats, stochastic=False)
-                _, traj = unroll(k_steps, env, acting, params, env.reset(k_reset), horizon)
-                return traj.reward.sum()
-
-            return jax.vmap(one)(jax.random.split(key, episodes))
-
-        trainer.compiled[cache_key] = jax.jit(returns)
+        trainer.compiled[cache_key] = jax.jit(
+            lambda params, obs_stats, key: episode_returns(key, env, policy, params, obs_stats, episodes, horizon))
     return trainer.compiled[cache_key]

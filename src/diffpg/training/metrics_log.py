@@ -12,7 +12,7 @@ gradient; every other metric the trainer logs is there too. A value that is
 not finite is written as ``null``, so every line is strict JSON.
 
 TensorBoard events are written from these rows by ``diffpg train``'s
-reporter process (``cli.reporter``, ``report.tensorboard``).
+reporter process (``report.reporter``, ``report.tensorboard``).
 
 A resumed run first cuts the log back to its checkpoint: rows after it are
 dropped from ``metrics.jsonl`` (the file is rewritten), so the updates done

@@ -32,11 +32,17 @@ def init(size: int) -> RunningStats:
                         var=jnp.ones((size,), jnp.float32))
 
 
-def update(stats: RunningStats, batch) -> RunningStats:
-    """Merge ``batch`` (any leading axes, last axis the observation) into ``stats``."""
+def update(stats: RunningStats, batch, mask=None) -> RunningStats:
+    """Merge ``batch`` (any leading axes, last axis the observation) into ``stats``.
+
+    ``mask`` (the batch's leading axes) keeps only the observations where it is 1: a window's steps
+    after its episode ended repeat the final observation, which is no observation of the task.
+    """
     batch = jax.lax.stop_gradient(batch).reshape(-1, stats.mean.shape[0])
-    b = batch.shape[0]
-    batch_mean, batch_var = batch.mean(0), batch.var(0)
+    weight = jnp.ones(batch.shape[:1]) if mask is None else jax.lax.stop_gradient(mask).reshape(-1)
+    b = weight.sum()
+    batch_mean = (weight[:, None] * batch).sum(0) / jnp.maximum(b, 1.0)
+    batch_var = (weight[:, None] * (batch - batch_mean) ** 2).sum(0) / jnp.maximum(b, 1.0)
     delta = batch_mean - stats.mean
     count = stats.count + b
     mean = stats.mean + delta * b / count
@@ -49,4 +55,5 @@ def normalize(stats: RunningStats | None, obs):
     if stats is None:
         return obs
     stats = jax.lax.stop_gradient(stats)
-    return (obs - stats.mean) / jnp.sqrt(stats.var + EPSILON)
+    mean, var = (jnp.broadcast_to(x, jnp.shape(obs)) for x in (stats.mean, stats.var))  # any leading batch axes
+    return (obs - mean) / jnp.sqrt(var + EPSILON)

@@ -26,6 +26,25 @@ from .returns import gae, standardize
 from .on_policy import sampled_window
 
 
+def clipped_loss(log_prob, old_log_prob, advantage, weight, clip_eps: float, norm_adv: bool):
+    """L_π on a flat minibatch: −Σ w min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â) / Σ w, ρ = exp(log π − log π_old).
+
+    Â is first standardized over the weighted entries when ``norm_adv``. Returns
+    (loss, (approx_kl, clip_frac)), both means over the weighted entries, with
+    approx_kl = (ρ − 1) − log ρ (Schulman's unbiased, non-negative estimator of KL[π_old ‖ π]).
+    """
+    if norm_adv:
+        advantage = standardize(advantage, weight)
+    log_ratio = log_prob - old_log_prob
+    ratio = jnp.exp(log_ratio)
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    count = jnp.maximum(weight.sum(), 1.0)
+    loss = -jnp.sum(weight * jnp.minimum(ratio * advantage, clipped * advantage)) / count
+    approx_kl = jnp.sum(weight * ((ratio - 1.0) - log_ratio)) / count
+    clip_frac = jnp.sum(weight * (jnp.abs(ratio - 1.0) > clip_eps)) / count
+    return loss, (approx_kl, clip_frac)
+
+
 def update(parts, key, state, poison):
     """One PPO update: (learner fields, window, metrics, finite)."""
     cfg, policy, net = parts.config, parts.policy, parts.critic_net
@@ -42,16 +61,8 @@ def update(parts, key, state, poison):
     mb = size // cfg.ppo_minibatches
 
     def actor_loss(params, obs, action, old_log_prob, adv, weight):
-        if cfg.norm_adv:
-            adv = standardize(adv, weight)
-        log_ratio = jax.vmap(policy.log_prob, (None, 0, 0))(params, obs, action) - old_log_prob
-        ratio = jnp.exp(log_ratio)
-        clipped = jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps)
-        count = jnp.maximum(weight.sum(), 1.0)
-        loss = -jnp.sum(weight * jnp.minimum(ratio * adv, clipped * adv)) / count
-        approx_kl = jnp.sum(weight * ((ratio - 1.0) - log_ratio)) / count
-        clip_frac = jnp.sum(weight * (jnp.abs(ratio - 1.0) > cfg.clip_eps)) / count
-        return loss, (approx_kl, clip_frac)
+        log_prob = jax.vmap(policy.log_prob, (None, 0, 0))(params, obs, action)
+        return clipped_loss(log_prob, old_log_prob, adv, weight, cfg.clip_eps, cfg.norm_adv)
 
     def step(carry, idx):
         params, opt_state, critic, critic_opt_state, ok = carry

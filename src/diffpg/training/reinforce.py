@@ -27,6 +27,13 @@ from .returns import lambda_returns, standardize
 from .on_policy import sampled_window
 
 
+def policy_loss(log_prob, advantage):
+    """−L(θ) of the module docstring from [N, T] arrays: −(1 / N T) Σ_i Σ_t log π(a_t^i | ô_t^i) · Â_t^i,
+    with Â held fixed (no gradient flows into it)."""
+    surrogate = jax.vmap(score_function_surrogate, (0, 0, None))(log_prob, advantage, 1.0)
+    return -surrogate.mean() / log_prob.shape[-1]
+
+
 def update(parts, key, state, poison):
     """One REINFORCE update: (learner fields, window, metrics, finite)."""
     cfg, policy, net = parts.config, parts.policy, parts.critic_net
@@ -41,8 +48,7 @@ def update(parts, key, state, poison):
 
     def loss(params):
         log_prob = jax.vmap(jax.vmap(policy.log_prob, (None, 0, 0)), (None, 0, 0))(params, obs, window.traj.action)
-        surrogate = jax.vmap(score_function_surrogate, (0, 0, None))(log_prob, advantage, 1.0)
-        return -surrogate.mean() / cfg.window
+        return policy_loss(log_prob, advantage)
 
     actor_loss, grads = jax.value_and_grad(loss)(state.params)
     grads = poison(grads)

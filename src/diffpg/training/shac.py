@@ -35,8 +35,23 @@ from .window import Acting, run_window
 def bootstrap_weight(window):
     """β [N, T]: where the critic's value of s_{t+1} completes the return (see module docstring)."""
     t_last = jnp.zeros(window.alive.shape[-1]).at[-1].set(1.0)
-    still_running = window.alive * (1.0 - window.ended) * t_last
+    still_running = window.alive * (1.0 - window.ended) * t_last[None, :]
     return (window.ended + still_running) * (1.0 - window.failed)
+
+
+def actor_objective(reward, next_value, beta, discount: float):
+    """J(θ) of the module docstring from [N, T] arrays: the mean over i of
+    (Σ_t γᵗ r_t^i + Σ_t γ^{t+1} β_t^i V(ô_{t+1}^i)) / T."""
+    steps = reward.shape[-1]
+    gamma_next = discount ** jnp.arange(1, steps + 1, dtype=reward.dtype)
+    rewards = jax.vmap(pathwise_surrogate, (0, None))(reward, discount)
+    tails = jnp.sum(gamma_next[None, :] * beta * next_value, axis=1)
+    return (rewards + tails).mean() / steps
+
+
+def soft_update(target, critic, alpha: float):
+    """φ̄ ← α φ̄ + (1 − α) φ, leaf by leaf."""
+    return jax.tree.map(lambda old, new: alpha * old + (1.0 - alpha) * new, target, critic)
 
 
 def update(parts, key, state, poison):
@@ -46,15 +61,12 @@ def update(parts, key, state, poison):
     acting = Acting(policy, state.obs_stats, cfg.stochastic)
     values = jax.vmap(jax.vmap(lambda o: critic_lib.value(net, state.target_critic, normalize(state.obs_stats, o))))
     steps = cfg.window
-    gamma_next = cfg.discount ** jnp.arange(1, steps + 1, dtype=jnp.float32)
 
     def loss(params):
         window = run_window(k_window, env, acting, params, state.env_state, steps)
         reward = window.traj.reward * cfg.reward_scale
         next_value = values(window.next_obs)
-        rewards = jax.vmap(pathwise_surrogate, (0, None))(reward, cfg.discount)
-        tails = jnp.sum(gamma_next * bootstrap_weight(window) * next_value, axis=1)
-        loss = -(rewards + tails).mean() / steps
+        loss = -actor_objective(reward, next_value, bootstrap_weight(window), cfg.discount)
         if cfg.bound_penalty:
             loss = loss + cfg.bound_penalty * bounds_loss(policy, params, state.obs_stats, window.traj.obs)
         return loss, (window, jax.lax.stop_gradient(next_value))
@@ -70,8 +82,7 @@ def update(parts, key, state, poison):
     critic, critic_opt_state, critic_loss, critic_ok = critic_lib.fit(
         k_fit, net, parts.critic_optimizer, state.critic, state.critic_opt_state, obs, target.reshape(-1),
         window.alive.reshape(-1), epochs=cfg.critic_epochs, minibatches=cfg.critic_minibatches)
-    target_critic = jax.tree.map(lambda old, new: cfg.target_alpha * old + (1.0 - cfg.target_alpha) * new,
-                                 state.target_critic, critic)
+    target_critic = soft_update(state.target_critic, critic, cfg.target_alpha)
     metrics = {"grad_norm": optax.tree.norm(grads), "actor_loss": actor_loss, "critic_loss": critic_loss,
                "value": next_value.mean() / cfg.reward_scale}
     fields = dict(params=params, opt_state=opt_state, critic=critic, critic_opt_state=critic_opt_state,

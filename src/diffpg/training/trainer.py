@@ -31,16 +31,19 @@ exceeds ``config.max_bad_updates`` (``should_stop``). For tests,
 
 Logged metrics (each an array with leading axis n): ``update`` and
 ``env_steps`` after the update; ``reward``, the window's mean per-step reward;
-``return``, the mean episodic return of the training episodes that ended most
-recently (at this update or before; the training policy, with its
-exploration noise), and before the first episode ends, ``reward`` times the
-episode length (the env's ``max_steps``, else the window); ``grad_norm``, the
+``return``, the mean episodic return of the training episodes that ended in
+this update (the training policy, with its exploration noise; NaN when none
+ended); ``eval/return``, every ``eval_every`` updates, the mean return of the
+deterministic policy over ``eval_episodes`` whole episodes from held-out start
+states, the same ones each time (``episodes.episode_returns``, inside the
+jitted loop; NaN between evaluations); ``grad_norm``, the
 policy gradient's global norm before clipping; ``skipped`` and
 ``bad_streak``; and each algorithm's own (docs/algorithms.md).
 """
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable
 
 import jax
@@ -49,14 +52,19 @@ import jax.numpy as jnp
 from .. import envs, estimators
 from ..errors import ConfigError
 from ..policies import GaussianMLP
+from ..sharding import check_divisible, shard_batch
 from ..types import as_float
 from . import apg, ascent, normalizer, ppo, reinforce, shac
 from .config import TrainConfig, check, compiler_options
 from .critic import value_network
+from .episodes import episode_returns
 from .optimizer import make_optimizer
+from .settings import build_env, env_name
 from .state import Parts, TrainState
 from .window import reset_finished
 
+EVAL_SEED = 2**31 - 1
+"""The seed of the evaluations' held-out start states: the same for every evaluation, apart from any run's key."""
 ALGORITHMS = {"apg": apg.update, "shac": shac.update, "reinforce": reinforce.update, "ppo": ppo.update,
               "ascent": ascent.update}
 
@@ -111,10 +119,19 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
       optimizer: an optax ``GradientTransformation`` for the policy instead of clipped Adam.
     """
     cfg = check(config)
+    check_divisible(cfg.num_envs)  # the environments are laid over every device (diffpg.sharding)
     if estimator is not None and cfg.algo != "ascent":
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
-    env = envs.make(cfg.env) if env is None else env
-    scale = cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None) or 1.0
+    env = build_env(cfg.env) if env is None else env
+    if cfg.algo in ("apg", "shac"):
+        envs.require_gradient(env, cfg.algo)
+    scale = cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None)
+    if scale is None:
+        scale = 1.0
+        if cfg.squash:
+            warnings.warn(f"the environment {env_name(env)} declares no action_bound, so the policy's actions are "
+                          "squashed into [-1, 1]; give the environment an action_bound, or set action_scale",
+                          UserWarning, stacklevel=2)
     policy = GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
                          squash=cfg.squash, action_scale=float(scale))
     has_critic = cfg.algo not in ("apg", "ascent")
@@ -131,8 +148,8 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         estimate = factory(env, policy, horizon=cfg.window, num_envs=cfg.num_envs, discount=cfg.discount)
     parts = Parts(cfg, env, policy, critic_net, actor_opt, critic_opt, estimate)
     algorithm = ALGORITHMS[cfg.algo]
-    episode_length = getattr(env, "max_steps", None) or cfg.window
     nan_at = jnp.asarray(cfg.debug_nan_at, jnp.int32)
+    every, eval_horizon = cfg.evaluations_every, getattr(env, "max_steps", None) or cfg.window
 
     def init(key) -> TrainState:
         k_policy, k_critic, k_env, key = jax.random.split(key, 4)
@@ -161,9 +178,10 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
 
     def update(state: TrainState):
         key, k_algo, k_reset = jax.random.split(state.key, 3)
+        state = state._replace(env_state=shard_batch(state.env_state), episode_acc=shard_batch(state.episode_acc))
         fields, window, metrics, finite = algorithm(parts, k_algo, state, poison_for(state.update))
-        if window is not None and cfg.obs_norm:
-            fields["obs_stats"] = normalizer.update(state.obs_stats, window.traj.obs)
+        if window is not None and cfg.obs_norm:  # observations after an episode's end are not counted
+            fields["obs_stats"] = normalizer.update(state.obs_stats, window.traj.obs, window.alive)
         # A skipped update learns nothing: every learned quantity stays as it was.
         fields = {name: jax.tree.map(lambda new, old: jnp.where(finite, new, old), value, getattr(state, name))
                   for name, value in fields.items()}
@@ -176,8 +194,22 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         state = state._replace(**fields, key=key, update=state.update + 1, env_steps=state.env_steps + steps,
                                skipped=state.skipped + bad, bad_streak=(state.bad_streak + 1) * bad)
         metrics = {**metrics, **extra, "update": state.update, "env_steps": state.env_steps,
-                   "skipped": state.skipped, "bad_streak": state.bad_streak}
+                   "skipped": state.skipped, "bad_streak": state.bad_streak, "eval/return": evaluation(state)}
         return state, metrics
+
+    def evaluation(state):
+        """The mean return of the deterministic policy from the held-out start states, every eval_every
+        updates; NaN between evaluations."""
+        nan = jnp.full((), jnp.nan, jnp.float32)
+        if not every:
+            return nan
+
+        def returns():
+            episodes = episode_returns(jax.random.key(EVAL_SEED), env, policy, state.params, state.obs_stats,
+                                       cfg.eval_episodes, eval_horizon)
+            return episodes.mean().astype(jnp.float32)
+
+        return jax.lax.cond(state.update % every == 0, returns, lambda: nan)
 
     def book_episodes(key, fields, state, window):
         """Book the episodes that ended in this window, then start new ones; (fields, metrics)."""
@@ -189,8 +221,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         fields = {**fields, "env_state": reset_finished(key, env, window.final),
                   "episode_acc": jnp.where(finished, 0.0, episode_acc), "last_episode_return": last_return}
         reward = window.traj.reward.mean()
-        estimate = jnp.where(jnp.isnan(last_return), reward * episode_length, last_return)
-        return fields, {"reward": reward, "return": estimate}
+        return fields, {"reward": reward, "return": jnp.where(n_finished > 0, mean_finished, jnp.nan)}
 
     def run(state: TrainState, n: int):
         return jax.lax.scan(lambda s, _: update(s), state, None, length=n)

@@ -72,7 +72,7 @@ def _time_limit(env, states, length: int):
     t0 = getattr(states, "t", None)
     if max_steps is None or t0 is None:
         return jnp.zeros((jax.tree.leaves(states)[0].shape[0], length))
-    return as_float(t0[:, None] + jnp.arange(1, length + 1) >= max_steps)
+    return as_float(t0[:, None] + jnp.arange(1, length + 1)[None, :] >= max_steps)
 
 
 def reset_finished(key, env, states):

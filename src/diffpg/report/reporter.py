@@ -1,4 +1,4 @@
-"""The reporter: a process beside ``diffpg train`` that turns its ``metrics.jsonl`` into TensorBoard events and ``curve.png``.
+"""The reporter: a process beside a training run (``diffpg.train``, ``diffpg train``) that turns its ``metrics.jsonl`` into TensorBoard events and ``curve.png``.
 
 The training process writes one row per update to ``metrics.jsonl`` and
 nothing else about its metrics. The reporter is started before the trainer
@@ -19,7 +19,9 @@ Requests, one JSON line each on stdin:
 - ``{"plot": TITLE}``: draw ``curve.png`` from all rows.
 
 End of input (the trainer finished, failed or was killed) closes the event
-file and ends the process.
+file and ends the process. Being a process of its own, it may do what a library
+must not do in its user's process: hide torch from tensorboardX's import
+(``report.tensorboard.tensorboardx``) and end with ``os._exit``.
 """
 from __future__ import annotations
 
@@ -36,15 +38,15 @@ METRICS_FILE = "metrics.jsonl"  # as training.metrics_log.METRICS_FILE, whose pa
 def serve(plot: bool, tensorboard: bool) -> None:
     if hasattr(os, "nice"):
         os.nice(10)  # it has the whole run for its work: the trainer comes first on a shared core
-    from ..report.curves import learning_curve
-    from ..report.tensorboard import TensorBoardLog, tensorboardx
+    from .curves import learning_curve
+    from .tensorboard import TensorBoardLog, tensorboardx
 
     if plot:
-        warm_up = [{"env_steps": 0, "return": -1e3, "episode_return": -1e3, "grad_norm": 1.0},
-                   {"env_steps": 1e4, "return": 0.0, "episode_return": 0.0, "grad_norm": 1e3}]
+        warm_up = [{"env_steps": 0, "return": -1e3, "eval/return": -1e3, "grad_norm": 1.0},
+                   {"env_steps": 1e4, "return": 0.0, "eval/return": 0.0, "grad_norm": 1e3}]
         learning_curve(warm_up, os.devnull)  # fonts, text layout, the log axis's mathtext labels
     if tensorboard:
-        tensorboardx()
+        tensorboardx(hide_torch=True)
     rows, events, source = [], None, None
     for line in sys.stdin:
         request = json.loads(line)
@@ -75,7 +77,7 @@ class Reporter:
 
     def __init__(self, plot: bool, tensorboard: bool):
         self.draws, self.plotted = plot, False
-        code = f"from diffpg.cli.reporter import serve; serve(plot={plot}, tensorboard={tensorboard})"
+        code = f"from diffpg.report.reporter import serve; serve(plot={plot}, tensorboard={tensorboard})"
         self.errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe that could fill up and block it
         self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                                         stdout=subprocess.DEVNULL, stderr=self.errors, text=True)
