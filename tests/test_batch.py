@@ -85,7 +85,8 @@ def test_pathwise_with_a_prime_num_envs_has_the_per_rollout_variance(pendulum_13
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, num_envs", [("score_function", 13), ("zeroth_order", 13), ("alpha_order", 13),
-                                            ("surrogate", 13), ("auto", 13), ("inverse_variance", 17)])
+                                            ("surrogate", 13), ("auto", 13), ("inverse_variance", 17),
+                                            ("ddcg", 13), ("ivw_h", 13)])
 def test_every_estimator_is_finite_with_num_envs_without_a_divisor(pendulum_13, name, num_envs):
     env, policy, params = pendulum_13
     _, diagnostics = jax.jit(getattr(estimators, name)(env, policy, horizon=4, num_envs=num_envs))(
@@ -118,7 +119,7 @@ class Ends:
                             t=state.t + 1)
 
 
-@pytest.mark.parametrize("name", estimators.FACTORIES)
+@pytest.mark.parametrize("name", estimators.FACTORIES + ("ivw_h",))
 def test_an_env_that_returns_nan_after_done_changes_no_gradient(name):
     """Rewards and observations after ``done`` are NaN in one env and finite garbage in the other."""
     policy = diffpg.policies.LinearGaussian(action_size=1)

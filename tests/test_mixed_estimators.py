@@ -67,18 +67,31 @@ def test_score_function_and_zeroth_order_find_the_true_step_gradient(name):
     assert stderr < 0.05 * STEP_TRUTH  # the test has power: a 20% error would be 4 standard errors
 
 
-@pytest.mark.parametrize("name", ["alpha_order", "auto"])
-def test_alpha_order_and_auto_detect_the_bias_and_recover_the_step_gradient(name):
-    grad, diagnostics = step_estimate(name)
+# alpha_order's weight on a step is α = κ r / (‖∇̂[0]‖ + r) with r ∝ 1/√N (its docstring): about 0.14 from 8192
+# rollouts, 0.04 from 131072, which a one-step problem makes cheap. auto and ddcg need no more than 8192.
+@pytest.mark.parametrize("name, num_envs", [("alpha_order", 131072), ("auto", 8192), ("ddcg", 8192)])
+def test_mixtures_detect_the_bias_and_recover_the_step_gradient(name, num_envs):
+    grad, diagnostics = step_estimate(name, num_envs=num_envs)
     assert abs(grad - STEP_TRUTH) < 0.10 * STEP_TRUTH, (grad, STEP_TRUTH)
     assert float(diagnostics["alpha"]) < 0.05  # (almost) no weight on the zero pathwise gradient
     if name == "auto":
         assert float(diagnostics["biased"]) == 1.0 and float(diagnostics["bias_statistic"]) > 1.0
+    if name == "ddcg":
+        assert float(diagnostics["discontinuous"]) == 1.0 and float(diagnostics["alpha"]) == 0.0
 
 
-def test_inverse_variance_weighting_alone_cannot_see_the_bias():
+def test_alpha_order_admits_at_most_its_bias_budget_on_a_step():
+    """The guarantee of the rule, at the test's default 8192 rollouts: the first-order bias let in, α ‖∇̂[1] − ∇̂[0]‖,
+    is at most κ r (the constraint); with ∇̂[1] = 0 it is α ‖∇̂[0]‖, so the estimate falls short of ∇̂[0] by κ r at most."""
+    _, diagnostics = step_estimate("alpha_order")
+    alpha, difference = float(diagnostics["alpha"]), float(diagnostics["difference"])
+    assert 0.0 < alpha * difference <= float(diagnostics["gamma"]) * (1 + 1e-6), diagnostics
+
+
+@pytest.mark.parametrize("name", ["inverse_variance", "ivw_h"])
+def test_inverse_variance_weighting_alone_cannot_see_the_bias(name):
     """The documented failure: zero variance, zero value, all the weight (docs/estimators.md)."""
-    grad, diagnostics = step_estimate("inverse_variance")
+    grad, diagnostics = step_estimate(name)
     assert grad == 0.0 and float(diagnostics["pathwise_weight"]) == 1.0
 
 
@@ -170,18 +183,48 @@ def test_per_rollout_variance_matches_the_closed_form(name, baseline):
 
 # ---------------------------------------------------------------- the LQR, where the gradient is exact
 
+LQR_PARAMS = {"K": jnp.array([[-0.5, -0.8]]), "log_std": jnp.log(jnp.array([0.5]))}
+
+
+@pytest.fixture(scope="module")
+def lqr_diagnostics():
+    """16 estimates each of alpha_order and ddcg from 128 rollouts of 8 steps (γ = 0.95), at their defaults."""
+    env, policy = diffpg.make("lqr"), LinearGaussian(action_size=1)
+    return {name: repeated(getattr(estimators, name)(env, policy, horizon=8, num_envs=128, discount=0.95),
+                           LQR_PARAMS, 16, seed=15)[1] for name in ("alpha_order", "ddcg")}
+
+
+def test_alpha_order_trusts_the_pathwise_gradient_on_the_lqr(lqr_diagnostics):
+    """Unbiased first-order estimate, far less noisy than the zeroth-order one: the bias constraint should not bind,
+    so α is the variance-minimizing ᾱ = v₀ / (v₀ + v₁). It binds only where ‖D̄‖ > (κ − 1) r = r, which the
+    Bernstein radius makes rarer than δ = 0.05 per batch: allow 2 of 16 (probability < 0.05 even at δ exactly).
+    (Before the rule was fixed α was 0 in every batch.)"""
+    d = lqr_diagnostics["alpha_order"]
+    alpha, optimum = np.asarray(d["alpha"]), np.asarray(d["alpha_variance_optimal"])
+    assert np.sum(alpha < optimum - 1e-6) <= 2, (alpha, optimum)
+    assert np.median(alpha) > 0.8, alpha  # the pathwise half takes most of the weight
+    assert np.all(np.asarray(d["variance_first_order"]) < np.asarray(d["variance_zeroth_order"]))
+
+
+def test_ddcg_sees_no_discontinuity_on_the_lqr(lqr_diagnostics):
+    """The test's level is δ = 0.001 per batch: 16 batches should raise no alarm (allow 1: probability < 2e-4 at δ),
+    and without one, ddcg mixes by variance and gives the pathwise half most of the weight."""
+    d = lqr_diagnostics["ddcg"]
+    assert np.sum(np.asarray(d["discontinuous"])) <= 1, d["discontinuity_pvalue"]
+    assert np.median(np.asarray(d["alpha"])) > 0.8, d["alpha"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["inverse_variance", "auto"])
+@pytest.mark.parametrize("name", ["inverse_variance", "auto", "alpha_order", "ddcg", "ivw_h"])
 def test_mixtures_are_unbiased_on_the_lqr(name):
     """The mixtures' own machinery (PIPPS's backward pass; auto's two gradients and its weights) against
     the exact gradient. z-test per coordinate over 24 independent estimates of 128 rollouts; |t| < 5 with
     23 degrees of freedom fails by chance with probability < 1e-4 per coordinate. The mixtures pick their
     weights from the rollouts they weigh, a bias of order 1/groups, well inside this tolerance.
-    (``surrogate`` is ``pathwise`` here, and ``zeroth_order`` and ``alpha_order`` are tested against exact
-    values above.)"""
+    (``surrogate`` is ``pathwise`` here, and ``zeroth_order`` is tested against exact values above.)"""
     env = diffpg.make("lqr")
     policy = LinearGaussian(action_size=1)
-    params = {"K": jnp.array([[-0.5, -0.8]]), "log_std": jnp.log(jnp.array([0.5]))}
+    params = LQR_PARAMS
     truth = ravel_pytree(lqr_oracle.policy_gradient(env, params, 8, 0.95))[0]
     estimate = getattr(estimators, name)(env, policy, horizon=8, num_envs=128, discount=0.95)
     grads, _ = repeated(estimate, params, 24, seed=13)
