@@ -5,6 +5,7 @@ from .cartpole_swingup import CartPoleSwingUp, CartPoleSwingUpParams
 from .double_pendulum import DoublePendulum, DoublePendulumParams
 from .finite_mdp import FiniteMDP, FiniteMDPParams
 from .lqr import LQR, LQRParams
+from .mjx import MJXEnv, from_mjcf
 from .one_step import OneStep
 from .pendulum import Pendulum, PendulumParams
 from .registry import make, register, registered
@@ -15,4 +16,5 @@ __all__ = [
     "check_action", "make", "register", "registered",
     "BallWall", "BallWallParams", "DoublePendulum", "DoublePendulumParams", "FiniteMDP", "FiniteMDPParams",
     "OneStep", "WindGust", "WindGustParams",
+    "MJXEnv", "from_mjcf",
 ]
