@@ -40,6 +40,9 @@ ENUM_OPTIONS = {"solver": "mjtSolver", "cone": "mjtCone", "integrator": "mjtInte
 class MJXParams:
     """No separate physical constants: the physics is the MJCF's (change it there, or on ``mj_model``)."""
 
+    def replace(self) -> "MJXParams":
+        return self
+
 
 def default_observe(data):
     """o = concat(qpos, qvel)."""
@@ -189,7 +192,7 @@ def _noise_mask(mj_model):
     mask = np.zeros(mj_model.nq)
     for j in range(mj_model.njnt):
         adr, kind = mj_model.jnt_qposadr[j], mj_model.jnt_type[j]
-        width = {mujoco.mjtJoint.mjJNT_FREE: 3, mujoco.mjtJoint.mjJNT_BALL: 0}.get(kind, 1)
+        width = {int(mujoco.mjtJoint.mjJNT_FREE): 3, int(mujoco.mjtJoint.mjJNT_BALL): 0}.get(int(kind), 1)
         mask[adr:adr + width] = 1.0
     return jnp.asarray(mask)
 
@@ -253,7 +256,7 @@ def _set_option(mj_model, key: str, value) -> None:
                           "see mujoco.MjOption for the names (timestep, tolerance, solver, cone, integrator, ...)")
     if key in ENUM_OPTIONS and isinstance(value, str):
         enum = getattr(mujoco, ENUM_OPTIONS[key])
-        names = {member.name.split("_", 1)[1].lower(): member for member in enum}
+        names = {name.split("_", 1)[1].lower(): member for name, member in enum.__members__.items()}
         if value.lower() not in names:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(sorted(names))}")
         value = names[value.lower()]

@@ -15,7 +15,8 @@ runs, but then the gradient is the exact gradient of an unconverged solve.
 Here the same iteration runs in a ``lax.scan`` of ``opt.iterations`` steps. An
 iteration after the stopping test holds (MuJoCo's own test: the cost improves
 by less than ``tolerance`` or the gradient is below it, both scaled by tr M) is
-a no-op, so the forward pass is the one MuJoCo's C solver takes, and the
+a no-op (computed along a harmless direction and discarded, so that its
+derivatives stay finite), so the forward pass is the one MuJoCo's C solver takes, and the
 gradient is that of the unrolled iterations that ran (Gilbert 1992: for
 Newton's method it converges to the implicit-function gradient as fast as the
 solve converges). The scan computes every iteration under ``vmap`` (a batched
@@ -67,11 +68,19 @@ def _iterate(m, d, ctx):
     return ctx.replace(search=search, solver_niter=ctx.solver_niter + 1)
 
 
-def _converged(m, d, ctx):
-    """MuJoCo's stopping test: the scaled cost improvement or gradient is below ``opt.tolerance``."""
-    improvement = mjx_solver._rescale(m, d, ctx.prev_cost - ctx.cost)
-    gradient = mjx_solver._rescale(m, d, mjx_math.norm(ctx.grad))
-    return (improvement < m.opt.tolerance) | (gradient < m.opt.tolerance)
+def _converged(m, d, ctx, *, first: bool = False):
+    """MuJoCo's stopping test: the scaled cost improvement or gradient is below the tolerance.
+
+    The tolerance is ``opt.tolerance``, but never below 10 ε of the dtype: in float32 MuJoCo's 1e-8
+    is never met, and the iterations after convergence take a line search along a direction of
+    size ~0, whose Newton step −f′/f″ has a derivative ~1/f″² that underflows to a NaN gradient.
+    The first test (before any iteration) looks at the gradient only: the cost has no previous value.
+    """
+    tolerance = jnp.maximum(m.opt.tolerance, 10 * jnp.finfo(ctx.qacc.dtype).eps)
+    gradient = mjx_solver._rescale(m, d, mjx_math.norm(ctx.grad)) < tolerance
+    if first:
+        return gradient
+    return gradient | (mjx_solver._rescale(m, d, ctx.prev_cost - ctx.cost) < tolerance)
 
 
 def solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
@@ -85,11 +94,15 @@ def solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
     ctx = mjx_solver.Context.create(m, d)
 
     def body(carry, _):
+        # Once converged, an iteration is a no-op. It still runs (a batched cond is a select), along a
+        # harmless direction, so that its derivatives, multiplied by a zero cotangent, stay finite.
         ctx, done = carry
-        ctx = jax.lax.cond(done, lambda c: c, lambda c: _iterate(m, d, c), ctx)
+        new = _iterate(m, d, ctx.replace(search=jnp.where(done, jnp.ones_like(ctx.search), ctx.search)))
+        ctx = jax.tree.map(lambda old, new: jnp.where(done, old, new), ctx, new)
         return (ctx, done | _converged(m, d, ctx)), None
 
-    (ctx, _), _ = jax.lax.scan(body, (ctx, jnp.asarray(False)), None, length=max(int(m.opt.iterations), 1))
+    done = _converged(m, d, ctx, first=True)
+    (ctx, _), _ = jax.lax.scan(body, (ctx, done), None, length=max(int(m.opt.iterations), 1))
     return d.tree_replace({"qfrc_constraint": ctx.qfrc_constraint, "qacc": ctx.qacc,
                            "_impl.efc_force": ctx.efc_force})
 
