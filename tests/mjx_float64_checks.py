@@ -46,9 +46,9 @@ def measure(name):
     def trajectory(scale):
         def one(d, ctrl):
             d = mjx_solver.step(model, d.replace(ctrl=scale * ctrl))
-            return d, (d.qpos, d)
-        last, (qpos, _) = jax.lax.scan(one, data, u)
-        return qpos, last
+            return d, (d.qpos, jnp.sum(d._impl.contact.dist < 0))
+        last, (qpos, contacts) = jax.lax.scan(one, data, u)
+        return qpos, jnp.max(contacts), last
 
     def ret(scale):  # a multi-step return: the reward of every step of the sequence
         def one(d, ctrl):
@@ -56,7 +56,7 @@ def measure(name):
             return nd, env.reward(d, scale * ctrl, nd)
         return jnp.sum(jax.lax.scan(one, data, u)[1])
 
-    qpos, last = jax.jit(trajectory, compiler_options=QUICK)(1.0)
+    qpos, contacts, last = jax.jit(trajectory, compiler_options=QUICK)(1.0)
     reference = []
     for ctrl in np.asarray(u):
         mj_data.ctrl[:] = ctrl
@@ -65,9 +65,9 @@ def measure(name):
     ret_jit = jax.jit(ret, compiler_options=QUICK)
     grad = float(jax.jit(jax.grad(ret), compiler_options=QUICK)(0.9))
     fd = float((ret_jit(0.9 + EPS) - ret_jit(0.9 - EPS)) / (2 * EPS))
-    contacts = int(np.sum(np.asarray(last._impl.contact.dist) < 0)) if model.ngeom > 1 else 0
     return {"qpos_error": float(np.max(np.abs(np.asarray(qpos) - np.stack(reference)))),
-            "grad": grad, "fd": fd, "contacts_at_end": contacts,
+            "grad": grad, "fd": fd, "most_contacts": int(contacts),
+            "qpos_change": np.asarray(qpos[-1] - qpos[0]).tolist(),
             "float_dtype": str(last.qpos.dtype), "int_dtypes": sorted({str(x.dtype) for x in jax.tree.leaves(last)
                                                                    if jnp.issubdtype(x.dtype, jnp.integer)})}
 
