@@ -114,3 +114,22 @@ def test_float32_pathwise_gradient_through_contact_with_several_solver_iteration
     leaves = jax.tree.leaves(grad)
     assert all(np.all(np.isfinite(np.asarray(x))) for x in leaves)
     assert sum(float(jnp.abs(x).sum()) for x in leaves) > 0
+
+
+def test_the_mjx_check_names_an_unconverged_solve_and_a_non_finite_gradient(monkeypatch):
+    """The verdict logic of diffpg check's MJX findings, with the gradients (compiled elsewhere) replaced."""
+    from diffpg.envs import mjx_check
+
+    env = diffpg.make("mjx_push")
+    monkeypatch.setattr(mjx_check, "_contacts", lambda *args: 1)
+    gradients = {8: np.array([1.0, 2.0]), 16: np.array([1.5, 2.0])}
+    monkeypatch.setattr(mjx_check, "_gradient", lambda key, e, *args: gradients[e.iterations])
+    found = {f.check: f for f in mjx_check.findings(None, env, None, None)}
+    assert found["mjx: converged solve"].status == "problem" and "iterations=16" in found["mjx: converged solve"].message
+    assert found["mjx: finite gradient"].status == "ok" and "frame_skip=4" in found["mjx: frame_skip"].message
+    gradients[16] = np.array([1.0, 2.0 + 1e-4])
+    found = {f.check: f for f in mjx_check.findings(None, env, None, None)}
+    assert found["mjx: converged solve"].status == "ok"
+    gradients[8] = np.array([np.nan, 2.0])
+    found = {f.check: f for f in mjx_check.findings(None, env, None, None)}
+    assert found["mjx: finite gradient"].status == "problem" and "jax_enable_x64" in found["mjx: finite gradient"].message
