@@ -235,6 +235,7 @@ def from_mjcf(xml, *, reward, observe=None, done=None, frame_skip: int = 1, max_
         ``solver="newton"``, ``cone="elliptic"``, ``integrator="implicitfast"``).
 
     Example:
+      >>> import diffpg, jax.numpy as jnp
       >>> xml = '<mujoco><worldbody><body><joint type="hinge"/><geom size=".1"/></body></worldbody>'
       >>> xml += '<actuator><motor joint="0" ctrlrange="-1 1"/></actuator></mujoco>'
       >>> env = diffpg.envs.from_mjcf(xml, reward=lambda d, a, nd: -jnp.sum(nd.qpos ** 2))
