@@ -18,9 +18,11 @@ mujoco and MJX are imported when an environment is built, not with ``diffpg.envs
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import inspect
+import io
 import os
 from pathlib import Path
 from typing import Callable
@@ -42,6 +44,13 @@ class MJXParams:
 
     def replace(self) -> "MJXParams":
         return self
+
+
+def import_mjx():
+    """``mujoco.mjx``, imported without the line it prints when its optional Warp backend is absent (diffpg uses JAX's)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        from mujoco import mjx
+    return mjx
 
 
 def default_observe(data):
@@ -77,7 +86,7 @@ class MJXEnv:
     """Empty: ``diffpg.make`` overrides reach the settings above."""
 
     def __post_init__(self):
-        from mujoco import mjx
+        mjx = import_mjx()
 
         if self.frame_skip < 1 or self.max_steps < 1 or self.iterations < 1 or self.ls_iterations < 1:
             raise ConfigError(f"{self.name}: frame_skip, max_steps, iterations and ls_iterations must be at least 1, "
@@ -109,7 +118,7 @@ class MJXEnv:
         return float(abs(self.mj_model.actuator_ctrlrange).max())
 
     def reset(self, key) -> State:
-        from mujoco import mjx
+        mjx = import_mjx()
 
         data = mjx.make_data(self.model)
         k_pos, k_vel = jax.random.split(key)
@@ -236,8 +245,8 @@ def from_mjcf(xml, *, reward, observe=None, done=None, frame_skip: int = 1, max_
 
     Example:
       >>> import diffpg, jax.numpy as jnp
-      >>> xml = '<mujoco><worldbody><body><joint type="hinge"/><geom size=".1"/></body></worldbody>'
-      >>> xml += '<actuator><motor joint="0" ctrlrange="-1 1"/></actuator></mujoco>'
+      >>> xml = '<mujoco><worldbody><body><joint name="j"/><geom size=".1"/></body></worldbody>'
+      >>> xml += '<actuator><motor joint="j" ctrlrange="-1 1"/></actuator></mujoco>'
       >>> env = diffpg.envs.from_mjcf(xml, reward=lambda d, a, nd: -jnp.sum(nd.qpos ** 2))
       >>> (env.observation_size, env.action_size)
       (2, 1)
