@@ -68,6 +68,7 @@ def findings(key, env, policy, params, *, horizon: int = 10, num_envs: int = 8):
     out.append(Finding("mjx: finite gradient", OK,
                        f"the pathwise gradient over {horizon} steps in {dtype} ({at_contact}) is finite"))
     delta = float(np.linalg.norm(g_n - g_2n) / max(np.linalg.norm(g_2n), 1e-300))
+    same = ("identical to" if delta == 0 else f"within {delta:.2g} (relative) of")  # 0: every solve stopped before n
     if delta > CONVERGED:
         out.append(Finding("mjx: converged solve", PROBLEM,
                            f"the gradient with iterations={n} differs from iterations={2 * n}'s by {delta:.1%}, so it "
@@ -75,8 +76,8 @@ def findings(key, env, policy, params, *, horizon: int = 10, num_envs: int = 8):
                            f"iterations={2 * n}) or diffpg.make(name, iterations={2 * n}))"))
     else:
         out.append(Finding("mjx: converged solve", OK,
-                           f"the gradient with iterations={n} is within {delta:.2g} (relative) of iterations={2 * n}'s, "
-                           f"so it is that of the converged solve; fewer iterations would make each step cheaper"))
+                           f"the gradient with iterations={n} is {same} iterations={2 * n}'s, so it is that of the "
+                           f"converged solve; fewer iterations would make each step cheaper"))
     out.append(Finding("mjx: frame_skip", OK,
                        f"each step runs frame_skip={env.frame_skip} MuJoCo steps, so a horizon of {horizon} "
                        f"differentiates through {horizon * env.frame_skip} solves; if gradients grow with the "
