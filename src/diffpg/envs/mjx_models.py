@@ -17,7 +17,7 @@ import numpy as np
 
 REACHER = """<mujoco model="reacher">
   <option timestep="0.01" integrator="Euler"/>
-  <default><joint damping="1"/><geom contype="0" conaffinity="0" rgba="0.7 0.7 0 1"/></default>
+  <default><joint damping="0.05"/><geom contype="0" conaffinity="0" rgba="0.7 0.7 0 1"/></default>
   <worldbody>
     <body name="arm0" pos="0 0 0.01">
       <joint name="joint0" type="hinge" axis="0 0 1"/>
