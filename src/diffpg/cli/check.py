@@ -43,7 +43,10 @@ def run(config: Config) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    import jax
+
     from .. import trust
+    from ..envs import mjx_check
     from ..policies import LinearGaussian
 
     config.settings.validate()
@@ -58,6 +61,11 @@ def run(config: Config) -> int:
 
     with console.status("checking") as status:
         report = trust.check(env, policy, config.settings, progress=lambda text: status.update(text))
+        if mjx_check.is_mjx(env):  # the constraint solve's convergence, float32 at contact, frame_skip
+            status.update("checking the MJX constraint solve")
+            key = jax.random.PRNGKey(config.settings.seed)
+            extra = mjx_check.findings(key, env, policy, policy.init(key, env.observation_size))
+            report = dataclasses.replace(report, findings=report.findings + extra)
 
     _print(console, Table, report)
     config.out.mkdir(parents=True, exist_ok=True)

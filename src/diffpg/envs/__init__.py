@@ -11,6 +11,7 @@ from .double_pendulum import DoublePendulum, DoublePendulumParams
 from .finite_mdp import FiniteMDP, FiniteMDPParams
 from .gymnasium_black_box import from_gymnasium, require_gradient
 from .lqr import LQR, LQRParams
+from .mjx import MJXEnv, from_mjcf
 from .one_step import OneStep
 from .pendulum import Pendulum, PendulumParams
 from .registry import make, register, registered
@@ -22,6 +23,7 @@ __all__ = [
     "BallWall", "BallWallParams", "DoublePendulum", "DoublePendulumParams", "FiniteMDP", "FiniteMDPParams",
     "OneStep", "WindGust", "WindGustParams",
     "from_gymnasium", "require_gradient",
+    "MJXEnv", "from_mjcf",
 ]
 
 __getattr__, __dir__, _GYMNASIUM = lazy_exports(__name__, {

@@ -30,11 +30,13 @@ from .cartpole_swingup import CartPoleSwingUp
 from .double_pendulum import DoublePendulum
 from .finite_mdp import FiniteMDP
 from .lqr import LQR
+from .mjx_models import cartpole as mjx_cartpole, push as mjx_push, reacher as mjx_reacher
 from .pendulum import Pendulum
 from .wind_gust import WindGust
 
 BUILT_IN = {"lqr": LQR, "pendulum": Pendulum, "cartpole_swingup": CartPoleSwingUp, "double_pendulum": DoublePendulum,
-            "ball_wall": BallWall, "wind_gust": WindGust, "finite_mdp": FiniteMDP}
+            "ball_wall": BallWall, "wind_gust": WindGust, "finite_mdp": FiniteMDP,
+            "mjx_reacher": mjx_reacher, "mjx_cartpole": mjx_cartpole, "mjx_push": mjx_push}
 """diffpg's own environments, registered under these names from the start."""
 
 _REGISTRY: dict[str, Callable] = dict(BUILT_IN)

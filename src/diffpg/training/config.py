@@ -213,6 +213,9 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
     ("cartpole_swingup", "shac"): _SHAC_CARTPOLE,
     ("cartpole_swingup", "ppo"): _PPO,
     ("cartpole_swingup", "reinforce"): _REINFORCE,
+    # mjx_reacher: 50-step episodes, so APG's window is a whole episode; every MJX step is costly, hence few updates
+    ("mjx_reacher", "apg"): dict(_APG, num_updates=800, num_envs=4, window=50),
+    ("mjx_reacher", "shac"): dict(_SHAC, num_updates=400, num_envs=4, window=10),
 }
 
 
