@@ -133,3 +133,15 @@ def test_the_mjx_check_names_an_unconverged_solve_and_a_non_finite_gradient(monk
     gradients[8] = np.array([np.nan, 2.0])
     found = {f.check: f for f in mjx_check.findings(None, env, None, None)}
     assert found["mjx: finite gradient"].status == "problem" and "jax_enable_x64" in found["mjx: finite gradient"].message
+
+
+@pytest.mark.slow
+def test_an_mjx_run_checkpoints_resumes_and_loads(tmp_path):
+    # An MJX state holds zero-size contact arrays (orbax refuses to save those) and cannot go through the
+    # stored programs' export; the run must still checkpoint, come back finished and load as a policy.
+    result = diffpg.train(tmp_path / "run", env="mjx_reacher", algo="apg", updates=2)
+    again = diffpg.train(tmp_path / "run", resume=True)
+    assert again.stopped_at is None and again.last_saved == result.last_saved == 2
+    np.testing.assert_array_equal(jax.tree.leaves(again.params)[0], jax.tree.leaves(result.params)[0])
+    act = diffpg.load_policy(tmp_path / "run")
+    assert np.asarray(act(np.zeros(8, np.float32))).shape == (2,)

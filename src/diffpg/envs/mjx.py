@@ -46,6 +46,12 @@ class MJXParams:
         return self
 
 
+def mjx_numpy():
+    """MJX's own code broadcasts by rank promotion; it runs with that allowed even where the user's JAX
+    config raises on it (``jax_numpy_rank_promotion="raise"``, as diffpg's test suite does)."""
+    return jax.numpy_rank_promotion("allow")
+
+
 def import_mjx():
     """``mujoco.mjx``, imported without the line it prints when its optional Warp backend is absent (diffpg uses JAX's)."""
     with contextlib.redirect_stdout(io.StringIO()):
@@ -126,7 +132,8 @@ class MJXEnv:
         noise = lambda k, n: jax.random.uniform(k, (n,), dtype, -self.reset_noise, self.reset_noise)
         qpos = data.qpos + noise(k_pos, self.mj_model.nq) * self._noise_mask.astype(dtype)
         data = data.replace(qpos=qpos, qvel=noise(k_vel, self.mj_model.nv))
-        data = mjx.fwd_velocity(self.model, mjx.fwd_position(self.model, data))
+        with mjx_numpy():
+            data = mjx.fwd_velocity(self.model, mjx.fwd_position(self.model, data))
         zero = jnp.zeros((), dtype)
         return State(obs=self.observe(data), reward=zero, done=jnp.zeros(()), data=data, t=jnp.zeros((), jnp.int32))
 
@@ -137,11 +144,12 @@ class MJXEnv:
         data = state.data
         action = self._clip(action.astype(data.ctrl.dtype))
         next_data = data.replace(ctrl=action)
-        if self.frame_skip == 1:
-            next_data = mjx_solver.step(self.model, next_data)
-        else:
-            next_data = jax.lax.scan(lambda d, _: (mjx_solver.step(self.model, d), None), next_data, None,
-                                     length=self.frame_skip)[0]
+        with mjx_numpy():
+            if self.frame_skip == 1:
+                next_data = mjx_solver.step(self.model, next_data)
+            else:
+                next_data = jax.lax.scan(lambda d, _: (mjx_solver.step(self.model, d), None), next_data, None,
+                                         length=self.frame_skip)[0]
         reward = jnp.asarray(self.reward(data, action, next_data), data.qpos.dtype).reshape(())
         t = state.t + 1
         failed = False if self.done is None else jnp.asarray(self.done(next_data), bool).reshape(())

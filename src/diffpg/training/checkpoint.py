@@ -145,11 +145,22 @@ def from_dicts(nested: dict, template):
     return jax.tree.unflatten(treedef, leaves)
 
 
+def _empty_array(x) -> bool:
+    """An array with no elements (an MJX state's contact arrays when the model has no contacts): orbax
+    refuses to save one, so it is stored as None and rebuilt from the template's shape."""
+    return not _is_key(x) and hasattr(x, "shape") and 0 in x.shape
+
+
 def _to_storable(tree) -> dict:
     """``as_dicts(tree)`` with typed PRNG keys as their raw uint32 data."""
     import jax
 
-    return as_dicts(jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree))
+    def leaf(x):
+        if _is_key(x):
+            return jax.random.key_data(x)
+        return None if _empty_array(x) else x
+
+    return as_dicts(jax.tree.map(leaf, tree))
 
 
 def _abstract(template) -> dict:
@@ -159,7 +170,7 @@ def _abstract(template) -> dict:
     def leaf(x):
         if _is_key(x):
             return jax.eval_shape(jax.random.key_data, x)
-        return jax.ShapeDtypeStruct(x.shape, x.dtype)
+        return None if _empty_array(x) else jax.ShapeDtypeStruct(x.shape, x.dtype)
 
     return as_dicts(jax.tree.map(leaf, template))
 
@@ -171,9 +182,11 @@ def _from_storable(stored: dict, template):
     def leaf(x, t):
         if _is_key(t):
             return jax.random.wrap_key_data(x, impl=t.dtype._impl)
-        return jnp.asarray(x)
+        return jnp.zeros(t.shape, t.dtype) if _empty_array(t) else jnp.asarray(x)
 
-    return jax.tree.map(leaf, from_dicts(stored, template), template)
+    leaves, treedef = jax.tree.flatten(template)
+    stored_leaves = treedef.flatten_up_to(from_dicts(stored, template))
+    return jax.tree.unflatten(treedef, [leaf(x, t) for x, t in zip(stored_leaves, leaves)])
 
 
 def _collect_quietly() -> None:

@@ -235,7 +235,7 @@ def defaults(env="pendulum", algo: str = "shac") -> TrainConfig:
     if algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
     name = env_name(env)
-    if algo == "ascent" or name in _MEASURED_ON:
+    if algo == "ascent" or name in _MEASURED_ON or (name, algo) in _DEFAULTS:  # settings of its own
         return check(TrainConfig(env=name, algo=algo, **_DEFAULTS.get((name, algo), _ASCENT if algo == "ascent"
                                                                       else {})))
     settings = dict(_BASE[algo])

@@ -33,10 +33,16 @@ from ..cli import compile_cache
 from .checkpoint import as_dicts, from_dicts
 
 
+_NOT_STORED = frozenset({"mjx_reacher", "mjx_cartpole", "mjx_push"})
+"""Built-ins traced every run: exporting a chunk whose state holds an ``mjx.Data`` fails in ``jax.export``
+("Too many leaves for PyTreeDef"), so MJX runs use the trainer's own jitted functions."""
+
+
 def _own_env(name: str) -> bool:
-    """Whether ``name`` surely means diffpg's built-in environment of that name. Until ``diffpg.envs`` is
-    imported nothing can have been registered in this process; after, the registry says."""
-    if ":" in name:
+    """Whether ``name`` surely means diffpg's built-in environment of that name, with programs that can be
+    stored. Until ``diffpg.envs`` is imported nothing can have been registered in this process; after, the
+    registry says."""
+    if ":" in name or name in _NOT_STORED:
         return False
     registry = sys.modules.get("diffpg.envs.registry")
     return registry is None or registry.is_built_in(name)
