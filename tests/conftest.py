@@ -181,3 +181,24 @@ def lqr_problem():
                                   compiler_options=QUICK_COMPILE)(params)
     return dict(env=env, policy=policy, params=params, horizon=horizon, discount=discount,
                 exact=exact, exact_return=exact_return)
+
+
+@pytest.fixture(scope="session")
+def kill_at_checkpoint():
+    """``kill_at_checkpoint(command, run_dir, update, env)``: start a run, SIGKILL it once checkpoint
+    ``update`` is on disk, and check that it was killed rather than finished."""
+    import signal
+    import subprocess
+    import time
+
+    def kill(command, run_dir, update, env):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not (run_dir / "checkpoints" / str(update)).is_dir() and time.monotonic() < deadline \
+                and process.poll() is None:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+
+    return kill

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -258,7 +256,7 @@ def cli(*args):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_9_is_bit_identical(tmp_path, bits):
+def test_resume_after_kill_9_is_bit_identical(tmp_path, bits, kill_at_checkpoint):
     settings = ["--env", "pendulum", "--algo", "shac", "--set", "num_envs=2", "window=4", "hidden=[8]",
                 "critic_hidden=[8]", "critic_epochs=1", "critic_minibatches=1", "--updates", 1000,
                 "--log-every", 1, "--checkpoint-every", 100, "--seed", 5]
@@ -267,14 +265,7 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path, bits):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     subprocess.run(cli("--out", whole, *settings), check=True, env=env, capture_output=True, timeout=600)
 
-    process = subprocess.Popen(cli("--out", cut, *settings), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (cut / "checkpoints" / "200").is_dir() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_at_checkpoint(cli("--out", cut, *settings), cut, 200, env)
     killed_rows = rows_of(cut)
     assert 200 <= killed_rows[-1]["update"] < 1000
 

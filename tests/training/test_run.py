@@ -4,11 +4,8 @@ the policy and the metrics."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -45,7 +42,7 @@ def test_result_holds_state_policy_and_metrics_and_a_finished_run_is_returned(tm
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_is_bit_identical(tmp_path, cache, bits):
+def test_sigkill_then_resume_is_bit_identical(tmp_path, cache, bits, kill_at_checkpoint):
     whole = diffpg.train(tmp_path / "whole", options=RunOptions(**OPTIONS), **SETTINGS)
     cut = tmp_path / "cut"
     script = textwrap.dedent(f"""
@@ -53,14 +50,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, cache, bits):
         from diffpg.training import RunOptions
         diffpg.train({str(cut)!r}, options=RunOptions(**{OPTIONS!r}), **{SETTINGS!r})
     """)
-    process = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (cut / "checkpoints" / "100").is_dir() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_at_checkpoint([sys.executable, "-c", script], cut, 100, os.environ.copy())
     assert 100 <= read_rows(cut)[-1]["update"] < 600
     resumed = diffpg.train(cut, resume=True)
     assert resumed.stopped_at is None
