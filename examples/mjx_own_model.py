@@ -42,7 +42,7 @@ def reward(data, action, next_data):
 
 def main(updates: int) -> float:
     env = diffpg.envs.from_mjcf(PUCK, reward=reward, frame_skip=2, max_steps=50, iterations=4, ls_iterations=4)
-    config = dataclasses.replace(diffpg.training.defaults("puck", "apg"), num_updates=updates, num_envs=4,
+    config = dataclasses.replace(diffpg.training.defaults(env, "apg"), num_updates=updates, num_envs=4,
                                  window=50, actor_lr=1e-2)
     trainer = diffpg.training.make_trainer(config, env)
     state = trainer.init(jax.random.PRNGKey(0))
