@@ -51,6 +51,18 @@ def shard_batch(tree):
     return jax.lax.with_sharding_constraint(tree, NamedSharding(batch_mesh(), PartitionSpec(AXIS)))
 
 
+def batch_sharding() -> NamedSharding | None:
+    """The leading (batch) axis over the devices, for ``jit``'s ``out_shardings`` and orbax's restore
+    targets: a global array of which each process holds its own devices' rows. None (jit's default) on one
+    device."""
+    return None if jax.device_count() == 1 else NamedSharding(batch_mesh(), PartitionSpec(AXIS))
+
+
+def replicated_sharding() -> NamedSharding | None:
+    """The whole array on every device of every process; None (jit's default) on one device."""
+    return None if jax.device_count() == 1 else NamedSharding(batch_mesh(), PartitionSpec())
+
+
 def replicate(tree):
     """The whole of every leaf on every device (and every process); the identity on one device."""
     if jax.device_count() == 1:

@@ -5,6 +5,8 @@
     diffpg train shac --help                                # every SHAC setting, with its docstring
     diffpg train --env my_envs:make_env --out runs/NAME     # your own environment, as MODULE:ATTR
     diffpg train --resume runs/NAME
+    diffpg train ... --coordinator HOST:PORT --num-processes N --process-id I   # one of N processes
+    srun diffpg train ... --distributed                     # the same, under Slurm (or mpirun)
 
 ``diffpg train ALGO`` takes that algorithm's own config (``training.algo_config``) as typed flags, its
 defaults those of ``defaults(env, algo)``. ``--set KEY=JSON`` still sets any TrainConfig field by name, for
@@ -15,6 +17,10 @@ the flags into its arguments, checks them before anything heavy is imported,
 and prints the outcome. A killed run continues with ``--resume`` from its
 newest checkpoint and ends with the parameters it would have had
 uninterrupted; a run of ``MODULE:ATTR`` imports its environment again.
+
+With ``--coordinator``, ``--num-processes`` and ``--process-id`` (or ``--distributed`` under Slurm or Open
+MPI) the command is one process of a run over several (``cli.multiprocess``): it joins them before anything
+uses JAX, trains on every process's devices, and only process 0 writes the run directory and prints.
 
 Exit status: 0 when done, 1 when training stopped because more than
 ``max_bad_updates`` consecutive updates had a non-finite gradient (the last
@@ -31,6 +37,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..training.run_dir import CLI, RunOptions, prepare
+from . import multiprocess
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +75,21 @@ class Config:
     """Write TensorBoard events to tb/."""
     timings: bool = False
     """Print where the wall and CPU time went: start-up, imports, compilation, training, checkpoints, logs, plot."""
+    coordinator: str | None = None
+    """Run as one of several processes (on one or many machines): HOST:PORT of process 0, reachable from every
+    one, with --num-processes and --process-id. Give every process the same command and the same --out (or
+    --resume) on a file system they all see; process 0 writes the run's files, all write the checkpoints."""
+    num_processes: int | None = None
+    """The number of processes in the run (with --coordinator)."""
+    process_id: int | None = None
+    """This process's index, 0 ... --num-processes - 1 (with --coordinator); process 0 writes and prints."""
+    distributed: bool = False
+    """Run as one of several processes started by Slurm (srun) or Open MPI (mpirun), which give the coordinator,
+    the process count and the process id (instead of --coordinator, --num-processes, --process-id)."""
 
 
 _RUN_FLAGS = ("out", "seed", "overwrite", "checkpoint_every", "keep", "log_every", "compile_cache", "plot",
-              "tensorboard", "timings", "set")
+              "tensorboard", "timings", "set", "coordinator", "num_processes", "process_id", "distributed")
 
 
 def parse(args: list[str], prog: str, description: str):
@@ -127,6 +145,7 @@ def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
         raise ConfigError(f"--seed must be a non-negative integer, got {config.seed!r}")
     if config.updates is not None and config.updates < 1:
         raise ConfigError(f"--updates must be a positive integer, got {config.updates!r}")
+    multiprocess.check(config)
     options = RunOptions(log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep=config.keep,
                          overwrite=config.overwrite, plot=config.plot, tensorboard=config.tensorboard,
                          compile_cache=config.compile_cache, progress=True).check(CLI)
@@ -152,14 +171,18 @@ def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
 def run(config) -> int:
     config, typed = config if isinstance(config, tuple) else (config, {})
     overrides, options = _checked(config, typed)
+    multiprocess.join(config)  # before anything uses JAX
+    from ..training import processes
+
     run_dir = config.resume or config.out
-    created = prepare(run_dir, config.resume is not None, config.overwrite, CLI)
+    created = processes.primary_first(lambda: prepare(run_dir, config.resume is not None, config.overwrite, CLI),
+                                      f"prepare the run directory {str(run_dir)!r}")
     from rich.console import Console
 
     from ..training.run import train
     from ..training.timings import Timings
 
-    console, timings = Console(stderr=True), Timings()
+    console, timings = Console(stderr=True, quiet=not processes.is_primary()), Timings()
     if config.set:
         console.print("diffpg: note: --set is deprecated; diffpg train ALGO --help lists every setting as a "
                       "typed flag", style="yellow", highlight=False, soft_wrap=True)
@@ -177,6 +200,8 @@ def run(config) -> int:
         console.print(f"diffpg: note: {note}", style="yellow", highlight=False, soft_wrap=True)
     if config.timings:
         console.print(timings.table())
+    if not processes.is_primary():  # process 0 tells what happened
+        return 1 if result.stopped_at is not None else 0
     if result.stopped_at is not None:
         kept = (f"the last good checkpoint is update {result.last_saved}" if result.last_saved is not None
                 else "no checkpoint was saved")

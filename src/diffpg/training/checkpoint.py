@@ -164,13 +164,16 @@ def _to_storable(tree) -> dict:
 
 
 def _abstract(template) -> dict:
-    """ShapeDtypeStructs of what ``_to_storable(template)`` would give."""
+    """ShapeDtypeStructs of what ``_to_storable(template)`` would give, with the template's shardings: orbax
+    restores each array straight onto its devices (in a run of several processes, each reads its own rows)."""
     import jax
 
     def leaf(x):
+        sharding = getattr(x, "sharding", None)
         if _is_key(x):
-            return jax.eval_shape(jax.random.key_data, x)
-        return None if _empty_array(x) else jax.ShapeDtypeStruct(x.shape, x.dtype)
+            data = jax.eval_shape(jax.random.key_data, x)
+            return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
+        return None if _empty_array(x) else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
     return as_dicts(jax.tree.map(leaf, template))
 
@@ -182,7 +185,7 @@ def _from_storable(stored: dict, template):
     def leaf(x, t):
         if _is_key(t):
             return jax.random.wrap_key_data(x, impl=t.dtype._impl)
-        return jnp.zeros(t.shape, t.dtype) if _empty_array(t) else jnp.asarray(x)
+        return jnp.zeros(t.shape, t.dtype, device=getattr(t, "sharding", None)) if _empty_array(t) else jnp.asarray(x)
 
     leaves, treedef = jax.tree.flatten(template)
     stored_leaves = treedef.flatten_up_to(from_dicts(stored, template))
@@ -254,8 +257,12 @@ class Checkpoints:
             raise CheckpointError(f"{str(self.run_dir)!r} has no {CHECKPOINT_DIR}/ directory; "
                                   "it is not a training run directory or its run never saved a checkpoint")
         self._failed = False
+        # In a run of several processes every one of them saves and restores (each its own devices' rows),
+        # and process 0, orbax's primary host, writes the metadata and commits each checkpoint.
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, cleanup_tmp_directories=True,
-                                               enable_async_checkpointing=True)
+                                               enable_async_checkpointing=True,
+                                               multiprocessing_options=ocp.options.MultiprocessingOptions(
+                                                   primary_host=0))
         try:
             self._manager = ocp.CheckpointManager(self.directory.absolute(), options=options)
         except Exception as error:  # orbax raises many kinds; the user needs the path and the cause

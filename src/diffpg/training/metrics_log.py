@@ -64,17 +64,24 @@ class MetricsLog:
     """Appends rows to ``metrics.jsonl``; ``close()`` closes the file.
 
     ``resume_at`` is the update of the checkpoint a resumed run starts from
-    (None for a fresh run): rows past it are dropped first.
+    (None for a fresh run): rows past it are dropped first. With ``write=False``
+    (the processes k > 0 of a multi-process run) the rows are kept in memory
+    only, those of a resumed run read from the file the primary process writes:
+    its rows up to ``resume_at`` are the same whether or not it has been cut yet.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, resume_at: int | None = None):
+    def __init__(self, run_dir: str | os.PathLike, resume_at: int | None = None, write: bool = True):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / METRICS_FILE
-        self.rows = truncate_rows(self.run_dir, resume_at) if resume_at is not None else []
-        if resume_at is None:
-            self.path.write_text("")
+        if not write:
+            self.rows = [] if resume_at is None else \
+                [row for row in read_rows(self.run_dir) if row.get("update", math.inf) <= resume_at]
+        else:
+            self.rows = truncate_rows(self.run_dir, resume_at) if resume_at is not None else []
+            if resume_at is None:
+                self.path.write_text("")
         self.wall_offset = self.rows[-1]["wall_s"] if self.rows else 0.0
-        self._file = open(self.path, "a")
+        self._file = open(self.path, "a") if write else None
 
     def append(self, metrics: dict, wall_start: float, wall_end: float) -> list[dict]:
         """Log one chunk: ``metrics`` maps names to arrays with a leading axis of updates.
@@ -90,10 +97,12 @@ class MetricsLog:
             wall = self.wall_offset + wall_start + (wall_end - wall_start) * (i + 1) / n
             row = {"update": row.pop("update"), "env_steps": row.pop("env_steps"), "wall_s": round(wall, 4), **row}
             new.append(row)
-        self._file.writelines(json.dumps(row) + "\n" for row in new)
-        self._file.flush()
+        if self._file is not None:
+            self._file.writelines(json.dumps(row) + "\n" for row in new)
+            self._file.flush()
         self.rows.extend(new)
         return new
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()

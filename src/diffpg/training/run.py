@@ -19,6 +19,13 @@ What a run does, in order (``_drive``):
 
 All randomness comes from the state's key, so the same settings and seed give the same run, bit for bit
 on the CPU, and a resumed run ends with the parameters it would have had uninterrupted.
+
+In a run of several processes (``jax.distributed.initialize`` first, then the same call of ``train`` in
+every process, with the same ``run_dir`` seen by all), each process computes its own devices' share of
+the environments and holds the same replicated parameters; process 0 alone writes the run's files and
+runs the reporter, and every process saves and restores the orbax checkpoints together
+(``processes``). The programs are traced in every run then, not stored (``programs``), and the
+``metrics`` of process k > 0 carry its own wall times.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from . import processes
 from .checkpoint import preload_orbax
 from .run_dir import RunOptions, cadence, prepare, read_run_file, write_run_file
 from .settings import check_sizes, env_name, new_config, refuse_on_resume
@@ -74,7 +82,20 @@ class TrainResult:
         """``act(obs) -> action`` in numpy: the deterministic policy, as ``diffpg.load_policy`` gives it."""
         from ..deploy import policy_function
 
-        return policy_function(self.trainer, self.state)
+        return policy_function(self.trainer, _local(self.state))
+
+
+def _local(state):
+    """The parts of ``state`` that acting needs (parameters, observation statistics) as this process's own
+    numpy copies, so that ``act`` computes here alone, not across every process of a multi-process run."""
+    import jax
+    import numpy as np
+
+    if processes.count() == 1:
+        return state
+    keep = {"params", "obs_stats"}
+    return state._replace(**{name: jax.tree.map(np.asarray, value) if name in keep else None
+                             for name, value in state._asdict().items()})
 
 
 def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates: int | None = None,
@@ -106,7 +127,8 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates
         refuse_on_resume(env, algo, seed, updates, settings, options)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    created = prepare(run_dir, resume, options.overwrite)
+    created = processes.primary_first(lambda: prepare(run_dir, resume, options.overwrite),
+                                      f"prepare the run directory {str(run_dir)!r}")
     try:
         return _with_reporter(run_dir, env, algo, seed, updates, resume, options, timings, settings)
     except BaseException:
@@ -118,7 +140,8 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates
 def _with_reporter(run_dir, env, algo, seed, updates, resume, options, timings, settings):
     from ..report.reporter import Reporter  # started before jax is imported: it warms up meanwhile
 
-    reporter = Reporter(options.plot, options.tensorboard) if options.plot or options.tensorboard else None
+    drawn = (options.plot or options.tensorboard) and processes.is_primary()
+    reporter = Reporter(options.plot, options.tensorboard) if drawn else None
     try:
         return _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings, reporter)
     finally:
@@ -150,16 +173,20 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
         resumed_at = checkpoints.latest()
     finished = resumed_at is not None and resumed_at >= config.num_updates
     timings.phase("load or compile the programs (init; the chunk's alongside)")
-    programs = Programs(config, key, log_every, env=env_object, stored=options.compile_cache and not finished)
+    stored = options.compile_cache and not finished and processes.count() == 1  # jax.export: one process only
+    programs = Programs(config, key, log_every, env=env_object, stored=stored)
     if resume and not programs.stored:
         check_sizes(programs.trainer.env, record, config.env)
     timings.phase("config")
     if not resume:
-        if options.overwrite:
-            for entry in run_dir.iterdir():
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        write_config(run_dir, config)
-        write_run_file(run_dir, seed, log_every, checkpoint_every, keep, programs.sizes())  # run.json
+        def write_files():
+            if options.overwrite:
+                for entry in run_dir.iterdir():
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            write_config(run_dir, config)
+            write_run_file(run_dir, seed, log_every, checkpoint_every, keep, programs.sizes())  # run.json
+
+        processes.primary_first(write_files, f"write config.json and run.json in {str(run_dir)!r}")
     if resumed_at is not None:
         timings.phase("checkpoints: open, save, restore (orbax)")
         state = checkpoints.restore(programs.template(), resumed_at, config=config)
@@ -169,14 +196,15 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
 
     timings.phase("logs: metrics.jsonl")
     log_from = (resumed_at or 0) if resume else None  # a resumed run logs again after its checkpoint
-    log = MetricsLog(run_dir, resume_at=log_from)
+    log = MetricsLog(run_dir, resume_at=log_from, write=processes.is_primary())
     if reporter is not None:
         reporter.start(run_dir, log_from, len(log.rows))
     total, update, limit = config.num_updates, resumed_at or 0, config.max_bad_updates
     stopped, last_saved = None, resumed_at
     title = f"{config.algo} on {config.env} (seed {seed})"
     try:
-        with _progress(options if not finished else RunOptions(progress=False), title, total, update) as progress:
+        quiet = finished or not processes.is_primary()
+        with _progress(options if not quiet else RunOptions(progress=False), title, total, update) as progress:
             session = time.perf_counter()
             clock = lambda: time.perf_counter() - session  # noqa: E731
             timings.phase("first chunk (waits for its program)")

@@ -55,3 +55,24 @@ class Parts(NamedTuple):
     critic_optimizer: Any
     estimate: Any = None
     """ascent's ``estimate(key, params) -> (ascent direction, diagnostics)``; None for the others."""
+
+
+BATCHED = ("env_state", "episode_acc")
+"""The fields with the N environments in front, laid over the devices; the others are whole on each."""
+
+
+def shardings() -> TrainState | None:
+    """Where each part of a TrainState lives: a prefix of the state for ``jit``'s ``out_shardings`` and for
+    the targets of an orbax restore.
+
+    The N environments' states and episode returns lie along the batch axis of ``diffpg.sharding``'s mesh
+    (each process holds its own devices' rows); parameters, optimizer states, critics, statistics, the key
+    and the counters are whole on every device, the same bits in every process. None on one device, where
+    jit's default placement is the one it always was.
+    """
+    from ..sharding import batch_sharding, replicated_sharding
+
+    whole = replicated_sharding()
+    if whole is None:
+        return None
+    return TrainState(*(batch_sharding() if name in BATCHED else whole for name in TrainState._fields))

@@ -61,7 +61,7 @@ from .critic import value_network
 from .episodes import episode_returns
 from .optimizer import make_optimizer
 from .settings import build_env, env_name
-from .state import Parts, TrainState
+from .state import Parts, TrainState, shardings
 from .window import reset_finished
 
 EVAL_SEED = 2**31 - 1
@@ -232,9 +232,14 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         return policy.mode(state.params, normalizer.normalize(state.obs_stats, obs))
 
     options = compiler_options(cfg)
+    # Over several devices (and processes) the state comes out as global arrays placed by state.shardings:
+    # the environments over the devices, the rest whole everywhere, the metrics too (every process logs them).
+    placed = shardings()
+    metrics_placed = None if placed is None else placed.key
     return Trainer(config=cfg, env=env, policy=policy, critic_net=critic_net,
-                   init=jax.jit(init, compiler_options=options),
-                   run=jax.jit(run, static_argnums=1, compiler_options=options),
+                   init=jax.jit(init, out_shardings=placed, compiler_options=options),
+                   run=jax.jit(run, static_argnums=1, out_shardings=(placed, metrics_placed) if placed else None,
+                               compiler_options=options),
                    initial_state=init, update=update, act=act)
 
 
