@@ -165,11 +165,14 @@ def _to_storable(tree) -> dict:
 
 def _abstract(template) -> dict:
     """ShapeDtypeStructs of what ``_to_storable(template)`` would give, with the template's shardings: orbax
-    restores each array straight onto its devices (in a run of several processes, each reads its own rows)."""
+    restores each array straight onto its devices (in a run of several processes, each reads its own rows).
+    A leaf without one goes to the default device, so that a checkpoint saved over many devices loads on one."""
     import jax
 
+    default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
     def leaf(x):
-        sharding = getattr(x, "sharding", None)
+        sharding = getattr(x, "sharding", None) or default
         if _is_key(x):
             data = jax.eval_shape(jax.random.key_data, x)
             return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
