@@ -1,7 +1,9 @@
 """The computations that the sharding tests run on 1 device, on 2 forced devices and in 2 processes.
 
-``python sharding_worker.py devices OUT`` (under ``--xla_force_host_platform_device_count=2``) or
-``python sharding_worker.py process OUT PORT ID`` (one of two processes) saves the results to OUT (npz).
+``python sharding_worker.py devices OUT`` (under ``--xla_force_host_platform_device_count=2``),
+``python sharding_worker.py process OUT PORT ID`` (one of two processes) or
+``python sharding_worker.py resume OUT PORT ID RUN_DIR`` (one of two processes continuing a training run
+with ``diffpg.train(RUN_DIR, resume=True)``) saves the results to OUT (npz).
 """
 import dataclasses
 import sys
@@ -42,7 +44,24 @@ def training_run():
     return flat(trainer.run(state, 2)[0].params), "all-reduce" in text
 
 
+def resumed_run(run_dir):
+    """``diffpg.train(run_dir, resume=True)`` in this process of the run: its final parameters, the number of
+    metrics rows it returns and its policy's action for the zero observation."""
+    import diffpg
+
+    result = diffpg.train(run_dir, resume=True)
+    action = result.act(np.zeros(result.trainer.env.observation_size, np.float32))
+    return {"params": flat(result.params), "rows": len(result.metrics), "action": action}
+
+
 def main(mode, out, *args):
+    if mode == "resume":
+        import diffpg.distributed
+
+        port, process_id, run_dir = args
+        diffpg.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=int(process_id))
+        np.savez(out, processes=jax.process_count(), **resumed_run(run_dir))
+        return
     if mode == "process":
         import diffpg.distributed
 

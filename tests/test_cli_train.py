@@ -83,6 +83,38 @@ def test_invalid_settings_exit_2_and_create_nothing(tmp_path, capsys, args, phra
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args, phrase", [
+    (["--coordinator", "10.0.0.1:1234"], "--coordinator needs --num-processes and --process-id too"),
+    (["--num-processes", "2", "--process-id", "0"], "needs --coordinator too"),
+    (["--distributed", "--process-id", "1"], "--distributed takes the coordinator, the process count and the "
+                                             "process id from Slurm or Open MPI, so drop --process-id"),
+    (["--coordinator", "10.0.0.1", "--num-processes", "2", "--process-id", "0"], "--coordinator must be HOST:PORT"),
+    (["--coordinator", "10.0.0.1:99999", "--num-processes", "2", "--process-id", "0"], "must be HOST:PORT"),
+    (["--coordinator", "h:1", "--num-processes", "0", "--process-id", "0"], "--num-processes must be a positive"),
+    (["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], "--process-id must be in 0 … 1"),
+])
+def test_bad_multi_process_flags_exit_2_before_joining_anything(tmp_path, capsys, args, phrase):
+    """Checked before jax.distributed is touched (this test process has long initialized its backend, so
+    joining a run would fail differently) and before the run directory is created."""
+    out = tmp_path / "new"
+    assert train("--out", out, *args) == 2
+    assert phrase in error_line(capsys)
+    assert not out.exists()
+
+
+def test_distributed_outside_slurm_or_mpi_is_one_sentence(tmp_path):
+    """--distributed in a process that no launcher started: jax finds no run to join."""
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("SLURM_", "OMPI_", "PMIX_", "JAX_COORDINATOR"))}
+    result = subprocess.run([sys.executable, "-m", "diffpg", "train", "--distributed", "--out", tmp_path / "r"],
+                            capture_output=True, text=True, timeout=300, env={**environment, "JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "diffpg: error: --distributed found no Slurm or Open MPI job in this process's environment; start diffpg "
+        "train under srun or mpirun, or give --coordinator HOST:PORT, --num-processes N and --process-id I"]
+    assert not (tmp_path / "r").exists()
+
+
 def test_unwritable_out_dir_exits_2(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert train("--out", tmp_path / "file" / "run") == 2

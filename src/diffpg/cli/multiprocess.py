@@ -60,8 +60,11 @@ def join(config) -> None:
     except ConfigError:
         raise
     except Exception as error:  # jax raises ValueError, RuntimeError or its own for what it cannot do
-        where = f"at {config.coordinator}" if config.coordinator else "that Slurm or Open MPI describes"
+        if config.distributed and isinstance(error, ValueError):  # no launcher's environment names a run
+            raise ConfigError("--distributed found no Slurm or Open MPI job in this process's environment; start "
+                              "diffpg train under srun or mpirun, or give --coordinator HOST:PORT, --num-processes "
+                              "N and --process-id I") from None
+        where = f"at {config.coordinator}" if config.coordinator else "that the launcher describes"
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        hint = (" (start diffpg train under srun or mpirun, or give --coordinator, --num-processes and "
-                "--process-id)" if config.distributed else "")
-        raise ConfigError(f"cannot join the multi-process run {where}: {detail.rstrip('.')}{hint}") from None
+        raise ConfigError(f"cannot join the multi-process run {where} ({type(error).__name__}: "
+                          f"{detail.rstrip('.')})") from None
