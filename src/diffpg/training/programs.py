@@ -121,11 +121,13 @@ class Programs:
         return self._compiled[n](as_dicts(state))
 
     def sizes(self) -> dict:
-        """The environment's observation and action sizes, where its trainer was built (to record them)."""
+        """The environment's observation and action sizes and the policy's action scale, where its trainer was
+        built (to record them)."""
         if self._trainer is None:
             return {}
-        env = self._trainer.env
-        return {"observation_size": int(env.observation_size), "action_size": int(env.action_size)}
+        env, policy = self._trainer.env, self._trainer.policy
+        return {"observation_size": int(env.observation_size), "action_size": int(env.action_size),
+                "action_scale": float(policy.action_scale)}
 
     def state(self, state):
         """``state`` as a TrainState, whichever form it is in."""
