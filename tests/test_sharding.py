@@ -109,6 +109,10 @@ def test_a_num_envs_the_devices_do_not_divide_is_one_sentence(monkeypatch):
         batch_groups(13, 8)
     groups = batch_groups(12, 8)   # 6 per device, 4 groups asked per device: 4 unequal or 3 equal
     assert groups.devices == 2 and groups.sizes.tolist() == [2] * 6
+    env = diffpg.make("pendulum")  # its two halves of 3 would each be refused with a count the user never gave
+    with pytest.raises(ConfigError, match=r"alpha_order lays each half of its num_envs=6 rollouts over the 2 "
+                                          r"devices, so num_envs must be a multiple of 4"):
+        diffpg.estimators.alpha_order(env, diffpg.policies.GaussianMLP(action_size=1), horizon=5, num_envs=6)
 
 
 # ------------------------------------------------------ diffpg train over two processes

@@ -13,6 +13,7 @@ observation of the wrong shape raises ``ShapeError``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -37,17 +38,34 @@ def load_run(run_dir: str | os.PathLike, env=None):
     from .training.settings import build_env, check_sizes
 
     config = read_config(run_dir)
+    other = env is not None
     env = build_env(config.env) if env is None else build_env(env) if isinstance(env, str) else env
+    record = {}
     record_file = Path(run_dir) / RUN_FILE
     if record_file.is_file():  # runs written before run.json recorded the sizes skip this check
         try:
             record = json.loads(record_file.read_text())
         except (OSError, ValueError):
-            record = {}
-        check_sizes(env, record if isinstance(record, dict) else {}, config.env)
+            pass
+        record = record if isinstance(record, dict) else {}
+        check_sizes(env, record, config.env)
+    if other and config.action_scale is None:  # the policy acts at the scale it was trained at, not env's bound
+        config = dataclasses.replace(config, action_scale=_trained_scale(config, record))
     trainer = make_trainer(config, env)
     _, state = restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)), config=config)
     return trainer, state
+
+
+def _trained_scale(config, record: dict):
+    """The action scale c of the run's policy c·tanh(u): recorded in run.json, else its built-in env's bound."""
+    from .envs.registry import is_built_in
+    from .training.settings import build_env
+
+    if "action_scale" in record:
+        return float(record["action_scale"])
+    if is_built_in(config.env):  # a later run of a built-in env records no sizes (it builds no trainer)
+        return float(getattr(build_env(config.env), "action_bound", None) or 1.0)
+    return None  # an older run of a user's env: the env given decides, as it did then
 
 
 def load_policy(run_dir: str | os.PathLike, env=None) -> Callable[[np.ndarray], np.ndarray]:

@@ -89,6 +89,8 @@ def test_load_policy_of_a_python_run_imports_the_env_again_or_takes_it(here, ass
     obs = np.array([0.5, -0.1], np.float32)
     np.testing.assert_array_equal(diffpg.load_policy(here / "py")(obs), result.act(obs))
     np.testing.assert_array_equal(diffpg.load_policy(here / "py", env=hover.Hover())(obs), result.act(obs))
+    # another env acts with the policy as trained: at the run's action scale 2, not at the new env's (none: 1)
+    np.testing.assert_array_equal(diffpg.load_policy(here / "py", env=hover.Unbounded())(obs), result.act(obs))
     assert np.abs(result.act(obs)) <= 2.0  # the env's own action bound
 
     (here / "hover.py").rename(here / "gone.py")

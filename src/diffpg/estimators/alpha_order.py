@@ -55,6 +55,7 @@ needs N/2 noise-free rollouts), 3NH/2 environment steps in all.
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from ..envs.gymnasium_black_box import require_gradient
@@ -116,6 +117,10 @@ def alpha_order(env, policy, *, horizon: int, num_envs: int, discount: float = 1
                    variance_groups=variance_groups, needs_log_prob=True, estimator="the alpha-order estimator")
     if num_envs < 4:
         raise ConfigError(f"alpha_order needs num_envs >= 4 (two independent halves), got {num_envs}")
+    devices = jax.device_count()
+    if devices > 1 and num_envs % (2 * devices):
+        raise ConfigError(f"alpha_order lays each half of its num_envs={num_envs} rollouts over the {devices} "
+                          f"devices, so num_envs must be a multiple of {2 * devices}")
     n_first = num_envs // 2
     n_zeroth = num_envs - n_first
     groups_first = check_surrogate_settings(env, policy, horizon=horizon, num_envs=n_first, discount=discount,

@@ -33,16 +33,11 @@ from ..cli import compile_cache
 from .checkpoint import as_dicts, from_dicts
 
 
-_NOT_STORED = frozenset({"mjx_reacher", "mjx_cartpole", "mjx_push"})
-"""Built-ins traced every run: exporting a chunk whose state holds an ``mjx.Data`` fails in ``jax.export``
-("Too many leaves for PyTreeDef"), so MJX runs use the trainer's own jitted functions."""
-
-
 def _own_env(name: str) -> bool:
     """Whether ``name`` surely means diffpg's built-in environment of that name, with programs that can be
     stored. Until ``diffpg.envs`` is imported nothing can have been registered in this process; after, the
     registry says."""
-    if ":" in name or name in _NOT_STORED:
+    if ":" in name:
         return False
     registry = sys.modules.get("diffpg.envs.registry")
     return registry is None or registry.is_built_in(name)
@@ -62,8 +57,7 @@ class Programs:
             return
         self._salt = json.dumps(dataclasses.asdict(config), sort_keys=True)
         self._options = compiler_options(config)
-        init = compile_cache.exported("init", (key,), lambda: lambda k: as_dicts(self.trainer.initial_state(k)),
-                                      salt=self._salt)
+        init = compile_cache.exported("init", (key,), self._init_function, salt=self._salt)
         self._shape = compile_cache.result_shape(init)
         loading = concurrent.futures.ThreadPoolExecutor(1)
         self._preloaded = {chunk: loading.submit(self._program, chunk)}
@@ -91,6 +85,10 @@ class Programs:
             if self._template is None:
                 self._template = jax.eval_shape(self.trainer.init, self.key)
             return self._template
+
+    def _init_function(self):
+        trainer = self.trainer  # built now, not inside init's trace, where an env's arrays (an MJX model's) would
+        return lambda k: as_dicts(trainer.initial_state(k))  # become constants that jax.export cannot take
 
     def _program(self, n: int):
         import jax
@@ -121,11 +119,13 @@ class Programs:
         return self._compiled[n](as_dicts(state))
 
     def sizes(self) -> dict:
-        """The environment's observation and action sizes, where its trainer was built (to record them)."""
+        """The environment's observation and action sizes and the policy's action scale, where its trainer was
+        built (to record them)."""
         if self._trainer is None:
             return {}
-        env = self._trainer.env
-        return {"observation_size": int(env.observation_size), "action_size": int(env.action_size)}
+        env, policy = self._trainer.env, self._trainer.policy
+        return {"observation_size": int(env.observation_size), "action_size": int(env.action_size),
+                "action_scale": float(policy.action_scale)}
 
     def state(self, state):
         """``state`` as a TrainState, whichever form it is in."""
