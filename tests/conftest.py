@@ -37,6 +37,7 @@ import pytest
 import diffpg
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 Z_TOL = 4.0
 

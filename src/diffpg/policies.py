@@ -32,6 +32,7 @@ from flax import struct
 from numpyro.distributions import transforms
 
 from .errors import ConfigError
+from .types import float_dtype
 
 
 class MLP(nn.Module):
@@ -131,7 +132,7 @@ class GaussianMLP:
         the float type cannot tell from the bound anyway.
         """
         if self.squash:
-            bound = self.action_scale * (1.0 - 4.0 * jnp.finfo(jnp.result_type(action, jnp.float32)).eps)
+            bound = self.action_scale * (1.0 - 4.0 * jnp.finfo(float_dtype(action)).eps)
             action = jnp.clip(action, -bound, bound)
         return self.distribution(params, obs).log_prob(action)
 
