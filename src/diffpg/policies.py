@@ -77,7 +77,7 @@ class DeterministicMLP:
         return MLP(tuple(self.hidden), self.action_size, last_scale=1.0)
 
     def init(self, key, observation_size: int):
-        return self.net.init(key, jnp.zeros((observation_size,)))
+        return self.net.init(key, jnp.zeros((observation_size,), jnp.float32))
 
     def mode(self, params, obs):
         out = self.net.apply(params, obs)
@@ -107,7 +107,7 @@ class GaussianMLP:
         return MLP(tuple(self.hidden), self.action_size)
 
     def init(self, key, observation_size: int):
-        return {"mean": self.net.init(key, jnp.zeros((observation_size,))),
+        return {"mean": self.net.init(key, jnp.zeros((observation_size,), jnp.float32)),
                 "log_std": jnp.full((self.action_size,), jnp.log(self.init_std))}
 
     def distribution(self, params, obs) -> dist.Distribution:
@@ -230,7 +230,7 @@ class Categorical:
         return MLP(tuple(self.hidden), self.num_actions)
 
     def init(self, key, observation_size: int):
-        return self.net.init(key, jnp.zeros((observation_size,)))
+        return self.net.init(key, jnp.zeros((observation_size,), jnp.float32))
 
     def distribution(self, params, obs) -> dist.Distribution:
         return dist.Categorical(logits=self.net.apply(params, obs))
