@@ -45,10 +45,18 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        for width in self.hidden:
-            x = self.activation(nn.Dense(width)(x))
         init = nn.initializers.variance_scaling(self.last_scale, "fan_in", "truncated_normal")
-        return nn.Dense(self.out, kernel_init=init)(x)
+        for width in self.hidden:
+            x = self.activation(dense(nn.Dense(width), x))
+        return dense(nn.Dense(self.out, kernel_init=init), x)
+
+
+def dense(layer: nn.Dense, x):
+    """``layer(x)``. flax's Dense promotes its input and its float32 parameters to one dtype (float64
+    observations under x64), which strict dtype promotion rejects: flax's own code runs under JAX's
+    standard rule, for this call only (while tracing; the user's config is left as it is)."""
+    with jax.numpy_dtype_promotion("standard"):
+        return layer(x)
 
 
 def _check(action_size, hidden, **positive):
