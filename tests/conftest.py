@@ -14,12 +14,16 @@ is reproducible), while a bias of 5 SE or more is caught with probability above
 against the quantity tested, so a pass says something (a test that cannot fail
 is a defect).
 
-Silent broadcasting fails loudly: as equinox's suite does, every test runs with
-``jax_numpy_rank_promotion="raise"`` (adding a (3,) array to a (3, 1) one is an
-error, not a (3, 3) result), set here before any test traces a function.
-Strict dtype promotion (``jax_numpy_dtype_promotion="strict"``) is not on yet:
-the library mixes Python floats with int32 arrays (step counters, time
-indices) in many places, each one a deliberate cast to write out.
+Silent broadcasting and silent promotion fail loudly: as equinox's suite does,
+every test runs with ``jax_numpy_rank_promotion="raise"`` (adding a (3,) array
+to a (3, 1) one is an error, not a (3, 3) result) and
+``jax_numpy_dtype_promotion="strict"`` (no implicit int32 + float, bool * float
+or float32 + float64; Python scalars stay weakly typed within their kind), set
+here before any test traces a function. diffpg's own code casts explicitly.
+Third-party code that relies on the standard rules runs under them only inside
+the call: optax's update (``diffpg.training.optimizer.guarded_step``) and MJX
+(``diffpg.envs.mjx.mjx_numpy``). Subprocesses (the command-line tests) run
+with JAX's default config.
 
 JAX compiles on first call, and compiling dominates the run time on CPU, so
 fixtures that hold jitted functions or their results are module- or
@@ -37,6 +41,7 @@ import pytest
 import diffpg
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 Z_TOL = 4.0
 

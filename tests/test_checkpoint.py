@@ -25,7 +25,8 @@ def make_state(seed: int) -> TrainState:
     grads = jax.tree.map(lambda p: p * 0.5, params)
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
     opt_state = opt.init(params)
-    _, opt_state = opt.update(grads, opt_state, params)  # count = 1, non-zero moments
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam mixes a Python float with its int32 count
+        _, opt_state = opt.update(grads, opt_state, params)  # count = 1, non-zero moments
     env_state = State(obs=jnp.asarray(rng.normal(size=(8, 3)), jnp.float32), reward=jnp.zeros(8),
                       done=jnp.asarray(rng.integers(0, 2, 8), bool), t=jnp.arange(8, dtype=jnp.int32),
                       half=jnp.asarray(rng.normal(size=2), jnp.bfloat16))

@@ -249,7 +249,7 @@ def test_gusts_blow_with_the_declared_probability_and_expose_their_log_probabili
     nxt = jax.jit(jax.vmap(lambda k: env.step(state.replace(key=k), u)))(keys)
     deterministic = p.A @ state.obs + p.B @ u
     gust = np.asarray(nxt.obs[:, 1] - deterministic[1]) > 0.25  # the gust adds 0.5 to the velocity
-    np.testing.assert_allclose(np.asarray(nxt.obs), np.asarray(deterministic[None, :] + gust[:, None] * p.gust[None, :]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(nxt.obs), np.asarray(deterministic[None, :] + gust[:, None].astype(np.float32) * p.gust[None, :]), atol=1e-6)
     chance = float(jax.nn.sigmoid(p.gust_weights @ state.obs + p.gust_bias))
     # Binomial standard error sqrt(p(1-p)/n) ≈ 0.0035; allow 5.
     assert abs(gust.mean() - chance) < 5 * np.sqrt(chance * (1 - chance) / len(keys))

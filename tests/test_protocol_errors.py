@@ -57,6 +57,9 @@ class IntegerStart(Integrator):
     def reset(self, key):
         return diffpg.State(obs=jnp.zeros(2, jnp.int32), reward=jnp.zeros(()), done=jnp.zeros(()))
 
+    def step(self, state, action):  # the int32 obs cast explicitly, so that step runs under strict promotion too
+        return super().step(state.replace(obs=state.obs.astype(jnp.float32)), action)
+
 
 class GrowingState(Integrator):
     def reset(self, key):

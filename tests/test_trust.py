@@ -86,7 +86,7 @@ def test_working_precision_is_read_off_the_path_from_inputs_to_outputs():
                                                        x.astype(jnp.float32), None, length=2)[0])(x)
         assert working_eps(inside) == np.finfo(np.float32).eps
         constant = jnp.linspace(0.0, 1.0, 3, dtype=jnp.float32)  # a float32 parameter, computed without x
-        assert working_eps(jax.make_jaxpr(lambda x: x * jnp.exp(constant))(x)) == np.finfo(np.float64).eps
+        assert working_eps(jax.make_jaxpr(lambda x: x * jnp.exp(constant).astype(x.dtype))(x)) == np.finfo(np.float64).eps
 
 
 class Kinked:
@@ -128,7 +128,7 @@ def test_nan_in_the_step_and_in_its_derivative_are_told_apart():
     class SqrtReward(user_envs.Linear):
         def step(self, state, action):
             x = self.next_obs(state.obs, action)
-            return diffpg.State(obs=x, reward=jnp.sqrt(jnp.abs(action[0]) * (x[0] > 0)), done=jnp.zeros(()))
+            return diffpg.State(obs=x, reward=jnp.sqrt(jnp.abs(action[0]) * (x[0] > 0).astype(x.dtype)), done=jnp.zeros(()))
 
     env = SqrtReward()
     states = diffpg.State(obs=jnp.array([[-1.0, 0.0], [1.0, 0.0]]), reward=jnp.zeros(2), done=jnp.zeros(2))

@@ -151,7 +151,11 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
 
     arrays = jax.jit(jax.vmap(one))(states, actions)
     autodiff, forward_mode, central, forward, backward, outputs, steps = (np.asarray(a, np.float64) for a in arrays)
-    next_state = jax.eval_shape(env.step, one_state, actions[0])
+    # the step's outputs at the inputs F takes (cast to dtype), so that its dtypes are the ones F computes with
+    floats, action = pack(one_state, actions[0])
+    floats = iter(floats)
+    cast_state = jax.tree.unflatten(treedef, [next(floats) if f else l for l, f in zip(leaves, is_float)])
+    next_state = jax.eval_shape(env.step, cast_state, action)
     output_names = [name for name, leaf in zip(leaf_names(next_state), jax.tree.leaves(next_state))
                     if floating(leaf) for _ in range(int(np.prod(leaf.shape, dtype=int)))]
     return StepDerivatives(autodiff, forward_mode, central, forward, backward, outputs, steps, eps, output_names,

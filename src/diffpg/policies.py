@@ -32,6 +32,7 @@ from flax import struct
 from numpyro.distributions import transforms
 
 from .errors import ConfigError
+from .types import float_dtype
 
 
 class MLP(nn.Module):
@@ -44,10 +45,18 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        for width in self.hidden:
-            x = self.activation(nn.Dense(width)(x))
         init = nn.initializers.variance_scaling(self.last_scale, "fan_in", "truncated_normal")
-        return nn.Dense(self.out, kernel_init=init)(x)
+        for width in self.hidden:
+            x = self.activation(dense(nn.Dense(width), x))
+        return dense(nn.Dense(self.out, kernel_init=init), x)
+
+
+def dense(layer: nn.Dense, x):
+    """``layer(x)``. flax's Dense promotes its input and its float32 parameters to one dtype (float64
+    observations under x64), which strict dtype promotion rejects: flax's own code runs under JAX's
+    standard rule, for this call only (while tracing; the user's config is left as it is)."""
+    with jax.numpy_dtype_promotion("standard"):
+        return layer(x)
 
 
 def _check(action_size, hidden, **positive):
@@ -76,7 +85,7 @@ class DeterministicMLP:
         return MLP(tuple(self.hidden), self.action_size, last_scale=1.0)
 
     def init(self, key, observation_size: int):
-        return self.net.init(key, jnp.zeros((observation_size,)))
+        return self.net.init(key, jnp.zeros((observation_size,), jnp.float32))
 
     def mode(self, params, obs):
         out = self.net.apply(params, obs)
@@ -106,7 +115,7 @@ class GaussianMLP:
         return MLP(tuple(self.hidden), self.action_size)
 
     def init(self, key, observation_size: int):
-        return {"mean": self.net.init(key, jnp.zeros((observation_size,))),
+        return {"mean": self.net.init(key, jnp.zeros((observation_size,), jnp.float32)),
                 "log_std": jnp.full((self.action_size,), jnp.log(self.init_std))}
 
     def distribution(self, params, obs) -> dist.Distribution:
@@ -131,7 +140,7 @@ class GaussianMLP:
         the float type cannot tell from the bound anyway.
         """
         if self.squash:
-            bound = self.action_scale * (1.0 - 4.0 * jnp.finfo(jnp.result_type(action, jnp.float32)).eps)
+            bound = self.action_scale * (1.0 - 4.0 * jnp.finfo(float_dtype(action)).eps)
             action = jnp.clip(action, -bound, bound)
         return self.distribution(params, obs).log_prob(action)
 
@@ -229,7 +238,7 @@ class Categorical:
         return MLP(tuple(self.hidden), self.num_actions)
 
     def init(self, key, observation_size: int):
-        return self.net.init(key, jnp.zeros((observation_size,)))
+        return self.net.init(key, jnp.zeros((observation_size,), jnp.float32))
 
     def distribution(self, params, obs) -> dist.Distribution:
         return dist.Categorical(logits=self.net.apply(params, obs))

@@ -123,6 +123,16 @@ class Policy(Protocol):
     def sample(self, key: PRNGKey, params: Params, obs: Array) -> Array: ...
 
 
+def float_dtype(*arrays):
+    """The float dtype results computed from ``arrays`` take: float64 when one of them is float64 (with
+    x64 enabled), float32 otherwise. Python numbers (no dtype) do not count, as they are weakly typed.
+
+    What ``jnp.result_type(*arrays, jnp.float32)`` gives under JAX's standard promotion, written out so
+    that it also holds under ``jax_numpy_dtype_promotion="strict"``, where float32 and float64 do not mix.
+    """
+    return jnp.float64 if any(getattr(x, "dtype", None) == jnp.float64 for x in arrays) else jnp.float32
+
+
 def as_float(x) -> Array:
     """``done`` may be a bool or a float 0/1; the library works with float32."""
     return jnp.asarray(x, dtype=jnp.float32)

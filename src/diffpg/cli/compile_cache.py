@@ -36,7 +36,7 @@ MAX_STORED = 64
 """Stored programs kept; the least recently used go first (each is 30 to 80 KB for training)."""
 _TRACING_LIBRARIES = ("jax", "jaxlib", "numpy", "flax", "optax", "numpyro")
 _JAX_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_default_prng_impl",
-                 "jax_threefry_partitionable", "jax_numpy_rank_promotion")
+                 "jax_threefry_partitionable", "jax_numpy_rank_promotion", "jax_numpy_dtype_promotion")
 
 
 def cache_dir() -> Path:

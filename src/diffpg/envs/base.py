@@ -27,7 +27,8 @@ def check_action(name: str, action, action_size: int):
             f"{name} expects one unbatched action of shape ({action_size},), got shape {shape}; "
             "vmap over a batch instead of passing it to step"
         )
-    return jnp.asarray(action, jnp.result_type(action, jnp.float32))
+    action = jnp.asarray(action)
+    return action.astype(jnp.float64 if action.dtype == jnp.float64 else jnp.float32)
 
 
 def end_of_step(done_before, t_next, max_steps: int, reward, failed=False):
@@ -38,4 +39,5 @@ def end_of_step(done_before, t_next, max_steps: int, reward, failed=False):
     """
     done_before = jnp.asarray(done_before, jnp.float32)
     done = jnp.maximum(done_before, jnp.asarray((t_next >= max_steps) | failed, jnp.float32))
-    return reward * (1.0 - done_before), done
+    reward = jnp.asarray(reward)
+    return reward * (1.0 - done_before).astype(reward.dtype), done

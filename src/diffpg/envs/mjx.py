@@ -46,10 +46,14 @@ class MJXParams:
         return self
 
 
+@contextlib.contextmanager
 def mjx_numpy():
-    """MJX's own code broadcasts by rank promotion; it runs with that allowed even where the user's JAX
-    config raises on it (``jax_numpy_rank_promotion="raise"``, as diffpg's test suite does)."""
-    return jax.numpy_rank_promotion("allow")
+    """MJX's own code broadcasts by rank promotion and mixes Python floats with int32 arrays; it runs with
+    JAX's standard rules even where the user's JAX config is stricter (``jax_numpy_rank_promotion="raise"``
+    and ``jax_numpy_dtype_promotion="strict"``, as diffpg's test suite runs). The rules hold only inside
+    the ``with`` block, while tracing; the user's config is left as it is."""
+    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
+        yield
 
 
 def import_mjx():

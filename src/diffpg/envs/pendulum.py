@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ..types import State
+from ..types import State, float_dtype
 from .base import check_action, end_of_step
 
 
@@ -57,8 +57,13 @@ class Pendulum:
         p = self.params
         u = jnp.clip(check_action("pendulum", action, 1)[0], -p.max_torque, p.max_torque)
         th, thdot = state.theta, state.theta_dot
-        cost = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * u**2
-        new_thdot = thdot + (3 * p.g / (2 * p.l) * jnp.sin(th) + 3.0 / (p.m * p.l**2) * u) * p.dt
+        # The torque terms are computed in the action's dtype, then join the state's: as in Gymnasium, whose
+        # float32 action makes u² float32 next to its float64 state.
+        dtype = float_dtype(th, thdot, u)
+        torque_cost = (0.001 * u**2).astype(dtype)
+        torque_accel = (3.0 / (p.m * p.l**2) * u).astype(dtype)
+        cost = angle_normalize(th) ** 2 + 0.1 * thdot**2 + torque_cost
+        new_thdot = thdot + (3 * p.g / (2 * p.l) * jnp.sin(th) + torque_accel) * p.dt
         new_thdot = jnp.clip(new_thdot, -p.max_speed, p.max_speed)
         new_th = th + new_thdot * p.dt
         t = state.t + 1

@@ -145,4 +145,5 @@ def sign_flip_pvalue(key, differences, groups: Groups, draws: int = 4096):
     signs = jax.random.rademacher(key, (draws, g), dtype=gram.dtype)
     flipped = jnp.einsum("dk,kl,dl->d", signs, gram, signs)
     observed = jnp.sum(gram)
-    return (1.0 + jnp.sum(flipped >= observed)) / (1.0 + draws)
+    exceed = jnp.sum(flipped >= observed).astype(differences.dtype)  # an exact count (draws < 2²⁴)
+    return (1.0 + exceed) / (1.0 + draws)

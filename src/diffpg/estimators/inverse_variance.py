@@ -45,7 +45,7 @@ import jax.numpy as jnp
 
 from ..envs.gymnasium_black_box import require_gradient
 from ..rollout import unroll
-from ..types import as_float
+from ..types import as_float, float_dtype
 from .baselines import baseline_values
 from .batch import batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
 from .combine import flatten_groups, variance
@@ -170,7 +170,7 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
         return value.mean(), returns
 
     def estimate(key, params):
-        probes = jnp.zeros((horizon,), jnp.result_type(*jax.tree.leaves(params), jnp.float32))
+        probes = jnp.zeros((horizon,), float_dtype(*jax.tree.leaves(params)))
         keys = batch_keys(key, num_envs)
         # A gradient-free first pass forms the baselines over the whole batch.
         obs, reward, _, _, _ = simulate(jax.lax.stop_gradient(params), probes, keys)

@@ -47,6 +47,7 @@ from flax import struct
 
 from ..envs.gymnasium_black_box import require_gradient
 from ..rollout import rollout
+from ..types import float_dtype
 from .baselines import baseline_values, check_baseline
 from .batch import batch_groups, batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
 from .combine import flatten_groups, variance
@@ -157,7 +158,7 @@ def surrogate_gradients(env, policy, *, horizon: int, discount: float, baseline,
         if has_score_nodes(params, keys[0]) and baseline != "none":
             _, baselines = first_pass(params, keys)
         else:
-            baselines = jnp.zeros((keys.shape[0], horizon), jnp.result_type(*jax.tree.leaves(params), jnp.float32))
+            baselines = jnp.zeros((keys.shape[0], horizon), float_dtype(*jax.tree.leaves(params)))
         return group_gradients(objective, params, (keys, baselines), groups)
 
     return gradients

@@ -21,6 +21,8 @@ episode ends its terms are selected away (``mask_ended``), never multiplied by 0
 import jax
 import jax.numpy as jnp
 
+from ..types import float_dtype
+
 
 def reward_to_go(reward, discount: float):
     """G_t = r_t + γ G_{t+1}, G_H = 0, computed by a reverse scan."""
@@ -45,7 +47,8 @@ def pathwise_surrogate(reward, discount: float):
 def score_function_surrogate(log_prob, advantage, discount: float):
     """Σ_t γᵗ log π(a_t|s_t) · stop_gradient(advantage_t), with advantage_t = G_t − b_t."""
     weights = discount_weights(log_prob.shape[0], discount, log_prob.dtype)
-    return jnp.sum(weights * log_prob * jax.lax.stop_gradient(advantage))
+    dtype = float_dtype(log_prob, advantage)  # float64 parameters meet float32 rewards under x64
+    return jnp.sum((weights * log_prob).astype(dtype) * jax.lax.stop_gradient(advantage).astype(dtype))
 
 
 def alive_mask(done):

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from ..errors import DiffpgError, ProtocolError
+from ..types import float_dtype
 
 _LIBRARY_DIRS = (os.path.dirname(os.path.dirname(jax.__file__)) + os.sep,  # site-packages: JAX, flax, NumPy, ...
                  os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep)  # diffpg itself
@@ -163,7 +164,8 @@ def check_policy(policy, env, params=None, *, needs_log_prob=True, estimator="di
     key = jax.random.PRNGKey(0)
     if params is None:
         params = _trace(lambda k: policy.init(k, int(env.observation_size)), f"{name}.init", key)
-    obs = jax.ShapeDtypeStruct((int(env.observation_size),), jnp.float32)
+    # float64 observations for float64 parameters (x64 enabled, where reset's observations are float64 too)
+    obs = jax.ShapeDtypeStruct((int(env.observation_size),), float_dtype(*jax.tree.leaves(params)))
     action = _trace(policy.sample, f"{name}.sample", key, _abstract(params), obs)
     if getattr(action, "shape", None) != (int(env.action_size),):
         raise ProtocolError(f"{name}.sample returns actions of shape {getattr(action, 'shape', None)} but "

@@ -26,6 +26,7 @@ from flax import struct
 
 from ..errors import ProtocolError
 from ..rollout import rollout
+from ..types import float_dtype
 from .batch import batch_groups, batch_keys, check_settings, grouped_gradient, standard_diagnostics
 from .surrogates import mask_ended, pathwise_surrogate
 from .validate import validated
@@ -73,7 +74,8 @@ def zeroth_order_objective(policy):
     def objective(params, batch):
         traj, advantage = batch
         log_prob = jax.vmap(jax.vmap(policy.log_prob, (None, 0, 0)), (None, 0, 0))(params, traj.obs, traj.action)
-        return jnp.sum(log_prob * jax.lax.stop_gradient(advantage), axis=1).mean(), None
+        dtype = float_dtype(log_prob, advantage)  # float64 parameters meet float32 rewards under x64
+        return jnp.sum(log_prob.astype(dtype) * jax.lax.stop_gradient(advantage).astype(dtype), axis=1).mean(), None
 
     return objective
 

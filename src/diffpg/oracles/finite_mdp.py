@@ -40,11 +40,12 @@ import jax
 import jax.numpy as jnp
 
 from ..errors import ConfigError
+from ..types import float_dtype
 
 
 def policy_probabilities(env, policy, params):
     """π(a|s) as an [S, A] array, from ``policy.log_prob`` at the one-hot observation of each state."""
-    states = jnp.eye(env.num_states, dtype=jnp.result_type(*jax.tree.leaves(params), jnp.float32))
+    states = jnp.eye(env.num_states, dtype=float_dtype(*jax.tree.leaves(params)))
     actions = jnp.arange(env.num_actions, dtype=states.dtype)[:, None]
 
     def row(obs):

@@ -40,7 +40,11 @@ def guarded_step(optimizer: optax.GradientTransformation, grads, opt_state, para
     Returns (params, opt_state, finite): on a skip, the inputs unchanged and finite=False.
     """
     finite = all_finite(grads)
-    updates, new_opt_state = optimizer.update(grads, opt_state, params)
+    # optax's Adam computes its bias correction 1 - β^count with a Python float β and an int32 count, which
+    # strict dtype promotion rejects: optax's own code runs under JAX's standard rule (for this call only,
+    # while tracing; the user's config is left as it is).
+    with jax.numpy_dtype_promotion("standard"):
+        updates, new_opt_state = optimizer.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
     keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
     return jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt_state, opt_state), finite

@@ -41,7 +41,7 @@ def clipped_loss(log_prob, old_log_prob, advantage, weight, clip_eps: float, nor
     count = jnp.maximum(weight.sum(), 1.0)
     loss = -jnp.sum(weight * jnp.minimum(ratio * advantage, clipped * advantage)) / count
     approx_kl = jnp.sum(weight * ((ratio - 1.0) - log_ratio)) / count
-    clip_frac = jnp.sum(weight * (jnp.abs(ratio - 1.0) > clip_eps)) / count
+    clip_frac = jnp.sum(weight * (jnp.abs(ratio - 1.0) > clip_eps).astype(weight.dtype)) / count
     return loss, (approx_kl, clip_frac)
 
 

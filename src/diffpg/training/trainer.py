@@ -218,7 +218,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         episode_acc = state.episode_acc + window.traj.reward.sum(1)
         finished = as_float(window.final.done) > 0
         n_finished = finished.sum()
-        mean_finished = jnp.sum(jnp.where(finished, episode_acc, 0.0)) / jnp.maximum(n_finished, 1)
+        mean_finished = jnp.sum(jnp.where(finished, episode_acc, 0.0)) / jnp.maximum(n_finished, 1).astype(episode_acc.dtype)
         last_return = jnp.where(n_finished > 0, mean_finished, state.last_episode_return)
         fields = {**fields, "env_state": reset_finished(key, env, window.final),
                   "episode_acc": jnp.where(finished, 0.0, episode_acc), "last_episode_return": last_return}
