@@ -51,6 +51,8 @@ import dataclasses
 import math
 import tempfile
 import time
+import traceback
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +60,7 @@ import numpy as np
 
 import diffpg
 from diffpg.envs.mjx_models import reacher_observe, reacher_reward
-from diffpg.training.run_dir import RunOptions
+from diffpg.training.run_dir import RunOptions, read_run_file
 from diffpg.training.timings import Timings
 
 EVAL_EPISODES = 8
@@ -223,6 +225,7 @@ def run_diffpg(algo, updates, threshold, clock) -> Result:
         start, cpu = time.perf_counter(), time.process_time()
         trained = diffpg.train(run_dir, env="mjx_reacher", algo=algo, updates=updates, options=options,
                                timings=timings)
+        log_every = read_run_file(Path(run_dir))["log_every"]
         result.wall_s, result.cpu_s, result.compile_s = (time.perf_counter() - start, time.process_time() - cpu,
                                                          clock.total)
     offset = timings.session_start - start
@@ -231,7 +234,7 @@ def run_diffpg(algo, updates, threshold, clock) -> Result:
         if row.get("eval/return") is not None:
             result.evaluated(row["env_steps"], offset + row["wall_s"], row["eval/return"], threshold)
     result.env_steps = rows[-1]["env_steps"]
-    first_chunk = [row for row in rows if row["wall_s"] == rows[0]["wall_s"]][-1]  # a chunk's rows share its time
+    first_chunk = rows[min(log_every, len(rows)) - 1]  # its wall time includes waiting for the compile
     if rows[-1]["wall_s"] > first_chunk["wall_s"]:
         result.steps_per_s = (rows[-1]["env_steps"] - first_chunk["env_steps"]) / (rows[-1]["wall_s"] - first_chunk["wall_s"])
     return result
@@ -272,7 +275,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run of the whole script")
     parser.add_argument("--threshold", type=float, default=-3.75, help="evaluation return to reach (50-step episodes)")
-    parser.add_argument("--only", default="diffpg_shac,diffpg_apg,brax_apg,brax_ppo",
+    parser.add_argument("--only", default="brax_ppo,brax_apg,diffpg_apg,diffpg_shac",
                         help="comma-separated runs: diffpg_shac, diffpg_apg, brax_apg, brax_ppo")
     parser.add_argument("--curves", action="store_true", help="also print every evaluation of every run")
     args = parser.parse_args()
@@ -290,12 +293,19 @@ def main():
     for name in runs:
         library, algo = name.split("_")
         console.print(f"[bold]{name}[/bold] ...")
-        if library == "diffpg":
-            results.append(run_diffpg(algo, budgets[name], args.threshold, clock))
-        else:
-            results.append(run_brax(algo, budgets[name], env, args.threshold, clock))
+        try:
+            if library == "diffpg":
+                results.append(run_diffpg(algo, budgets[name], args.threshold, clock))
+            else:
+                results.append(run_brax(algo, budgets[name], env, args.threshold, clock))
+        except Exception:  # one failed run still leaves the others' rows
+            console.print(f"[red]{name} failed[/red]\n{traceback.format_exc()}")
+            continue
+        r = results[-1]
+        console.print(f"  {name}: {r.env_steps:,} env steps, compile {r.compile_s:.1f} s, {r.steps_per_s:,.0f} steps/s, "
+                      f"wall {r.wall_s:.1f} s, CPU {r.cpu_s:.1f} s, reached {r.reached}")
         if args.curves:
-            console.print(f"  {name}: " + ", ".join(f"{s:,}:{v:.2f}" for s, _, v in results[-1].curve))
+            console.print(f"  {name} evals (env steps:return): " + ", ".join(f"{s:,}:{v:.2f}" for s, _, v in r.curve))
     title = (f"mjx_reacher (frame_skip {env.frame_skip}, {env.max_steps}-step episodes), {jax.devices()[0].platform}, "
              f"{'--quick' if args.quick else 'full'} budgets, threshold {args.threshold}")
     console.print(table(results, args.threshold, title))
