@@ -111,6 +111,7 @@ class Result:
 
     def evaluated(self, steps, wall, value, threshold):
         self.curve.append((int(steps), wall, float(value)))
+        print(f"    {self.name}: eval return {float(value):.2f} at {int(steps):,} env steps, {wall:.0f} s", flush=True)
         self.final, self.best = float(value), max(self.best, float(value))
         if self.reached is None and value >= threshold:
             self.reached = (int(steps), wall)
