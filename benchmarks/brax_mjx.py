@@ -230,7 +230,7 @@ def run_diffpg(algo, updates, threshold, clock) -> Result:
         result.wall_s, result.cpu_s, result.compile_s = (time.perf_counter() - start, time.process_time() - cpu,
                                                          clock.total)
     offset = timings.session_start - start
-    rows = trained.rows
+    rows = trained.metrics
     for row in rows:
         if row.get("eval/return") is not None:
             result.evaluated(row["env_steps"], offset + row["wall_s"], row["eval/return"], threshold)
