@@ -287,7 +287,7 @@ def main():
         parser.error(f"unknown run(s) {', '.join(unknown)}; choose from {', '.join(budgets)}")
     from rich.console import Console
 
-    console = Console()
+    console = Console(width=200)  # the table stays whole in a log file too
     env = diffpg.make("mjx_reacher")
     clock = CompileClock()
     results = []
