@@ -176,7 +176,8 @@ def test_metrics_rows_one_per_update(run_dir):
 
 def test_run_dir_layout_config_and_checkpoints(run_dir):
     assert json.loads((run_dir / "run.json").read_text()) == {"seed": 3, "log_every": 2, "checkpoint_every": 4,
-                                                              "keep": 3, "observation_size": 3, "action_size": 1}
+                                                              "keep": 3, "observation_size": 3, "action_size": 1,
+                                                              "action_scale": 2.0}
     config = read_config(run_dir)
     assert (config.algo, config.env, config.num_updates, config.num_envs, config.hidden) == \
         ("apg", "pendulum", 12, 2, (8,))
