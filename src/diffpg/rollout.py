@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from .errors import ShapeError
-from .types import Trajectory, as_float
+from .types import Trajectory, as_float, as_real
 
 
 def _check_shapes(env, obs, action):
@@ -91,10 +91,10 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
         step_state, step_action = _select(over, jax.lax.stop_gradient((state, action)), (state, action))
         next_state = same_types(env.step(step_state, step_action), state)
         done_after = jnp.maximum(done_before, as_float(next_state.done))
-        reward = jnp.where(over, 0.0, as_float(next_state.reward))
+        reward = jnp.where(over, 0.0, as_real(next_state.reward))
         event = getattr(next_state, "event_log_prob", None)
         out = Trajectory(obs=state.obs, action=action, reward=reward, done=done_after,
-                         event_log_prob=None if event is None else jnp.where(over, 0.0, as_float(event)))
+                         event_log_prob=None if event is None else jnp.where(over, 0.0, as_real(event)))
         return (_select(over, state, next_state), done_after), out
 
     if remat:

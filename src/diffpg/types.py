@@ -136,3 +136,9 @@ def float_dtype(*arrays):
 def as_float(x) -> Array:
     """``done`` may be a bool or a float 0/1; the library works with float32."""
     return jnp.asarray(x, dtype=jnp.float32)
+
+
+def as_real(x) -> Array:
+    """A reward (or log-probability) as a float array of its own precision: float64 stays float64 (with
+    x64 enabled, so a float64 rollout's return and gradient keep their digits); anything else is float32."""
+    return jnp.asarray(x, dtype=float_dtype(x))

@@ -50,7 +50,7 @@ from .baselines import baseline_values
 from .batch import batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
 from .combine import flatten_groups, variance
 from .surrogate import check_surrogate_settings, is_reparameterized
-from .surrogates import alive_mask, discount_weights, pathwise_surrogate, reward_to_go
+from .surrogates import discount_weights, mask_ended, pathwise_surrogate, reward_to_go
 from .validate import validated
 
 
@@ -155,15 +155,14 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
         _, time_major = jax.lax.scan(step, states, (step_keys, probes))
         obs, reward, done, log_prob, event = jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), time_major)
         done = jax.lax.cummax(done, axis=1)  # sticky, as in ``unroll``, even if an environment clears its flag
-        alive = jax.vmap(alive_mask)(done)
-        return obs, reward * alive, done, log_prob, event * alive
+        return obs, jax.vmap(mask_ended)(reward, done), done, log_prob, jax.vmap(mask_ended)(event, done)
 
     def objective(params_and_probes, inputs):
         params, probes = params_and_probes
         keys, baselines = inputs
         obs, reward, done, log_prob, event = simulate(params, probes, keys)
         returns_to_go = jax.lax.stop_gradient(jax.vmap(reward_to_go, (0, None))(reward, discount))
-        advantage = jax.lax.stop_gradient((returns_to_go - baselines) * jax.vmap(alive_mask)(done))
+        advantage = jax.lax.stop_gradient(jax.vmap(mask_ended)(returns_to_go - baselines, done))
         weights = discount_weights(horizon, discount, reward.dtype)
         value = jnp.sum(weights[None, :] * (reward + (log_prob + event) * advantage), axis=1)
         returns = jax.vmap(pathwise_surrogate, (0, None))(jax.lax.stop_gradient(reward), discount)
