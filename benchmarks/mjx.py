@@ -6,7 +6,7 @@ and compile times, for diffpg's built-in MJX models.
 
 The forward pass is a vmapped rollout of a linear policy (the return only); the gradient is
 ``diffpg.estimators.pathwise`` on the same rollouts (reverse mode through every step and every
-constraint-solver iteration, each step rematerialized). Times are the best of ``--repeats`` runs
+constraint-solver iteration), with each step rematerialized (the default) and without. Times are the best of ``--repeats`` runs
 after compiling; compile time is that of ``jit(...).lower(...).compile()``.
 """
 import argparse
@@ -58,10 +58,11 @@ def main():
         keys = jax.random.split(key, args.num_envs)
         return jnp.mean(jax.vmap(lambda k: diffpg.rollout(k, ENV, policy, params, args.horizon).reward.sum())(keys))
 
-    gradient = diffpg.estimators.pathwise(ENV, policy, horizon=args.horizon, num_envs=args.num_envs)
     steps = args.num_envs * args.horizon * ENV.frame_skip
-    rows = [("forward", *timed(forward, key, params, repeats=args.repeats)),
-            ("pathwise gradient", *timed(gradient, key, params, repeats=args.repeats))]
+    rows = [("forward", *timed(forward, key, params, repeats=args.repeats))]
+    for remat in (True, False):
+        gradient = diffpg.estimators.pathwise(ENV, policy, horizon=args.horizon, num_envs=args.num_envs, remat=remat)
+        rows.append((f"pathwise, remat={remat}", *timed(gradient, key, params, repeats=args.repeats)))
     print(f"{args.env}: {args.num_envs} envs x {args.horizon} steps (frame_skip {ENV.frame_skip}, "
           f"iterations {ENV.iterations}), {jax.devices()[0].platform}")
     print(f"{'pass':<20}{'compile s':>10}{'run s':>10}{'M MuJoCo steps/s':>18}{'x forward':>11}")
