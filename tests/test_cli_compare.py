@@ -54,6 +54,29 @@ def test_compare_misuse_exits_2_with_one_sentence(args, words, tmp_path, capsys)
     assert words in err and "Traceback" not in err and err.count("\n") == 1
 
 
+def test_the_default_list_skips_an_estimator_that_refuses_the_settings_and_a_named_one_refuses(tmp_path):
+    # 8 rollouts are too few for the inverse-variance estimator's groups of 8; building compiles nothing
+    import io
+
+    from rich.console import Console
+
+    import diffpg
+    from diffpg.cli.compare import Config, available, runnable
+    from diffpg.errors import ConfigError
+
+    env = diffpg.make("lqr")
+    policy = diffpg.policies.LinearGaussian(action_size=env.action_size)
+    printed = io.StringIO()
+    everything = Config(env="lqr", num_envs=8, horizon=10, out=tmp_path)
+    kept = runnable(available(everything), env, policy, everything, Console(file=printed, width=300))
+    assert "inverse_variance" not in kept and {"pathwise", "score_function", "auto"} <= set(kept)
+    assert "skipped inverse_variance: the inverse-variance estimator needs num_envs of at least 16" in printed.getvalue()
+    named = Config(env="lqr", num_envs=8, horizon=10, out=tmp_path, estimators=("pathwise", "inverse_variance"))
+    with pytest.raises(ConfigError, match="needs num_envs of at least 16"):
+        runnable({k: v for k, v in available(named).items() if k in named.estimators}, env, policy, named,
+                 Console(file=io.StringIO()))
+
+
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
 
 

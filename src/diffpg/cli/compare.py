@@ -26,7 +26,7 @@ from jax.flatten_util import ravel_pytree
 from .. import diagnostics, estimators, policies
 from ..envs import LQR, make, registered
 from ..envs.spec import is_import_spec, load
-from ..errors import ConfigError
+from ..errors import ConfigError, ProtocolError
 from ..estimators import auto_choice
 from ..estimators.validate import check_env, check_policy
 from ..oracles import lqr as lqr_oracle
@@ -83,6 +83,27 @@ def available(config: Config) -> dict:
             if hasattr(estimators, factory)}
 
 
+def runnable(chosen: dict, env, policy, config: Config, console) -> dict:
+    """The estimators that accept this environment and these settings (building one compiles nothing).
+
+    Asked for by name, an estimator that refuses raises its own sentence; from the default list
+    ("all available"), it is left out with that sentence, so that the rest are still compared.
+    """
+    kept = {}
+    for name, (factory, kw) in chosen.items():
+        try:
+            factory(env, policy, horizon=config.horizon, num_envs=config.num_envs, discount=config.discount, **kw)
+        except (ConfigError, ProtocolError) as error:
+            if config.estimators:
+                raise
+            console.print(f"skipped {name}: {error}")
+            continue
+        kept[name] = (factory, kw)
+    if not kept:
+        raise ConfigError(f"no estimator accepts these settings for {config.env}; see the lines above")
+    return kept
+
+
 def validate(config: Config) -> None:
     if not is_import_spec(config.env) and config.env not in registered():
         raise ConfigError(f"unknown environment {config.env!r}; the registered ones are {', '.join(registered())}, "
@@ -124,6 +145,7 @@ def run(config: Config) -> int:
     if isinstance(env, LQR):  # a stabilizing gain, so the exact gradient is an interesting reference
         params = {**params, "K": -0.5 * jnp.ones_like(params["K"])}
     chosen = {k: v for k, v in available(config).items() if not config.estimators or k in config.estimators}
+    chosen = runnable(chosen, env, policy, config, console)
 
     statistics = jax.jit(diagnostics.statistics)
     horizons = sorted(set(config.horizons) | {config.horizon})
