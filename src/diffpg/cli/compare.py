@@ -60,7 +60,7 @@ object, its class, or a zero-argument factory (as for diffpg check)."""
     seed: int = 0
     """Seed for the policy parameters and all estimates."""
     estimators: tuple[str, ...] = ()
-    """Estimators to run (default: all available)."""
+    """Estimators to run (default: every available one that accepts the settings; the others are named and skipped)."""
     out: Path = Path("out/compare")
     """Directory for the plot and a results.json."""
     compile_cache: bool = True
