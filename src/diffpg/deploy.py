@@ -60,11 +60,13 @@ def _trained_scale(config, record: dict):
     """The action scale c of the run's policy c·tanh(u): recorded in run.json, else its built-in env's bound."""
     from .envs.registry import is_built_in
     from .training.settings import build_env
+    from .training.trainer import action_scale
 
     if "action_scale" in record:
         return float(record["action_scale"])
     if is_built_in(config.env):  # a later run of a built-in env records no sizes (it builds no trainer)
-        return float(getattr(build_env(config.env), "action_bound", None) or 1.0)
+        scale = action_scale(config, build_env(config.env))
+        return 1.0 if scale is None else float(scale)
     return None  # an older run of a user's env: the env given decides, as it did then
 
 

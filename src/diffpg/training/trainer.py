@@ -107,6 +107,12 @@ def _optimizer_steps(cfg: TrainConfig) -> tuple[int, int]:
     return 1, cfg.critic_epochs * cfg.critic_minibatches
 
 
+def action_scale(cfg: TrainConfig, env):
+    """c in the policy's a = c · tanh(u): the config's ``action_scale``, else the env's ``action_bound``;
+    None when neither says (the trainer then squashes to ±1, with a warning)."""
+    return cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None)
+
+
 def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = None,
                  optimizer=None) -> Trainer:
     """Validate ``config`` and build its Trainer.
@@ -127,7 +133,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     check_env(env, estimator=f"diffpg train --algo {cfg.algo}")  # one sentence, not a scan error
     if cfg.algo in ("apg", "shac"):
         envs.require_gradient(env, cfg.algo)
-    scale = cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None)
+    scale = action_scale(cfg, env)
     if scale is None:
         scale = 1.0
         if cfg.squash:
