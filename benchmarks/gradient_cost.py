@@ -12,7 +12,8 @@ machine disturbs the ratios less):
                  machinery
   estimate       ``diffpg.estimators.pathwise(...)`` exactly as users and training call it,
                  default diagnostics (grouped per-rollout variance) included; and with remat off
-  jax.grad       ``jax.grad`` of the plain forward objective (no remat, no diagnostics)
+  jax.grad       ``jax.grad`` of the plain forward objective (no diagnostics), without remat and
+                 with each step under ``jax.checkpoint`` (what a careful user would write by hand)
   vmap(grad)     per-rollout gradients of the plain objective, the expensive way to get the variance
 Each case is timed in ``rounds`` rounds, the order of the cases reversed every
 other round; a cell is the smallest of the rounds' medians of ``repeats`` calls,
@@ -35,8 +36,9 @@ from rich.table import Table
 import diffpg
 
 
-def plain_return(env, policy, horizon: int, num_envs: int, deterministic: bool):
-    """``f(params, key)``: the batch-mean undiscounted return, a plain ``lax.scan`` of env.step and the policy."""
+def plain_return(env, policy, horizon: int, num_envs: int, deterministic: bool, remat: bool = False):
+    """``f(params, key)``: the batch-mean undiscounted return, a plain ``lax.scan`` of env.step and the policy
+    (each step under ``jax.checkpoint`` with ``remat``)."""
 
     def one(params, key):
         k_reset, k_steps = jax.random.split(key)
@@ -47,7 +49,7 @@ def plain_return(env, policy, horizon: int, num_envs: int, deterministic: bool):
             return state, state.reward
 
         steps = None if deterministic else jax.random.split(k_steps, horizon)
-        _, reward = jax.lax.scan(step, env.reset(k_reset), steps, length=horizon)
+        _, reward = jax.lax.scan(jax.checkpoint(step) if remat else step, env.reset(k_reset), steps, length=horizon)
         return reward.sum()
 
     def mean_return(params, key):
@@ -68,6 +70,8 @@ def cases_for(env, policy, n: int, h: int, deterministic: bool):
         "pathwise estimate, remat=False": (
             jax.jit(diffpg.estimators.pathwise(env, policy, horizon=h, num_envs=n, remat=False)), "key first"),
         "jax.grad of the plain forward, no remat": (jax.jit(jax.grad(forward)), "params first"),
+        "jax.grad of the plain forward, each step rematerialized": (
+            jax.jit(jax.grad(plain_return(env, policy, h, n, deterministic, remat=True)[0])), "params first"),
         "vmap(grad): per-rollout gradients": (jax.jit(per_rollout), "params first"),
     }
 

@@ -152,6 +152,23 @@ def test_rewards_are_masked_after_done_and_there_is_no_reset(quick_jit):
     np.testing.assert_allclose(traj.reward, [1.5, 2.0, 2.5, 0, 0, 0, 0, 0])
 
 
+def test_unroll_from_an_ended_state_stays_there_with_zero_reward_and_gradient(quick_jit):
+    """A window that starts after its episode ended (as APG and SHAC carry states from window to window):
+    the start state's own flag ends it, so nothing moves, every reward is 0 and so is the gradient."""
+    env, policy = Walker(bool_done=True), Scripted()
+    start = State(obs=jnp.full(1, 1.5), reward=jnp.zeros(()), done=jnp.ones(()))
+
+    def window_return(params):
+        final, traj = unroll(jax.random.PRNGKey(0), env, policy, params, start, 4)
+        return traj.reward.sum(), (final, traj)
+
+    (total, (final, traj)), g = quick_jit(jax.value_and_grad(window_return, has_aux=True))({"scale": jnp.ones(())})
+    np.testing.assert_array_equal(traj.reward, [0, 0, 0, 0])
+    np.testing.assert_array_equal(traj.done, [1, 1, 1, 1])
+    np.testing.assert_array_equal(final.obs, [1.5])
+    assert float(total) == 0.0 and float(g["scale"]) == 0.0
+
+
 @pytest.mark.parametrize("bool_done", [True, False])
 def test_done_may_be_a_bool_or_a_float(bool_done, quick_jit):
     env, policy = Walker(bool_done=bool_done), Scripted()

@@ -82,15 +82,16 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
         if truncate_every is not None:
             cut = (t % truncate_every) == 0
             state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x), state)
-        # sticky: a user's env may clear its own done flag, but the episode stays ended
-        done_before = jnp.maximum(ended, as_float(state.done))
-        over = done_before > 0
+        # Sticky: a user's env may clear its own done flag, but the episode stays ended. ``ended`` starts
+        # as the first state's flag and is the running max of every flag since, so it is never below
+        # state.done and alone says whether the episode has ended.
+        over = ended > 0
         action = policy.sample(k, params, state.obs)
         _check_shapes(env, state.obs, action)
         # An ended episode steps on constants, and its outputs are selected away (never multiplied by 0).
         step_state, step_action = _select(over, jax.lax.stop_gradient((state, action)), (state, action))
         next_state = same_types(env.step(step_state, step_action), state)
-        done_after = jnp.maximum(done_before, as_float(next_state.done))
+        done_after = jnp.maximum(ended, as_float(next_state.done))
         reward = jnp.where(over, 0.0, as_real(next_state.reward))
         event = getattr(next_state, "event_log_prob", None)
         out = Trajectory(obs=state.obs, action=action, reward=reward, done=done_after,
