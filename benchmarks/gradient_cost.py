@@ -63,6 +63,7 @@ def plain_return(env, policy, horizon: int, num_envs: int, deterministic: bool, 
 
 def cases_for(env, policy, n: int, h: int, deterministic: bool):
     forward, per_rollout = plain_return(env, policy, h, n, deterministic)
+    remat_forward, _ = plain_return(env, policy, h, n, deterministic, remat=True)
     return {
         "plain forward (mean return)": (jax.jit(forward), "params first"),
         "pathwise estimate (defaults: remat, diagnostics)": (
@@ -70,8 +71,7 @@ def cases_for(env, policy, n: int, h: int, deterministic: bool):
         "pathwise estimate, remat=False": (
             jax.jit(diffpg.estimators.pathwise(env, policy, horizon=h, num_envs=n, remat=False)), "key first"),
         "jax.grad of the plain forward, no remat": (jax.jit(jax.grad(forward)), "params first"),
-        "jax.grad of the plain forward, each step rematerialized": (
-            jax.jit(jax.grad(plain_return(env, policy, h, n, deterministic, remat=True)[0])), "params first"),
+        "jax.grad of the plain forward, each step rematerialized": (jax.jit(jax.grad(remat_forward)), "params first"),
         "vmap(grad): per-rollout gradients": (jax.jit(per_rollout), "params first"),
     }
 

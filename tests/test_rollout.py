@@ -153,8 +153,9 @@ def test_rewards_are_masked_after_done_and_there_is_no_reset(quick_jit):
 
 
 def test_unroll_from_an_ended_state_stays_there_with_zero_reward_and_gradient(quick_jit):
-    """A window that starts after its episode ended (as APG and SHAC carry states from window to window):
-    the start state's own flag ends it, so nothing moves, every reward is 0 and so is the gradient."""
+    """``unroll`` from a state whose episode has already ended (training resets such states between
+    windows, but a user may pass one): the start state's own flag ends it, so nothing moves, every
+    reward is 0 and so is the gradient."""
     env, policy = Walker(bool_done=True), Scripted()
     start = State(obs=jnp.full(1, 1.5), reward=jnp.zeros(()), done=jnp.ones(()))
 
