@@ -325,6 +325,24 @@ def test_default_horizons_reach_the_episode_length():
     assert trust.Settings().for_env(user_envs.Linear()).horizons == (1, 5, 20, 50, 100)  # 100 without max_steps
     assert trust.Settings(horizons=(2, 3)).for_env(Declared()).horizons == (2, 3)
 
+    class Long(user_envs.Linear):  # each horizon costs rollouts of the longest: a decade apart beyond 200 steps
+        max_steps = 1000
+
+    assert trust.Settings().for_env(Long()).horizons == (1, 10, 100, 1000)
+
+
+def test_default_rollouts_shrink_with_episode_length_frame_skip_and_action_size():
+    class Cheetah(user_envs.Linear):  # HalfCheetah-v5's sizes: 1000 steps, frame_skip 5, 6 actions
+        max_steps, frame_skip, action_size = 1000, 5, 6
+
+    small = trust.Settings().for_env(user_envs.Linear())
+    assert (small.num_envs, small.repeats) == (64, 32)  # 5 horizons x 100 steps: the full budget
+    cheetah = trust.Settings().for_env(Cheetah())
+    # BUDGET / (4 horizons x 1000 steps x 5 x 6) = 50 rollouts: 8 repeats (the fewest) of 6
+    assert (cheetah.num_envs, cheetah.repeats) == (6, 8)
+    assert trust.Settings(num_envs=3, repeats=5).for_env(Cheetah()).num_envs == 3
+    assert "horizons 1, 10, 100, 1000; 6 rollouts per estimate, 8 estimates" in cheetah.describe()
+
 
 def report_of(rows, findings=()):
     """A Report with sweep ``rows`` given as (horizon, max |z|, pathwise variance, score-function variance, ended)."""
@@ -346,3 +364,43 @@ def test_the_recommendation_follows_the_first_problem():
     assert trust.recommend(report_of([(1, 9.0, 1.0, 5.0, 0.0)])).startswith("use score_function or auto")
     nan = trust.Finding("non-finite values", "problem", "...")
     assert trust.recommend(report_of(agree, [nan])).startswith("fix the non-finite values first")
+    flat = trust.Finding("action gradient", "problem", "the return has no gradient with respect to the actions")
+    assert trust.recommend(report_of(biased, [flat])).startswith("use score_function (reinforce or ppo to train)")
+
+
+def gradient_row(horizon, pathwise, score_function, eps=float(np.finfo(np.float32).eps)):
+    return {"horizon": horizon, "nonfinite": {"pathwise": 0, "score_function": 0}, "eps": eps,
+            "norm": {"pathwise": pathwise, "score_function": score_function}}
+
+
+def test_a_return_with_no_action_gradient_is_named_only_when_pathwise_is_zero_at_every_horizon():
+    (flat,) = trust.action_gradient_findings([gradient_row(1, 0.0, 2.0), gradient_row(5, 0.0, 3.0)])
+    assert flat.status == "problem" and flat.message.startswith(
+        "the return has no gradient with respect to the actions: the pathwise gradient is zero at horizons 1, 5")
+    assert "alive bonus" in flat.message and "reinforce or ppo" in flat.message
+    (rounding,) = trust.action_gradient_findings([gradient_row(1, 1e-8, 2.0)])  # below eps x 2.0 = 2.4e-7
+    assert rounding.status == "problem"
+    (cut,) = trust.action_gradient_findings([gradient_row(1, 0.0, 2.0)], step_cut=True)
+    assert "the step cuts the gradient" in cut.message
+    (later,) = trust.action_gradient_findings([gradient_row(1, 0.0, 2.0), gradient_row(5, 1e-3, 3.0)])
+    assert later.status == "ok" and "horizon 5" in later.message
+    (still,) = trust.action_gradient_findings([gradient_row(1, 0.0, 0.0)])
+    assert still.status == "problem" and still.message.startswith("both gradient estimates are exactly zero")
+
+
+@pytest.fixture(scope="module")
+def alive_bonus_report():
+    """``trust.check`` on AliveBonus (tests/fixtures/user_envs.py): 1 per step in the box, 20-step episodes."""
+    settings = trust.Settings(num_states=4, warmup_steps=4, max_inputs=8, num_envs=16, repeats=4)
+    return trust.check(user_envs.AliveBonus(), diffpg.policies.LinearGaussian(action_size=1), settings)
+
+
+def test_check_names_an_alive_bonus_as_a_return_with_no_action_gradient(alive_bonus_report):
+    report = alive_bonus_report
+    (finding,) = [f for f in report.findings if f.check == "action gradient"]
+    assert finding.status == "problem" and "no gradient with respect to the actions" in finding.message
+    assert [row["horizon"] for row in report.sweep] == [1, 5, 20]
+    assert all(row["pathwise_norm"] == 0.0 for row in report.sweep)  # a step function of the state: exactly 0
+    assert report.sweep[-1]["score_function_norm"] > 0 and report.sweep[-1]["ended_fraction"] > 0
+    assert report.recommendation.startswith("use score_function")
+    assert report.settings.repeats == 4 and '"repeats": 4' in report.to_json()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import diffpg
 from diffpg import trust
+from diffpg.report.horizons import trust_plot
 
 HERE = Path(__file__).parent
 CASES = {"ball_wall": (1, 10, 30, 50), "double_pendulum": (1, 10, 25, 50, 100)}
@@ -45,7 +46,7 @@ def main(out: Path = HERE, tiny: bool = False):
         growth = report.growth
         print(f"\nfitted growth per step: pathwise x{2.718281828 ** growth['pathwise']['rate']:.3f}, "
               f"score function x{2.718281828 ** growth['score_function']['rate']:.3f}\n")
-        trust.plot(report, Path(out) / f"check_{name}.png")
+        trust_plot(report, Path(out) / f"check_{name}.png")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ average.
 from __future__ import annotations
 
 import functools
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -30,12 +31,14 @@ from ..estimators import pathwise, score_function
 from .settings import OK, PROBLEM, Finding, Settings
 
 
-def estimator_sweep(key, env, policy, params, settings: Settings) -> list[dict]:
+def estimator_sweep(key, env, policy, params, settings: Settings,
+                    progress: Callable[[str, int], Any] = lambda name, horizon: None) -> list[dict]:
     """Pathwise and score-function gradient samples at each horizon, on the same keys.
 
     For each horizon: ``diffpg.diagnostics.statistics`` of both estimators,
-    the paired z-scores of their difference, and how many samples were
-    non-finite.
+    the paired z-scores of their difference, how many samples were
+    non-finite, the root mean square √(mean_r ‖ĝ_r‖²) of each estimator's samples (``norm``) and the
+    machine epsilon of their dtype (``eps``). ``progress(name, horizon)`` is called before each estimate.
 
     Every horizon H is computed by one compiled function per estimator
     (``diagnostics.samples_up_to``): rollouts of H_max = max(horizons) steps
@@ -52,7 +55,11 @@ def estimator_sweep(key, env, policy, params, settings: Settings) -> list[dict]:
     for name, make in estimators.items():
         samples_at = diagnostics.samples_up_to(lambda e, h, make=make: make(e, policy, horizon=h, **options),
                                                env, longest, settings.repeats)
-        samples[name] = np.stack([np.asarray(samples_at(key, params, h)[0]) for h in settings.horizons])
+        at = []
+        for h in settings.horizons:
+            progress(name, h)
+            at.append(np.asarray(samples_at(key, params, h)[0]))
+        samples[name] = np.stack(at)
     rows, spoiled = [], set()
     for i, horizon in enumerate(settings.horizons):
         row = {"horizon": horizon}
@@ -72,7 +79,9 @@ def estimator_sweep(key, env, policy, params, settings: Settings) -> list[dict]:
         z = np.where(np.isnan(z) & (difference.mean(0) == 0), 0.0, z)  # coordinates no estimator moves
         rows.append({"horizon": horizon, "z": z, "repeats": settings.repeats,
                      **{name: diagnostics.statistics(row[name]) for name in estimators},
-                     "nonfinite": {name: int((~np.isfinite(row[name]).all(1)).sum()) for name in estimators}})
+                     "nonfinite": {name: int((~np.isfinite(row[name]).all(1)).sum()) for name in estimators},
+                     "norm": {name: float(np.sqrt((row[name].astype(float) ** 2).sum(1).mean())) for name in estimators},
+                     "eps": float(np.finfo(row["pathwise"].dtype).eps)})
     return rows
 
 

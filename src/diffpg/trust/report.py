@@ -1,4 +1,4 @@
-"""``check``: the four checks of ``diffpg.trust`` together, and the ``Report`` they make."""
+"""``check``: the checks of ``diffpg.trust`` together, and the ``Report`` they make."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,11 +10,18 @@ import numpy as np
 
 from ..estimators.validate import check_protocol
 from ..finite_differences import step_derivatives
+from . import mjx
+from .action_gradient import action_gradient_findings
 from .agreement import agreement_findings, estimator_sweep, z_threshold
 from .growth import growth_rates, variance_findings
 from .settings import PROBLEM, Finding, Settings
 from .steps import finite_difference_findings, nonfinite_findings, random_states
 from .termination import ended_fractions
+
+MJX_HORIZON, MJX_ENVS = 10, 8
+"""The horizon (at most the longest checked) and rollouts (at most ``num_envs``) of the MJX solve's check."""
+PATHWISE_COST = 4
+"""A pathwise gradient's cost in steps of its rollout: the forward, its recomputation and the backward pass."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +36,8 @@ class Report:
     fraction of rollouts that terminated before it (``ended_fraction``)."""
     growth: dict
     """Per estimator: fitted exponential rate b (per step) and polynomial degree k of the variance."""
+    settings: Settings | None = None
+    """The settings the check ran with (``Settings.for_env``'s, every field filled in)."""
 
     @property
     def passed(self) -> bool:
@@ -42,21 +51,29 @@ class Report:
     def to_json(self) -> str:
         return json.dumps({"passed": self.passed, "precision": self.precision,
                            "findings": [f._asdict() for f in self.findings], "sweep": self.sweep,
-                           "growth": self.growth, "recommendation": self.recommendation}, indent=2)
+                           "growth": self.growth, "recommendation": self.recommendation,
+                           "settings": None if self.settings is None else dataclasses.asdict(self.settings)},
+                          indent=2)
 
 
 def recommend(report: Report) -> str:
     """The estimator the findings point to: pathwise up to the horizon where it agrees, auto beyond it.
 
     Non-finite values or a broken step derivative come first (fix them, and only the score function is safe
-    meanwhile); then the first horizon F where pathwise disagrees with the score function (biased from F on:
-    auto, which falls back to the score function where pathwise is biased, or windows shorter than F); then the
-    first horizon V where the pathwise variance exceeds the score function's.
+    meanwhile), then a return with no gradient with respect to the actions (only the score function learns);
+    then the first horizon F where pathwise disagrees with the score function (biased from F on: auto, which
+    falls back to the score function where pathwise is biased, or windows shorter than F); then the first
+    horizon V where the pathwise variance exceeds the score function's.
     """
     problems = {f.check for f in report.findings if f.status == PROBLEM}
     if "non-finite values" in problems:
         return ("fix the non-finite values first; until then use score_function (reinforce or ppo to train), "
                 "which needs no derivative of the environment")
+    if "action gradient" in problems:
+        if any(f.check == "action gradient" and f.message.startswith("both") for f in report.findings):
+            return "no estimator can learn here: every rollout earns the same return, so change the reward"
+        return ("use score_function (reinforce or ppo to train): the return has no gradient with respect to the "
+                "actions, so pathwise, apg and shac learn nothing")
     rows = [r for r in report.sweep if np.isfinite(r["max_abs_z"])]
     failed = [r["horizon"] for r in rows if r["max_abs_z"] > r["z_threshold"]]
     if "autodiff vs finite differences" in problems and (not failed or failed[0] == 1):
@@ -82,44 +99,77 @@ def recommend(report: Report) -> str:
     return f"use pathwise (no bias found, and the less noisy estimator, up to H = {longest}), and apg or shac to train"
 
 
-def check(env, policy, settings: Settings = Settings(), progress: Callable[[str], Any] = lambda text: None) -> Report:
-    """Run the four checks of ``diffpg.trust`` on ``env`` with ``policy``; return the verdict.
+def check(env, policy, settings: Settings = Settings(),
+          progress: Callable[[str, float, float], Any] = lambda phase, done, total: None) -> Report:
+    """Run the checks of ``diffpg.trust`` on ``env`` with ``policy``; return the verdict.
 
-    Empty ``settings.horizons`` reach the episode length (``Settings.for_env``).
+    Empty ``settings`` fields are sized to the environment (``Settings.for_env``); the report keeps the settings
+    used. For an MJX environment (``diffpg.envs.from_mjcf``) the findings of ``trust.mjx`` are added.
 
     Args:
       env: an object following the Env protocol.
       policy: a stochastic policy (init, sample, log_prob); its parameters are ``policy.init``'s.
       settings: how many states, horizons, rollouts and repeats.
-      progress: called with a short description before each stage (for a status line).
+      progress: called as ``progress(phase, done, total)`` before each stage, with the work done and in all
+        (estimated in simulated steps), for a progress display.
     """
     settings = settings.for_env(env)
     settings.validate()
     check_protocol(env, policy, needs_log_prob=True)
     key = jax.random.PRNGKey(settings.seed)
     k_states, k_inputs, k_params, k_sweep = jax.random.split(key, 4)
+    on_mjx = mjx.is_mjx(env)
+    unconstrained = on_mjx and mjx.unconstrained(env)
+    longest, rollouts = max(settings.horizons), settings.num_envs * settings.repeats
+    mjx_horizon, mjx_envs = min(MJX_HORIZON, longest), min(MJX_ENVS, settings.num_envs)
+    stages = {"states": settings.num_states * settings.warmup_steps,
+              "derivatives": settings.num_states * 2 * settings.max_inputs,
+              "pathwise": PATHWISE_COST * rollouts * longest, "score_function": rollouts * longest,
+              "terminations": settings.num_envs * longest,
+              "mjx": 2 * PATHWISE_COST * mjx_envs * mjx_horizon if on_mjx and not unconstrained else 0}
+    per_horizon = ("pathwise", "score_function")  # each horizon's estimates run rollouts of the longest
+    total = float(sum(stages[s] * (len(settings.horizons) if s in per_horizon else 1) for s in stages))
+    done = 0.0
 
-    progress("stepping from random states")
+    def stage(phase, name):
+        nonlocal done
+        progress(phase, done, total)
+        done += stages[name]
+
+    stage("stepping from random states", "states")
     states, actions = random_states(k_states, env, settings)
-    progress("differentiating single steps")
+    stage("differentiating single steps", "derivatives")
     derivatives = step_derivatives(k_inputs, env, states, actions, settings.max_inputs)
     findings, usable = nonfinite_findings(states, derivatives)
     findings = finite_difference_findings(derivatives, usable) + findings
 
-    progress("comparing pathwise and score-function gradients")
     params = policy.init(k_params, env.observation_size)
-    rows = estimator_sweep(k_sweep, env, policy, params, settings)
+    rows = estimator_sweep(k_sweep, env, policy, params, settings, progress=lambda name, horizon: stage(
+        f"{name.replace('_', '-')} gradients at horizon {horizon} (rollouts of {longest} steps)", name))
     threshold = z_threshold(settings, rows[0]["z"].shape[0])
+    stage("counting terminations", "terminations")
     ended = ended_fractions(jax.random.fold_in(k_sweep, 1), env, policy, params, settings.horizons, settings.num_envs)
     findings += agreement_findings(rows, threshold, ended)
+    cut = any(f.check == "autodiff vs finite differences" and f.status == PROBLEM for f in findings)
+    findings += action_gradient_findings(rows, step_cut=cut)
     usable_rows = [r for r in rows if not any(r["nonfinite"].values())]
     growth = {name: growth_rates([r["horizon"] for r in usable_rows],
                                  [float(r[name]["variance"]) for r in usable_rows])
               for name in ("pathwise", "score_function")}
     if usable_rows:
         findings += variance_findings(usable_rows, growth)
+    if on_mjx:  # the constraint solve's convergence, float32 at contact, frame_skip
+        stage(f"MJX: gradients at iterations {env.iterations} and {2 * env.iterations} (horizon {mjx_horizon})",
+              "mjx")
+        findings += mjx.findings(jax.random.fold_in(k_sweep, 2), env, policy, params,
+                                 contacts=mjx.active_contacts(states), states=settings.num_states,
+                                 unconstrained=unconstrained,
+                                 horizon=mjx_horizon, num_envs=mjx_envs)
+    progress("done", total, total)
     sweep = [{"horizon": r["horizon"], "pathwise_variance": float(r["pathwise"]["variance"]),
               "score_function_variance": float(r["score_function"]["variance"]),
+              "pathwise_norm": r["norm"]["pathwise"], "score_function_norm": r["norm"]["score_function"],
               "max_abs_z": float(np.max(np.abs(r["z"]))), "z_threshold": threshold,
               "ended_fraction": ended[r["horizon"]]} for r in rows]
-    return Report(findings=findings, precision=derivatives.precision, sweep=sweep, growth=growth)
+    return Report(findings=findings, precision=derivatives.precision, sweep=sweep, growth=growth,
+                  settings=settings)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from ..errors import ConfigError
 
@@ -11,7 +11,10 @@ OK, PROBLEM = "ok", "problem"
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """How hard ``check`` looks. With the defaults a small environment takes about 20 CPU seconds, mostly compiling."""
+    """How hard ``check`` looks. With the defaults a small environment takes about 20 CPU seconds, mostly compiling.
+
+    ``horizons``, ``num_envs`` and ``repeats`` left empty are sized to the environment (``for_env``).
+    """
 
     seed: int = 0
     """Seed of every random state, action and rollout, so a check is reproducible."""
@@ -25,29 +28,53 @@ class Settings:
     """At most this many state and action coordinates are perturbed per state (a random subset beyond it)."""
     horizons: tuple[int, ...] = ()
     """Horizons at which pathwise and score-function gradients are compared and their variances measured; \
-empty: 1, 5, 20, 50, 100, 200, 500, ... up to the episode length (the environment's max_steps, else 100)."""
-    num_envs: int = 64
-    """Rollouts averaged in one gradient estimate."""
-    repeats: int = 32
-    """Independent estimates per estimator and horizon, R: the z-tests have R - 1 degrees of freedom."""
+empty: 1, 5, 20, 50, 100, 200 up to an episode length L of at most 200 (the environment's max_steps, else 100), \
+then L; for longer episodes 1, 10, 100, ... below L, then L."""
+    num_envs: Optional[int] = None
+    """Rollouts averaged in one gradient estimate; empty: sized to the environment, at most 64 (see repeats)."""
+    repeats: Optional[int] = None
+    """Independent estimates per estimator and horizon, R: the z-tests have R - 1 degrees of freedom; empty: \
+sized with num_envs so that num_envs x repeats x (horizons x episode length x frame_skip x action_size) stays \
+within a fixed budget of simulated steps, R from 8 to 32."""
     discount: float = 1.0
     """Discount γ of the return whose gradient is estimated."""
     alpha: float = 1e-3
     """Chance that a correct environment fails the z-tests (Bonferroni over coordinates and horizons)."""
 
     def for_env(self, env) -> "Settings":
-        """These settings with ``horizons`` filled in for ``env`` when they are empty (see ``default_horizons``)."""
-        return self if self.horizons else dataclasses.replace(self, horizons=default_horizons(env))
+        """These settings with ``horizons``, ``num_envs`` and ``repeats`` filled in for ``env`` where they are empty.
+
+        The horizons are ``default_horizons(env)``. Every horizon's estimates come from rollouts of the longest
+        horizon L (one compiled program serves them all), so one rollout costs about |H| · L · frame_skip steps,
+        and a step's cost grows with the model, for which the action size stands in. The rollouts of the sweep,
+        num_envs · repeats, are ``BUDGET`` / (|H| · L · frame_skip · action_size), at most 64 · 32; repeats take
+        an eighth of them, from 8 to 32, and num_envs the rest, from 2 to 64.
+        """
+        horizons = self.horizons or default_horizons(env)
+        cost = len(horizons) * max(horizons) * _positive(getattr(env, "frame_skip", 1)) * max(1, env.action_size)
+        rollouts = max(16, BUDGET // cost)
+        repeats = self.repeats or min(32, max(8, rollouts // 8))
+        num_envs = self.num_envs or min(64, max(2, rollouts // repeats))
+        return dataclasses.replace(self, horizons=horizons, num_envs=num_envs, repeats=repeats)
+
+    def describe(self) -> str:
+        """The settings a check ran with, in one line (after ``for_env``)."""
+        return (f"horizons {', '.join(map(str, self.horizons))}; {self.num_envs} rollouts per estimate, "
+                f"{self.repeats} estimates per estimator and horizon; {self.num_states} random states reached by up "
+                f"to {self.warmup_steps} steps; discount {self.discount}, alpha {self.alpha}, seed {self.seed}")
 
     def validate(self) -> None:
         for name in ("num_states", "warmup_steps", "max_inputs", "num_envs"):
             value = getattr(self, name)
+            if value is None and name == "num_envs":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "warmup_steps" else 1):
                 raise ConfigError(f"{name} must be a {'non-negative' if name == 'warmup_steps' else 'positive'} "
                                   f"int, got {value!r}")
-        if self.num_envs < 2:
+        if self.num_envs is not None and self.num_envs < 2:
             raise ConfigError(f"num_envs must be at least 2 for the leave-one-out baseline, got {self.num_envs}")
-        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 3:
+        if self.repeats is not None and (isinstance(self.repeats, bool) or not isinstance(self.repeats, int)
+                                         or self.repeats < 3):
             raise ConfigError(f"repeats must be an int of at least 3 for a z-test, got {self.repeats!r}")
         if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.horizons):
             raise ConfigError(f"horizons must be positive ints, got {self.horizons!r}")
@@ -61,23 +88,35 @@ empty: 1, 5, 20, 50, 100, 200, 500, ... up to the episode length (the environmen
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha!r}")
 
 
-LADDER = (1, 5, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
-"""The default horizons, cut at the episode length."""
+LADDER = (1, 5, 20, 50, 100, 200)
+"""The default horizons below an episode length L ≤ 200."""
+LONG = 200
+"""Episodes longer than this are checked at 1, 10, 100, ... below L, then L: each horizon costs rollouts of L steps."""
 DEFAULT_EPISODE = 100
 """The episode length assumed for an environment that declares no ``max_steps``."""
+BUDGET = 6_000_000
+"""Simulated steps (rollouts x |H| x L x frame_skip x action_size) of the default sweep: about 48 rollouts of a \
+1000-step HalfCheetah at four horizons, and the full 64 x 32 for an environment of a 200-step episode."""
+
+
+def _positive(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
 
 
 def default_horizons(env) -> tuple[int, ...]:
-    """``LADDER`` below the episode length L, then L: L is ``env.max_steps``, or 100 without one.
+    """``LADDER`` below the episode length L, then L, for L ≤ 200; for longer episodes powers of ten below L,
+    then L. L is ``env.max_steps``, or 100 without one.
 
     The pathwise gradient of a whole episode is what training uses, and a
     termination or contact may first bias it near the end of one, so the
-    check must reach it.
+    check must reach it; a decade apart, the horizons still bracket where
+    episodes start to end.
     """
     episode = getattr(env, "max_steps", None)
     if isinstance(episode, bool) or not isinstance(episode, int) or episode < 1:
         episode = DEFAULT_EPISODE
-    return tuple(h for h in LADDER if h < episode) + (episode,)
+    below = LADDER if episode <= LONG else tuple(10 ** k for k in range(len(str(episode))))
+    return tuple(h for h in below if h < episode) + (episode,)
 
 
 class Finding(NamedTuple):
