@@ -99,7 +99,7 @@ def test_an_env_producing_nan_is_flagged_with_exit_1(checked):
 @pytest.mark.parametrize("args, phrase", [
     (["no_such_module:Env"], "no module named 'no_such_module'"),
     (["user_envs:NoSuchEnv"], "module user_envs has no attribute 'NoSuchEnv'"),
-    (["user_envs"], "must be given as MODULE:ATTR"),
+    (["user_envs"], "unknown environment 'user_envs'; the registered ones are"),
     (["user_envs:NOT_AN_ENV"], "needs an environment with observation_size, and dict has none"),
     (["user_envs:WrongObsShape"], "returns .obs of shape (2,), but it must have shape (3,)"),
     (["user_envs:Linear", "--policy", "user_envs:LINEAR"], "needs a policy with init(), and Linear has none"),
@@ -137,7 +137,43 @@ def test_with_its_defaults_check_reaches_the_episode_and_names_termination(check
     assert [row["horizon"] for row in report["sweep"]] == [1, 5, 20, 50, 100]
     (finding,) = [f for f in report["findings"] if f["check"] == "pathwise vs score function"]
     assert finding["status"] == "problem" and "terminate (done)" in finding["message"], finding
+    (gradient,) = [f for f in report["findings"] if f["check"] == "action gradient"]
+    assert gradient["status"] == "ok", gradient  # 1 - x² per step: the return has a gradient
     assert "terminate (done)" in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("recommendation: use auto (pathwise is biased at H ≥ "), last
     assert "where episodes terminate" in last and "shac with windows ≤" in last
+
+
+def test_check_runs_on_an_mjx_environment_and_names_a_return_with_no_action_gradient(tmp_path):
+    """``python -m diffpg check`` end to end on an MJX pole (tests/fixtures/user_envs.py) that pays an alive bonus,
+    with a tiny budget: the pathwise gradient is exactly zero, the MJX solve is checked at two iteration counts."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("mujoco.mjx")
+    command = [sys.executable, "-m", "diffpg", "check", "user_envs:alive_pole", "--out", str(tmp_path),
+               "--horizons", "1", "5", "--num-states", "2", "--warmup-steps", "2", "--max-inputs", "8",
+               "--num-envs", "8", "--repeats", "3"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=FIXTURES, timeout=900,
+                          env={**os.environ, "COLUMNS": "400"})
+    assert done.returncode == 1, done.stderr
+    assert "checking user_envs:alive_pole with horizons 1, 5; 8 rollouts per estimate, 3 estimates" in done.stdout
+    assert "the return has no gradient with respect to the actions" in done.stdout
+    assert "recommendation: use score_function (reinforce or ppo to train)" in done.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    found = {f["check"]: f for f in report["findings"]}
+    assert found["action gradient"]["status"] == "problem" and "alive bonus" in found["action gradient"]["message"]
+    assert all(row["pathwise_norm"] == 0.0 < row["score_function_norm"] for row in report["sweep"])
+    solve = found["mjx: converged solve"]["message"]  # the hinge's limit gives the solve rows: both gradients zero
+    assert found["mjx: converged solve"]["status"] == "ok" and "iterations=8 is identical to iterations=16" in solve
+    assert "frame_skip=2" in found["mjx: frame_skip"]["message"]
+
+
+def test_check_takes_a_built_in_name(monkeypatch, capsys, tmp_path):
+    status, out, err = run_check(["lqr", "--out", str(tmp_path), "--horizons", "1", "2", "--num-states", "2",
+                                  "--warmup-steps", "1", "--num-envs", "4", "--repeats", "3"], monkeypatch, capsys)
+    assert status in (0, 1), err
+    assert "checking lqr with horizons 1, 2; 4 rollouts per estimate" in out
+    assert json.loads((tmp_path / "report.json").read_text())["settings"]["repeats"] == 3
