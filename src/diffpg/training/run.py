@@ -158,6 +158,7 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
     from .checkpoint import Checkpoints, write_config
     from .metrics_log import MetricsLog
     from .programs import Programs
+    from .zero_gradient import ZeroGradient, watch
 
     if options.compile_cache:
         compile_cache.enable()
@@ -201,6 +202,7 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
         reporter.start(run_dir, log_from, len(log.rows))
     total, update, limit = config.num_updates, resumed_at or 0, config.max_bad_updates
     stopped, last_saved = None, resumed_at
+    zero = ZeroGradient(config.algo)  # warns once when the actor's gradient stays exactly zero
     title = f"{config.algo} on {config.env} (seed {seed})"
     try:
         quiet = finished or not processes.is_primary()
@@ -218,6 +220,7 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
                     preload_orbax()  # orbax loads while the next chunks run, not while the programs load
                 timings.phase("logs: metrics.jsonl")
                 rows = log.append(metrics, t0, t1)
+                zero = watch(zero, metrics)
                 if reporter is not None:
                     reporter.rows(len(log.rows))
                     if update == total:  # drawn while the last checkpoint is saved
