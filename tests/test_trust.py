@@ -392,11 +392,14 @@ def test_a_return_with_no_action_gradient_is_named_only_when_pathwise_is_zero_at
 def alive_bonus_report():
     """``trust.check`` on AliveBonus (tests/fixtures/user_envs.py): 1 per step in the box, 20-step episodes."""
     settings = trust.Settings(num_states=4, warmup_steps=4, max_inputs=8, num_envs=16, repeats=4)
-    return trust.check(user_envs.AliveBonus(), diffpg.policies.LinearGaussian(action_size=1), settings)
+    calls = []
+    report = trust.check(user_envs.AliveBonus(), diffpg.policies.LinearGaussian(action_size=1), settings,
+                         progress=lambda *call: calls.append(call))
+    return report, calls
 
 
 def test_check_names_an_alive_bonus_as_a_return_with_no_action_gradient(alive_bonus_report):
-    report = alive_bonus_report
+    report, _ = alive_bonus_report
     (finding,) = [f for f in report.findings if f.check == "action gradient"]
     assert finding.status == "problem" and "no gradient with respect to the actions" in finding.message
     assert [row["horizon"] for row in report.sweep] == [1, 5, 20]
@@ -404,3 +407,12 @@ def test_check_names_an_alive_bonus_as_a_return_with_no_action_gradient(alive_bo
     assert report.sweep[-1]["score_function_norm"] > 0 and report.sweep[-1]["ended_fraction"] > 0
     assert report.recommendation.startswith("use score_function")
     assert report.settings.repeats == 4 and '"repeats": 4' in report.to_json()
+
+
+def test_check_reports_its_progress_phase_by_phase_with_the_horizon(alive_bonus_report):
+    _, calls = alive_bonus_report
+    phases = [phase for phase, _, _ in calls]
+    assert phases[:2] == ["stepping from random states", "differentiating single steps"]
+    assert "pathwise gradients at horizon 5 (rollouts of 20 steps)" in phases and phases[-1] == "done"
+    done = [d for _, d, _ in calls]
+    assert done == sorted(done) and done[-1] == calls[-1][2] > 0  # the work done only grows, to the total

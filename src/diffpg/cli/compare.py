@@ -31,6 +31,7 @@ from ..estimators import auto_choice
 from ..estimators.validate import check_env, check_policy
 from ..oracles import lqr as lqr_oracle
 from ..report.horizons import per_rollout_variances
+from ..report.stages import Stages
 from . import compile_cache
 
 
@@ -150,15 +151,17 @@ def run(config: Config) -> int:
     statistics = jax.jit(diagnostics.statistics)
     horizons = sorted(set(config.horizons) | {config.horizon})
     results, means = {}, {}
-    with console.status(f"comparing {len(chosen)} estimators on {config.env}") as status:
-        for name, (factory, kw) in chosen.items():
-            status.update(f"{name}: compiling, then {config.repeats} estimates at each horizon")
+    steps = len(chosen) * len(horizons)  # progress counts estimates; each horizon runs rollouts of --horizon steps
+    with Stages(f"compare on {config.env}", Console(stderr=True)) as progress:
+        for k, (name, (factory, kw)) in enumerate(chosen.items()):
             # One compile per estimator serves the table and the sweep (diagnostics.samples_up_to).
             samples_at = diagnostics.samples_up_to(
                 lambda e, h: factory(e, policy, horizon=h, num_envs=config.num_envs, discount=config.discount, **kw),
                 env, config.horizon, config.repeats, compiler_options=COMPILER_OPTIONS)
             sweep, seconds = {}, None
-            for h in horizons:  # ascending, so the table's horizon comes last, after the call that compiled
+            for i, h in enumerate(horizons):  # ascending: the table's horizon comes last, after the call that compiled
+                progress(f"{name}: {config.repeats} estimates at horizon {h}" + (" (compiling)" if i == 0 else ""),
+                         k * len(horizons) + i, steps)
                 start = time.perf_counter()
                 sweep[h] = jax.block_until_ready(samples_at(key_est, params, h))
                 seconds = time.perf_counter() - start
@@ -179,6 +182,7 @@ def run(config: Config) -> int:
             }
             if name == "auto":
                 results[name]["choice"] = auto_choice(diag)
+        progress("done", steps, steps)
 
     if isinstance(env, LQR):
         reference_name = "exact (closed form)"
