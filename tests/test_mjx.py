@@ -118,21 +118,34 @@ def test_float32_pathwise_gradient_through_contact_with_several_solver_iteration
 
 def test_the_mjx_check_names_an_unconverged_solve_and_a_non_finite_gradient(monkeypatch):
     """The verdict logic of diffpg check's MJX findings, with the gradients (compiled elsewhere) replaced."""
-    from diffpg.envs import mjx_check
+    from diffpg.trust import mjx as mjx_check
 
     env = diffpg.make("mjx_push")
-    monkeypatch.setattr(mjx_check, "_contacts", lambda *args: 1)
     gradients = {8: np.array([1.0, 2.0]), 16: np.array([1.5, 2.0])}
     monkeypatch.setattr(mjx_check, "_gradient", lambda key, e, *args: gradients[e.iterations])
-    found = {f.check: f for f in mjx_check.findings(None, env, None, None)}
-    assert found["mjx: converged solve"].status == "problem" and "iterations=16" in found["mjx: converged solve"].message
-    assert found["mjx: finite gradient"].status == "ok" and "frame_skip=4" in found["mjx: frame_skip"].message
+
+    def found(unconstrained=False):
+        return {f.check: f for f in mjx_check.findings(None, env, None, None, contacts=1, states=16,
+                                                        unconstrained=unconstrained, horizon=10, num_envs=8)}
+
+    first = found()
+    assert first["mjx: converged solve"].status == "problem" and "iterations=16" in first["mjx: converged solve"].message
+    assert first["mjx: finite gradient"].status == "ok" and "frame_skip=4" in first["mjx: frame_skip"].message
+    assert "1 active contact at 16 random states" in first["mjx: finite gradient"].message
     gradients[16] = np.array([1.0, 2.0 + 1e-4])
-    found = {f.check: f for f in mjx_check.findings(None, env, None, None)}
-    assert found["mjx: converged solve"].status == "ok"
+    assert found()["mjx: converged solve"].status == "ok"
     gradients[8] = np.array([np.nan, 2.0])
-    found = {f.check: f for f in mjx_check.findings(None, env, None, None)}
-    assert found["mjx: finite gradient"].status == "problem" and "jax_enable_x64" in found["mjx: finite gradient"].message
+    bad = found()["mjx: finite gradient"]
+    assert bad.status == "problem" and "jax_enable_x64" in bad.message
+    assert "no constraints" in found(unconstrained=True)["mjx: converged solve"].message  # nothing computed
+
+
+def test_the_mjx_check_knows_a_model_without_constraints():
+    from diffpg.trust import mjx as mjx_check
+
+    assert mjx_check.is_mjx(diffpg.make("mjx_reacher")) and not mjx_check.is_mjx(diffpg.make("pendulum"))
+    assert mjx_check.unconstrained(diffpg.make("mjx_reacher"))  # no contact slot, limit, equality or friction loss
+    assert not mjx_check.unconstrained(diffpg.make("mjx_push"))  # the ball can touch the floor
 
 
 @pytest.mark.slow

@@ -79,10 +79,11 @@ def step_derivatives(key, env, states, actions, max_inputs: int = 256) -> StepDe
     """Reverse-mode and finite-difference Jacobians of ``env.step`` at each (state, action) of a batch.
 
     Args:
-      key: picks the inputs to perturb when there are more than ``max_inputs``.
+      key: picks the inputs to perturb (and the outputs to differentiate) when there are more than ``max_inputs``.
       env: any object with ``step(state, action)``.
       states, actions: a batch of B states (leaves with a leading axis B) and actions [B, action_size].
-      max_inputs: at most this many input coordinates are perturbed (a random subset beyond it).
+      max_inputs: at most this many input coordinates are perturbed, and at most this many output coordinates
+        differentiated (``obs``, ``reward`` and ``done``, then a random subset), beyond which they are sampled.
 
     Runs in float64 under ``jax.enable_x64`` when the step allows it, in the
     default precision otherwise.
@@ -120,6 +121,20 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
     chosen = np.arange(n)
     if n > max_inputs:
         chosen = np.sort(np.asarray(jax.random.choice(key, n, (max_inputs,), replace=False)))
+    # the step's outputs at the inputs F takes (cast to dtype), so that its dtypes are the ones F computes with
+    floats, action = pack(one_state, actions[0])
+    floats = iter(floats)
+    cast_state = jax.tree.unflatten(treedef, [next(floats) if f else l for l, f in zip(leaves, is_float)])
+    next_state = jax.eval_shape(env.step, cast_state, action)
+    output_names = [name for name, leaf in zip(leaf_names(next_state), jax.tree.leaves(next_state))
+                    if floating(leaf) for _ in range(int(np.prod(leaf.shape, dtype=int)))]
+    kept = np.arange(len(output_names))  # reverse mode costs one pass per output: obs, reward and done, then a sample
+    if len(kept) > max_inputs:
+        always = np.array([i for i, name in enumerate(output_names) if name in ("obs", "reward", "done")], int)
+        others = np.setdiff1d(kept, always)
+        size = (max(0, max_inputs - len(always)),)
+        sample = np.asarray(jax.random.choice(jax.random.fold_in(key, 1), others, size, replace=False))
+        kept = np.sort(np.concatenate([always, sample]).astype(int))
 
     def function(state):
         def F(x):
@@ -127,7 +142,7 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
             floats = iter(floats)
             inputs = [next(floats) if f else l for l, f in zip(jax.tree.leaves(state), is_float)]
             out = env.step(jax.tree.unflatten(treedef, inputs), action)
-            return ravel_pytree([l for l in jax.tree.leaves(out) if floating(l)])[0]
+            return ravel_pytree([l for l in jax.tree.leaves(out) if floating(l)])[0][kept]
 
         return F
 
@@ -138,28 +153,25 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
     def one(state, action):
         F = function(state)
         x, _ = ravel_pytree(pack(state, action))
-        y = F(x)
+        # Each program below holds a copy of the step, and compiling a copy is most of this function's cost (an
+        # MJX step takes minutes): so y comes with the pullback (jacrev's own two parts), both perturbations go
+        # through one vmap of F, and forward mode computes only the chosen columns.
+        y, pullback = jax.vjp(F, x)
+        reverse = jax.vmap(pullback)(jnp.eye(y.shape[0], dtype=y.dtype))[0]  # jax.jacrev(F)(x): [M, n]
         h = eps ** (1.0 / 3.0) * jnp.maximum(1.0, jnp.abs(x[chosen]))
         up, down = x[None, :] + h[:, None] * basis, x[None, :] - h[:, None] * basis
         h_up, h_down = up[rows, chosen] - x[chosen], x[chosen] - down[rows, chosen]
-        f_up, f_down = jax.vmap(F)(up), jax.vmap(F)(down)  # [C, M]
+        f_up, f_down = jnp.split(jax.vmap(F)(jnp.concatenate([up, down])), 2)  # [C, M] each
         central = ((f_up - f_down) / (h_up + h_down)[:, None]).T
         forward = ((f_up - y[None, :]) / h_up[:, None]).T
         backward = ((y[None, :] - f_down) / h_down[:, None]).T
-        return (jax.jacrev(F)(x)[:, chosen], jax.jacfwd(F)(x)[:, chosen], central, forward, backward, y,
-                0.5 * (h_up + h_down))
+        columns = jax.vmap(lambda v: jax.jvp(F, (x,), (v,))[1])(basis).T  # jax.jacfwd(F)(x)[:, chosen]
+        return reverse[:, chosen], columns, central, forward, backward, y, 0.5 * (h_up + h_down)
 
     arrays = jax.jit(jax.vmap(one))(states, actions)
     autodiff, forward_mode, central, forward, backward, outputs, steps = (np.asarray(a, np.float64) for a in arrays)
-    # the step's outputs at the inputs F takes (cast to dtype), so that its dtypes are the ones F computes with
-    floats, action = pack(one_state, actions[0])
-    floats = iter(floats)
-    cast_state = jax.tree.unflatten(treedef, [next(floats) if f else l for l, f in zip(leaves, is_float)])
-    next_state = jax.eval_shape(env.step, cast_state, action)
-    output_names = [name for name, leaf in zip(leaf_names(next_state), jax.tree.leaves(next_state))
-                    if floating(leaf) for _ in range(int(np.prod(leaf.shape, dtype=int)))]
-    return StepDerivatives(autodiff, forward_mode, central, forward, backward, outputs, steps, eps, output_names,
-                           [input_names[j] for j in chosen])
+    return StepDerivatives(autodiff, forward_mode, central, forward, backward, outputs, steps, eps,
+                           [output_names[i] for i in kept], [input_names[j] for j in chosen])
 
 
 def working_eps(closed_jaxpr) -> float:

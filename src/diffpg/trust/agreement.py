@@ -80,7 +80,8 @@ def estimator_sweep(key, env, policy, params, settings: Settings,
         rows.append({"horizon": horizon, "z": z, "repeats": settings.repeats,
                      **{name: diagnostics.statistics(row[name]) for name in estimators},
                      "nonfinite": {name: int((~np.isfinite(row[name]).all(1)).sum()) for name in estimators},
-                     "norm": {name: float(np.sqrt((row[name].astype(float) ** 2).sum(1).mean())) for name in estimators},
+                     "norm": {name: float(np.sqrt((row[name].astype(float) ** 2).sum(1).mean()))
+                              for name in estimators},
                      "eps": float(np.finfo(row["pathwise"].dtype).eps)})
     return rows
 

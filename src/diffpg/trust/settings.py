@@ -25,7 +25,8 @@ class Settings:
     action_std: float = 1.0
     """Standard deviation of the random (Gaussian) actions, in the environment's action units."""
     max_inputs: int = 256
-    """At most this many state and action coordinates are perturbed per state (a random subset beyond it)."""
+    """At most this many state and action coordinates are perturbed per state, and at most this many coordinates \
+of the next state differentiated (obs, reward and done always), a random subset beyond it."""
     horizons: tuple[int, ...] = ()
     """Horizons at which pathwise and score-function gradients are compared and their variances measured; \
 empty: 1, 5, 20, 50, 100, 200 up to an episode length L of at most 200 (the environment's max_steps, else 100), \
