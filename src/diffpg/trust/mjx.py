@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from ..estimators import pathwise
-from .settings import OK, PROBLEM, Finding
+from .settings import OK, PROBLEM, QUICK_COMPILE, Finding
 
 CONVERGED = 1e-2
 """δ below which the gradient at ``iterations`` is taken to be that of the converged solve."""
@@ -51,7 +51,7 @@ def unconstrained(env) -> bool:
 
 def _gradient(key, env, policy, params, horizon, num_envs):
     estimate = pathwise(env, policy, horizon=horizon, num_envs=num_envs, variance_groups=2)
-    grad, _ = jax.jit(estimate)(key, params)
+    grad, _ = jax.jit(estimate, compiler_options=QUICK_COMPILE)(key, params)
     return np.concatenate([np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(grad)])
 
 

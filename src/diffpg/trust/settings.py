@@ -120,6 +120,11 @@ def default_horizons(env) -> tuple[int, ...]:
     return tuple(h for h in below if h < episode) + (episode,)
 
 
+QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+"""XLA's options for the check's programs that run briefly (single steps, short rollouts): compiled in about half
+the time and run slower, a good trade where compiling an MJX step takes minutes and running it seconds."""
+
+
 class Finding(NamedTuple):
     """One line of the verdict: which check, ``ok`` or ``problem``, and what it found in plain words."""
 

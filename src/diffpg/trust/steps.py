@@ -21,7 +21,7 @@ import numpy as np
 
 from ..finite_differences import StepDerivatives, floating, leaf_names
 from ..rollout import same_types
-from .settings import OK, PROBLEM, Finding, Settings
+from .settings import OK, PROBLEM, QUICK_COMPILE, Finding, Settings
 
 
 def random_states(key, env, settings: Settings):
@@ -41,7 +41,7 @@ def random_states(key, env, settings: Settings):
         state, _ = jax.lax.scan(advance, state, (jnp.arange(warmup), jax.random.split(k_steps, warmup)))
         return state, std * jax.random.normal(k_action, (size,))
 
-    return jax.jit(jax.vmap(one))(jax.random.split(key, settings.num_states))
+    return jax.jit(jax.vmap(one), compiler_options=QUICK_COMPILE)(jax.random.split(key, settings.num_states))
 
 
 def finite_difference_findings(d: StepDerivatives, usable: np.ndarray) -> list[Finding]:

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from ..rollout import rollout
+from .settings import QUICK_COMPILE
 
 
 def ended_fractions(key, env, policy, params, horizons, num_envs: int) -> dict[int, float]:
@@ -27,7 +28,7 @@ def ended_fractions(key, env, policy, params, horizons, num_envs: int) -> dict[i
     """
     longest = max(horizons)
     limit = getattr(env, "max_steps", None)
-    done = jax.jit(jax.vmap(lambda k: rollout(k, env, policy, params, longest).done))(
+    done = jax.jit(jax.vmap(lambda k: rollout(k, env, policy, params, longest).done), compiler_options=QUICK_COMPILE)(
         jax.random.split(key, num_envs))
     done = np.asarray(done) > 0  # [N, H]: ended by the end of step t (sticky)
     fractions = {}
