@@ -153,9 +153,9 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
     def one(state, action):
         F = function(state)
         x, _ = ravel_pytree(pack(state, action))
-        # Each program below holds a copy of the step, and compiling a copy is most of this function's cost (an
-        # MJX step, minutes on 2 CPU cores): so y comes with the pullback (jacrev's own two parts), both perturbations go
-        # through one vmap of F, and forward mode computes only the chosen columns.
+        # Each program below holds a copy of the step, and compiling the copies is most of this function's cost
+        # (minutes for an MJX step on 2 CPU cores): so y comes with the pullback (jacrev's own two parts), both
+        # perturbations go through one vmap of F, and forward mode computes only the chosen columns.
         y, pullback = jax.vjp(F, x)
         reverse = jax.vmap(pullback)(jnp.eye(y.shape[0], dtype=y.dtype))[0]  # jax.jacrev(F)(x): [M, n]
         h = eps ** (1.0 / 3.0) * jnp.maximum(1.0, jnp.abs(x[chosen]))
