@@ -60,8 +60,9 @@ import jax.numpy as jnp
 import optax
 
 from .errors import ConfigError
+from .estimators.objectives import pathwise_surrogate
 from .report.save import save_figure
-from .rollout import discounted_return, rollout
+from .rollout import rollout
 
 
 class Slice(NamedTuple):
@@ -106,7 +107,7 @@ def return_objective(env, policy, *, horizon: int, num_envs: int = 1, discount: 
 
     def objective(key, params):
         def one(k):
-            return discounted_return(rollout(k, env, policy, params, horizon).reward, discount)
+            return pathwise_surrogate(rollout(k, env, policy, params, horizon).reward, discount)
 
         return jax.vmap(one)(jax.random.split(key, num_envs)).mean()
 

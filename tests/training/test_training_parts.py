@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import diffpg
-from diffpg.estimators.surrogates import reward_to_go
+from diffpg.estimators.objectives import reward_to_go
 from diffpg.policies import GaussianMLP
 from diffpg.training import normalizer
 from diffpg.training.bounds_loss import bounds_loss

@@ -76,7 +76,7 @@ def available(config: Config) -> dict:
         "zeroth_order": ("zeroth_order", {}),
         "inverse_variance": ("inverse_variance", {}),
         "alpha_order": ("alpha_order", {}),
-        "ddcg": ("ddcg", {}),
+        "discontinuity_switch": ("discontinuity_switch", {}),
         "auto": ("auto", {}),
     }
     return {name: (getattr(estimators, factory), kw) for name, (factory, kw) in table.items()

@@ -9,7 +9,7 @@ from .base import check_action
 from .cartpole_swingup import CartPoleSwingUp, CartPoleSwingUpParams
 from .double_pendulum import DoublePendulum, DoublePendulumParams
 from .finite_mdp import FiniteMDP, FiniteMDPParams
-from .gymnasium_black_box import from_gymnasium, require_gradient
+from .gymnasium_black_box import from_gymnasium
 from .lqr import LQR, LQRParams
 from .mjx import MJXEnv, from_mjcf
 from .one_step import OneStep
@@ -22,7 +22,7 @@ __all__ = [
     "check_action", "make", "register", "registered",
     "BallWall", "BallWallParams", "DoublePendulum", "DoublePendulumParams", "FiniteMDP", "FiniteMDPParams",
     "OneStep", "WindGust", "WindGustParams",
-    "from_gymnasium", "require_gradient",
+    "from_gymnasium",
     "MJXEnv", "from_mjcf",
 ]
 

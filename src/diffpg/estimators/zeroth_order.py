@@ -27,8 +27,8 @@ from flax import struct
 from ..errors import ProtocolError
 from ..rollout import rollout
 from ..types import float_dtype
-from .batch import batch_groups, batch_keys, check_settings, grouped_gradient, standard_diagnostics
-from .surrogates import mask_ended, pathwise_surrogate
+from .batch import batch_groups, batch_keys, check_settings, group_estimate, group_gradients
+from .objectives import mask_ended, pathwise_surrogate
 from .validate import validated
 
 
@@ -100,9 +100,9 @@ def zeroth_order(env, policy, *, horizon: int, num_envs: int, discount: float = 
 
     def estimate(key, params):
         (traj, advantage), returns = batch(batch_keys(key, num_envs), params)
-        grad, _, variance, norm = grouped_gradient(objective, params, (traj, advantage), groups)
+        grads, _ = group_gradients(objective, params, (traj, advantage), groups)
+        grad, diagnostics = group_estimate(grads, groups, returns)
         noise_free = (returns - advantage[:, 0]).mean()
-        return grad, {**standard_diagnostics(returns, norm, variance), "noise_free_return": noise_free,
-                      "env_steps": 2 * num_envs * horizon}
+        return grad, {**diagnostics, "noise_free_return": noise_free, "env_steps": 2 * num_envs * horizon}
 
     return validated(estimate, env, policy, estimator="the zeroth-order estimator")

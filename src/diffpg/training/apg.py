@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import optax
 
-from ..estimators.surrogates import pathwise_surrogate
+from ..estimators.objectives import pathwise_surrogate
 from .bounds_loss import bounds_loss
 from .optimizer import guarded_step
 from .window import Acting, run_window

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ..estimators.surrogates import pathwise_surrogate
+from ..estimators.objectives import pathwise_surrogate
 from . import critic as critic_lib
 from .normalizer import normalize
 from .bounds_loss import bounds_loss

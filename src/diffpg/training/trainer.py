@@ -49,9 +49,9 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from .. import envs, estimators
+from .. import estimators
 from ..errors import ConfigError
-from ..estimators.validate import check_env
+from ..estimators.validate import check_env, require_gradient
 from ..policies import GaussianMLP
 from ..sharding import check_divisible, shard_batch
 from ..types import as_float
@@ -132,7 +132,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     env = build_env(cfg.env) if env is None else env
     check_env(env, estimator=f"diffpg train --algo {cfg.algo}")  # one sentence, not a scan error
     if cfg.algo in ("apg", "shac"):
-        envs.require_gradient(env, cfg.algo)
+        require_gradient(env, cfg.algo)
     scale = action_scale(cfg, env)
     if scale is None:
         scale = 1.0

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..estimators.surrogates import alive_mask
+from ..estimators.objectives import alive_mask
 from ..rollout import unroll
 from ..types import Trajectory, as_float
 from .normalizer import normalize
