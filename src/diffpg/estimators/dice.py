@@ -41,6 +41,8 @@ one that a pathwise gradient alone misses.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -63,19 +65,25 @@ def is_reparameterized(policy) -> bool:
 
 
 @struct.dataclass
-class Detached:
-    """``policy`` with the gradient cut from its actions, so they take part in a rollout as constants."""
+class Acting:
+    """``policy`` acting another way in a rollout: its ``sample`` is ``act(policy, key, params, obs)``."""
 
     policy: object = struct.field(pytree_node=False)
+    act: Callable = struct.field(pytree_node=False)
 
     def init(self, key, observation_size):
         return self.policy.init(key, observation_size)
 
     def sample(self, key, params, obs):
-        return jax.lax.stop_gradient(self.policy.sample(key, params, obs))
+        return self.act(self.policy, key, params, obs)
 
     def log_prob(self, params, obs, action):
         return self.policy.log_prob(params, obs, action)
+
+
+def detached(policy, key, params, obs):
+    """The policy's action with the gradient cut, so that it takes part in a rollout as a constant."""
+    return jax.lax.stop_gradient(policy.sample(key, params, obs))
 
 
 def magic_box(x):
@@ -112,7 +120,7 @@ def surrogate_rollouts(env, policy, *, horizon: int, discount: float, baseline="
     the same rollouts again, differentiable, with the baselines held fixed.
     """
     reparameterized = is_reparameterized(policy)
-    acting = policy if reparameterized else Detached(policy)
+    acting = policy if reparameterized else Acting(policy, detached)
 
     def rollouts(params, keys):
         return jax.vmap(lambda k: rollout(k, env, acting, params, horizon))(keys)
@@ -198,8 +206,7 @@ def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0
 
     Example:
       >>> import jax, diffpg
-      >>> env = diffpg.make("wind_gust")
-      >>> policy = diffpg.policies.LinearGaussian(action_size=1)
+      >>> env, policy = diffpg.make("wind_gust"), diffpg.policies.LinearGaussian(action_size=1)
       >>> estimate = diffpg.estimators.surrogate(env, policy, horizon=20, num_envs=256)
       >>> key = jax.random.PRNGKey(0)
       >>> grad, diag = jax.jit(estimate)(key, policy.init(key, env.observation_size))

@@ -1,12 +1,15 @@
-"""DDCG: a discontinuity test between the first-order gradient and zeroth-order evidence, with one hyperparameter.
+"""The discontinuity switch: zeroth-order where a test finds the first-order gradient biased, a mix elsewhere.
 
-Onoda, Parmas et al. (arXiv 2604.18161, 2026) propose DDCG: detect whether the
-objective has a discontinuity that biases the pathwise gradient, with a
-single hyperparameter, and fall back to a zeroth-order (score) estimate when
-it does, instead of Suh et al.'s bias-constrained α, which needs per-task
-tuning. This module implements that idea as the brief of diffpg describes it;
-it is not a transcription of the paper, whose text this implementation did
-not have. What it does, from one batch of N rollouts in G groups:
+The idea comes from Onoda, Parmas, Yaguchi & Matsuo (arXiv 2604.18161, 2026),
+whose DDCG is, in their abstract's words, a lightweight test with a single
+hyperparameter that switches estimators in nonsmooth regions. Only that
+abstract was available here, so this module is named for what it computes,
+not after the paper's method. What differs from the abstract, or cannot be
+checked against the paper: the test statistic here is a sign-flip
+randomization test of first- minus zeroth-order group estimates on the same
+rollouts (the paper's test is not known to us); where the test does not
+fire, the estimate is the variance-minimizing mixture of both, not the
+first-order estimate alone. What it does, from one batchWhat it does, from one batch of N rollouts in G groups:
 
 - F_k, the first-order (``surrogate``) gradient of group k: the pathwise
   gradient, plus the score terms of discrete nodes when there are any;
@@ -33,7 +36,7 @@ with the covariance shrunk by its noise, ``combine.shrunk_covariance``),
 which keeps most of the pathwise gradient's precision where the dynamics are
 smooth and lets the zeroth-order one take over where they are chaotic. The
 difference from ``auto``: ``auto`` weighs the first-order estimate against the
-score function by a bias-aware MSE; DDCG decides by a test, against the
+score function by a bias-aware MSE; this one decides by a test, against the
 finite-difference (zeroth-order) evidence. A bias smaller than the test can
 resolve at level δ passes; the benchmark (``benchmarks/auto_mse.py``) measures
 what that costs.

@@ -1,10 +1,12 @@
-"""IVW-H: the pathwise and likelihood-ratio estimates mixed by inverse variance, one weight per step of the horizon.
+"""The pathwise and likelihood-ratio estimates mixed by inverse variance, one weight per step of the horizon.
 
-Onoda, Parmas et al. (arXiv 2604.18161, 2026) propose IVW-H, inverse-variance
-weighting of the pathwise (reparameterization, RP) and likelihood-ratio (LR)
-gradients per time step. This module implements that idea as the brief of
-diffpg describes it; it is not a transcription of the paper, whose text this
-implementation did not have.
+The idea comes from Onoda, Parmas, Yaguchi & Matsuo (arXiv 2604.18161, 2026),
+whose IVW-H is, in their abstract's words, a per-step inverse-variance
+implementation that stabilizes variance without explicit discontinuity
+detection. Only that abstract was available here, so this module is named for
+what it computes, not after the paper's method, and its details (per-step
+parameter copies, weights from the spread across groups, mixing only at the
+end) are this project's choices, not checked against the paper.
 
 θ acts on a rollout once per step, through the action a_t = π_θ(s_t, ξ_t).
 Give each step its own copy θ_t of the parameters; then ∇θ J = Σ_t ∇_{θ_t} J,
@@ -25,7 +27,7 @@ copies, and the gradient with respect to the sequence is the per-step split.
 How it differs from ``inverse_variance`` (PIPPS total propagation): PIPPS
 weighs at each node from the M rollouts of a group and passes the *mixed*
 gradient back through the state to earlier steps, so its RP_t already holds
-the later steps' mixtures; IVW-H keeps the plain pathwise RP_t of each step,
+the later steps' mixtures; this estimator keeps the plain pathwise RP_t of each step,
 weighs it from the spread across groups (per-group estimates, not
 per-rollout ones), and mixes only at the end. In a chaotic system RP_t of an
 early step carries the whole exploding tail of the rollout and takes little
