@@ -39,9 +39,22 @@ def discount_weights(horizon: int, discount: float, dtype=jnp.float32):
     return discount ** jnp.arange(horizon, dtype=dtype)
 
 
-def pathwise_surrogate(reward, discount: float):
-    """Σ_t γᵗ r_t, to be differentiated through the rollout that produced ``reward``."""
-    return jnp.sum(discount_weights(reward.shape[0], discount, reward.dtype) * reward)
+def pathwise_surrogate(reward, discount: float, next_value=None, bootstrap=None):
+    """Σ_t γᵗ r_t, to be differentiated through the rollout that produced ``reward``.
+
+    With ``next_value`` V(s_{t+1}) and ``bootstrap`` β_t (arrays [H]), the return completed by a critic:
+
+        Σ_t γᵗ r_t + Σ_t γ^{t+1} β_t V(s_{t+1}),
+
+    with β_t = 1 where the rollout stops while the episode would go on (the last step of a window that starts
+    from a carried state, or a truncation by a time limit) and 0 elsewhere, and after a termination (SHAC,
+    Xu et al. 2022; V is differentiated through s_{t+1}, its parameters held fixed by the caller).
+    """
+    weights = discount_weights(reward.shape[0], discount, reward.dtype)
+    total = jnp.sum(weights * reward)
+    if next_value is None:
+        return total
+    return total + discount * jnp.sum(weights * bootstrap * next_value)
 
 
 def score_function_surrogate(log_prob, advantage, discount: float):
