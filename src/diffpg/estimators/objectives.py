@@ -20,6 +20,7 @@ episode ends its terms are selected away (``mask_ended``), never multiplied by 0
 """
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..types import float_dtype
 
@@ -36,6 +37,10 @@ def reward_to_go(reward, discount: float):
 
 
 def discount_weights(horizon: int, discount: float, dtype=jnp.float32):
+    """γᵗ for t < horizon; a constant when γ is a Python number, not H powers computed per rollout in the program
+    (those cost a tenth of a small policy's pathwise gradient, ``benchmarks/gradient_cost.py``)."""
+    if isinstance(discount, (int, float)):
+        return jnp.asarray(np.power(float(discount), np.arange(horizon)), dtype)
     return discount ** jnp.arange(horizon, dtype=dtype)
 
 
