@@ -166,11 +166,7 @@ def flatten_groups(grads):
 
 
 def group_estimate(grads, groups: Groups, returns):
-    """(ĝ, the standard diagnostics) from per-group gradients [G, ...] (a pytree, or flat [G, P]).
-
-    Leaf by leaf: after the backward pass every extra operation is a kernel launch, and flattening the
-    groups first measurably added to the cost of a small policy's gradient (``benchmarks/gradient_cost.py``).
-    """
+    """(ĝ, the standard diagnostics) from per-group gradients [G, ...] (a pytree, or flat [G, P]), leaf by leaf."""
     grad = jax.tree.map(lambda g: group_mean(g, groups), grads)
     spread = sum(group_covariance(g, g, groups) for g in jax.tree.leaves(grads))
     return grad, standard_diagnostics(returns, grad, spread)
