@@ -24,11 +24,12 @@ import numpy as np
 from .errors import ShapeError
 
 
-def load_run(run_dir: str | os.PathLike, env=None):
+def load_run(run_dir: str | os.PathLike, env=None, policy=None):
     """(trainer, state): the run's Trainer, rebuilt from its config.json, and its newest TrainState.
 
     ``env`` is the environment object (or a name, or ``MODULE:ATTR``) to use instead of the one the run
-    names; by default a run of ``MODULE:ATTR`` imports it again.
+    names; by default a run of ``MODULE:ATTR`` imports it again. ``policy`` likewise: the policy object
+    to use instead of the one a run of the user's own policy names.
     """
     import jax
 
@@ -49,9 +50,9 @@ def load_run(run_dir: str | os.PathLike, env=None):
             pass
         record = record if isinstance(record, dict) else {}
         check_sizes(env, record, config.env)
-    if other and config.action_scale is None:  # the policy acts at the scale it was trained at, not env's bound
+    if other and config.policy is None and config.action_scale is None:  # the policy acts at the scale it was trained at, not env's bound
         config = dataclasses.replace(config, action_scale=_trained_scale(config, record))
-    trainer = make_trainer(config, env)
+    trainer = make_trainer(config, env, policy=policy)
     _, state = restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)), config=config)
     return trainer, state
 
@@ -70,13 +71,14 @@ def _trained_scale(config, record: dict):
     return None  # an older run of a user's env: the env given decides, as it did then
 
 
-def load_policy(run_dir: str | os.PathLike, env=None) -> Callable[[np.ndarray], np.ndarray]:
+def load_policy(run_dir: str | os.PathLike, env=None, policy=None) -> Callable[[np.ndarray], np.ndarray]:
     """The deterministic policy of the newest checkpoint in ``run_dir``, numpy in and numpy out.
 
-    A run of your own environment imports it again from the spec it recorded (``MODULE:ATTR``, or the
-    class of the object it was trained with); pass ``env=`` where that cannot be imported.
+    A run of your own environment or policy imports it again from the spec it recorded (``MODULE:ATTR``,
+    or the class of the object it was trained with); pass ``env=`` or ``policy=`` where that cannot be
+    imported.
     """
-    return policy_function(*load_run(run_dir, env))
+    return policy_function(*load_run(run_dir, env, policy))
 
 
 def policy_function(trainer, state) -> Callable[[np.ndarray], np.ndarray]:

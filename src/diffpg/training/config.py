@@ -43,6 +43,10 @@ class TrainConfig:
     """γ of the objective each algorithm optimizes (apg uses it inside the window only)."""
     gae_lambda: float = 0.95
     """λ of SHAC's TD(λ) critic targets and of PPO's GAE (reinforce uses λ = 1, Monte Carlo returns)."""
+    policy: str | None = None
+    """None: the built-in tanh-Gaussian MLP that hidden, init_std, squash and action_scale describe; else the
+    user's own policy as ``MODULE:ATTR`` (an object, its class or a zero-argument factory), which those four
+    settings do not touch (``diffpg.train(policy=...)`` records it)."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy network (tanh activations)."""
     critic_hidden: tuple[int, ...] = (64, 64)
@@ -139,6 +143,8 @@ def check(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"unknown algorithm {config.algo!r}; choose one of {', '.join(ALGOS)}")
     if not isinstance(config.env, str) or not config.env:
         raise ConfigError(f"env must be the name of a registered environment, got {config.env!r}")
+    if config.policy is not None and not (isinstance(config.policy, str) and ":" in config.policy):
+        raise ConfigError(f"policy must be None (the built-in policy) or MODULE:ATTR, got {config.policy!r}")
     for name in ("num_updates", "num_envs", "window", "critic_epochs", "critic_minibatches", "ppo_epochs",
                  "ppo_minibatches"):
         _positive_int(config, name)

@@ -18,8 +18,8 @@ updates is loaded (or traced and compiled) in a second thread while this one
 compiles init: XLA releases the GIL, so on two cores the two overlap. The
 trainer is built only when something must be traced, for a resumed run's
 template, or without ``stored``. An environment from outside diffpg (an object,
-``MODULE:ATTR``, a registration) is never stored: the digest of a stored
-program covers diffpg's sources only.
+``MODULE:ATTR``, a registration) or a user's policy is never stored: the digest
+of a stored program covers diffpg's sources only.
 """
 from __future__ import annotations
 
@@ -46,12 +46,12 @@ def _own_env(name: str) -> bool:
 class Programs:
     """``init``, ``run`` and ``template`` of one training config (see the module docstring)."""
 
-    def __init__(self, config, key, chunk: int, *, env=None, stored: bool = True):
+    def __init__(self, config, key, chunk: int, *, env=None, policy=None, stored: bool = True):
         from .config import compiler_options
 
-        self.config, self.key, self.env = config, key, env
+        self.config, self.key, self.env, self.policy = config, key, env, policy
         self._trainer, self._template, self._lock, self._compiled = None, None, threading.RLock(), {}
-        self.stored = stored and env is None and _own_env(config.env)
+        self.stored = stored and env is None and config.policy is None and _own_env(config.env)
         if not self.stored:
             self._build()  # now: an unknown environment is reported before the run writes any file
             return
@@ -74,7 +74,7 @@ class Programs:
             if self._trainer is None:
                 from .trainer import make_trainer
 
-                self._trainer = make_trainer(self.config, self.env)
+                self._trainer = make_trainer(self.config, self.env, policy=self.policy)
             return self._trainer
 
     def template(self):
@@ -124,8 +124,8 @@ class Programs:
         if self._trainer is None:
             return {}
         env, policy = self._trainer.env, self._trainer.policy
-        return {"observation_size": int(env.observation_size), "action_size": int(env.action_size),
-                "action_scale": float(policy.action_scale)}
+        sizes = {"observation_size": int(env.observation_size), "action_size": int(env.action_size)}
+        return sizes if self.config.policy else {**sizes, "action_scale": float(policy.action_scale)}
 
     def state(self, state):
         """``state`` as a TrainState, whichever form it is in."""

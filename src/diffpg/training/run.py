@@ -98,7 +98,7 @@ def _local(state):
                              for name, value in state._asdict().items()})
 
 
-def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates: int | None = None,
+def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int = 0, updates: int | None = None,
           resume: bool = False, options: RunOptions | None = None, timings: Timings | None = None,
           **settings) -> TrainResult:
     """Train a policy into ``run_dir``, or continue the run there with ``resume=True``.
@@ -109,6 +109,12 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates
         object; the run records its name or spec, so a resumed run and ``load_policy`` build it again
         (pass the object again as ``env=`` where its spec cannot be imported).
       algo: apg, shac, reinforce, ppo or ascent.
+      policy: None for the built-in tanh-Gaussian MLP (its settings: hidden, init_std, squash,
+        action_scale), or your own policy: any object of the Policy protocol, or ``"MODULE:ATTR"``. The
+        run records its spec (an object's is its class, ``module:Class``, called without arguments), so a
+        resumed run and ``load_policy`` build it again; pass the object again as ``policy=`` where that
+        cannot be imported or would build another policy. What the trainer does around it (observation
+        normalization, the action's scale, the deterministic action): ``trainer.build_policy``.
       seed: the run's seed.
       updates: the number of updates (default: that of ``defaults(env, algo)``).
       resume: continue the run in ``run_dir`` with its own settings (give none); a finished run is returned.
@@ -130,26 +136,26 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates
     created = processes.primary_first(lambda: prepare(run_dir, resume, options.overwrite),
                                       f"prepare the run directory {str(run_dir)!r}")
     try:
-        return _with_reporter(run_dir, env, algo, seed, updates, resume, options, timings, settings)
+        return _with_reporter(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings)
     except BaseException:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise
 
 
-def _with_reporter(run_dir, env, algo, seed, updates, resume, options, timings, settings):
+def _with_reporter(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings):
     from ..report.reporter import Reporter  # started before jax is imported: it warms up meanwhile
 
     drawn = (options.plot or options.tensorboard) and processes.is_primary()
     reporter = Reporter(options.plot, options.tensorboard) if drawn else None
     try:
-        return _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings, reporter)
+        return _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, reporter)
     finally:
         if reporter is not None:
             reporter.close()
 
 
-def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings, reporter) -> TrainResult:
+def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, reporter) -> TrainResult:
     timings.phase("import jax")
     import jax
     import numpy as np
@@ -163,7 +169,7 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
         compile_cache.enable()
     timings.phase("config")
     env_object = None if isinstance(env, str) else env
-    config, record = _settings(run_dir, env, algo, seed, updates, resume, options, settings)
+    config, record = _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings)
     seed, log_every, checkpoint_every, keep = (record[k] for k in ("seed", "log_every", "checkpoint_every", "keep"))
     key = jax.random.key(seed)
     checkpoints = resumed_at = None  # a new run opens its checkpoints at the first save, while orbax loads
@@ -174,7 +180,8 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
     finished = resumed_at is not None and resumed_at >= config.num_updates
     timings.phase("load or compile the programs (init; the chunk's alongside)")
     stored = options.compile_cache and not finished and processes.count() == 1  # jax.export: one process only
-    programs = Programs(config, key, log_every, env=env_object, stored=stored)
+    policy_object = None if isinstance(policy, str) else policy
+    programs = Programs(config, key, log_every, env=env_object, policy=policy_object, stored=stored)
     if resume and not programs.stored:
         check_sizes(programs.trainer.env, record, config.env)
     timings.phase("config")
@@ -247,14 +254,15 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
     return TrainResult(run_dir, config, seed, log.rows, stopped, last_saved, timings, programs, state)
 
 
-def _settings(run_dir, env, algo, seed, updates, resume, options, settings) -> tuple[Any, dict]:
+def _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings) -> tuple[Any, dict]:
     """(TrainConfig, record): a resumed run's own config.json and run.json, or a new run's settings with
     the seed, the cadence and the checkpoints to keep."""
     from .checkpoint import read_config
 
     if resume:
         return read_config(run_dir), read_run_file(run_dir)
-    config = new_config(env_name(env), algo, updates, settings, env_object=None if isinstance(env, str) else env)
+    config = new_config(env_name(env), algo, updates, settings, env_object=None if isinstance(env, str) else env,
+                        policy=policy)
     log_every, checkpoint_every = cadence(config.num_updates, options.log_every, options.checkpoint_every)
     return config, {"seed": seed, "log_every": log_every, "checkpoint_every": checkpoint_every, "keep": options.keep}
 

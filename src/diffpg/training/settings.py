@@ -18,7 +18,8 @@ SPELLING = {"python": {"set": "", "updates": "updates=", "env": "env=", "algo": 
 
 
 def env_name(env) -> str:
-    """What a run records for ``env``: the name or spec itself, or ``module:Class`` of an env object."""
+    """What a run records for ``env`` (or for the user's policy): the name or spec itself, or ``module:Class``
+    of an object."""
     if isinstance(env, str):
         return env
     cls = type(env)
@@ -44,6 +45,21 @@ def build_env(name: str):
                           "holds its module, or pass the environment object as env=") from None
 
 
+def build_policy(name: str):
+    """The user's policy that ``MODULE:ATTR`` names (an object, its class or a zero-argument factory)."""
+    from ..envs.spec import load
+
+    try:
+        return load(name, "policy", "sample")
+    except ConfigError as error:
+        raise ConfigError(f"the policy {name} cannot be imported ({error}); run from the directory that holds "
+                          "its module, or pass the policy object as policy=") from None
+
+
+BUILT_IN_POLICY = ("hidden", "init_std", "squash", "action_scale")
+"""The settings that describe the built-in tanh-Gaussian MLP, and nothing else."""
+
+
 def check_sizes(env, record: dict, name: str) -> None:
     """Refuse an environment whose sizes differ from those a run recorded (``run.json``)."""
     for field in ("observation_size", "action_size"):
@@ -53,8 +69,14 @@ def check_sizes(env, record: dict, name: str) -> None:
                              "a new run")
 
 
-def new_config(env: str, algo: str, updates, overrides: dict, env_object=None, spelling: str = "python"):
-    """The TrainConfig of a new run: the defaults of (env, algo), then ``updates`` and ``overrides``."""
+def new_config(env: str, algo: str, updates, overrides: dict, env_object=None, spelling: str = "python",
+               policy=None):
+    """The TrainConfig of a new run: the defaults of (env, algo), then ``updates`` and ``overrides``.
+
+    With the user's ``policy`` (an object or ``MODULE:ATTR``) the config records its name; the settings of
+    the built-in policy are refused, and the bounds loss, which reads the built-in policy's pre-squash
+    mean, is off unless asked for (``make_trainer`` then refuses it).
+    """
     from .config import ALGOS, TrainConfig, config_from_dict, defaults
 
     words = SPELLING[spelling]
@@ -72,6 +94,12 @@ def new_config(env: str, algo: str, updates, overrides: dict, env_object=None, s
             flag = words["updates" if name == "num_updates" else name]
             raise ConfigError(f"{words['set']}{name} is not allowed; use {flag}")
     stored = dataclasses.asdict(defaults(env_object if env_object is not None else env, algo))
+    if policy is not None:
+        given = [name for name in BUILT_IN_POLICY if name in overrides]
+        if given:
+            raise ConfigError(f"{given[0]} describes the built-in policy, which your own policy replaces; drop "
+                              f"{', '.join(given)} and set them in your policy")
+        stored.update(policy=env_name(policy), bound_penalty=0.0)
     stored.update(overrides, env=env)
     if updates is not None:
         stored["num_updates"] = updates
@@ -82,7 +110,7 @@ def new_config(env: str, algo: str, updates, overrides: dict, env_object=None, s
 
 
 def refuse_on_resume(env, algo, seed, updates, settings, options) -> None:
-    """A resumed run keeps its own settings: name whatever was given besides the env object."""
+    """A resumed run keeps its own settings: name whatever was given besides the env and policy objects."""
     given = ([] if not isinstance(env, str) or env == "pendulum" else ["env"]) \
         + (["algo"] if algo != "shac" else []) + (["seed"] if seed != 0 else []) \
         + (["updates"] if updates is not None else []) + sorted(settings) \
