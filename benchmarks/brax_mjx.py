@@ -219,7 +219,7 @@ def run_diffpg(algo, updates, threshold, clock) -> Result:
     config = diffpg.training.defaults("mjx_reacher", algo)
     result = Result(f"diffpg {algo}", f"{config.num_envs} envs x {config.window}, {updates} updates, "
                                       f"lr {config.actor_lr}")
-    options = RunOptions(compile_cache=False, plot=False, tensorboard=False, progress=False)
+    options = RunOptions(plot=False, tensorboard=False, progress=False)
     timings = SessionClock()
     clock.reset()
     with tempfile.TemporaryDirectory() as run_dir:

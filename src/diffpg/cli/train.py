@@ -148,7 +148,7 @@ def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
     multiprocess.check(config)
     options = RunOptions(log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep=config.keep,
                          overwrite=config.overwrite, plot=config.plot, tensorboard=config.tensorboard,
-                         compile_cache=config.compile_cache, progress=True).check(CLI)
+                         progress=True).check(CLI)
     overrides = {**typed, **_parse_set(config.set)}
     if config.resume is not None:
         given = [name for name in ("out", "env", "algo", "seed", "updates", "checkpoint_every", "log_every")
@@ -172,6 +172,10 @@ def run(config) -> int:
     config, typed = config if isinstance(config, tuple) else (config, {})
     overrides, options = _checked(config, typed)
     multiprocess.join(config)  # before anything uses JAX
+    if config.compile_cache:
+        from . import compile_cache
+
+        compile_cache.enable()
     from ..training import processes
 
     run_dir = config.resume or config.out

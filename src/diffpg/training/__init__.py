@@ -1,8 +1,6 @@
 """Training policies with the gradients: APG, SHAC, REINFORCE and PPO as configurations of one jitted loop.
 
-Re-exports only, imported on first use (PEP 562, as ``diffpg`` itself does): ``diffpg train`` reads its
-config and checkpoints through ``diffpg.training.config`` and ``.checkpoint`` without paying for the
-trainer's imports (flax, numpyro, optax) when its programs are already stored.
+Re-exports only, imported on first use (PEP 562, as ``diffpg`` itself does).
 """
 from typing import TYPE_CHECKING
 

@@ -109,8 +109,8 @@ def as_dicts(tree) -> dict:
     """``tree`` as nested dicts (lists for sequences) of its leaves, named by field, key or position; a None
     or an empty node (optax's ``EmptyState``) becomes None.
 
-    This is the form of a TrainState in a checkpoint and in ``diffpg train``'s stored programs: it needs
-    no class to rebuild (``jax.export`` and orbax store dicts and lists as they are), and ``from_dicts``
+    This is the form of a TrainState in a checkpoint: it needs no class to rebuild (orbax stores dicts
+    and lists as they are), and ``from_dicts``
     gives the state back given a template. It is the tree orbax writes for a TrainState itself, so
     checkpoints saved either way read back the same. Nested dicts come back as they are.
     """
@@ -224,22 +224,6 @@ def _difference(saved: dict, wanted: dict) -> str | None:
         if saved[name] != wanted[name]:
             return f"{name} has shape {saved[name]} in the checkpoint but {wanted[name]} for the config"
     return None
-
-
-def preload_orbax() -> None:
-    """Import orbax (about 0.2 s) in a thread, while the main one trains, before the first checkpoint needs it.
-
-    XLA releases the GIL while it runs, so on two cores the import costs almost no wall time.
-    """
-    import threading
-
-    def load():
-        try:
-            import orbax.checkpoint  # noqa: F401
-        except Exception:  # the main thread imports again and reports the error itself
-            pass
-
-    threading.Thread(target=load, daemon=True).start()
 
 
 class Checkpoints:

@@ -8,7 +8,7 @@ What a run does, in order (``_drive``):
 
 1. the settings: ``defaults(env, algo)``, then ``updates`` and ``settings`` (a new run), or the run's own
    ``config.json`` and ``run.json`` (a resumed one);
-2. the programs ``init`` and ``run(state, n)`` (``programs.Programs``: stored once per machine);
+2. the trainer (``make_trainer``), whose jitted ``init`` and ``run(state, n)`` compile on first use;
 3. the state: a fresh ``init(key)``, or the newest checkpoint;
 4. chunks of ``log_every`` updates, each dispatched before the previous one is logged, so logging and
    checkpointing overlap the next chunk's compute; after each, its rows go to ``metrics.jsonl`` (and to
@@ -24,8 +24,10 @@ In a run of several processes (``jax.distributed.initialize`` first, then the sa
 every process, with the same ``run_dir`` seen by all), each process computes its own devices' share of
 the environments and holds the same replicated parameters; process 0 alone writes the run's files and
 runs the reporter, and every process saves and restores the orbax checkpoints together
-(``processes``). The programs are traced in every run then, not stored (``programs``), and the
-``metrics`` of process k > 0 carry its own wall times.
+(``processes``); the ``metrics`` of process k > 0 carry its own wall times.
+
+The library never turns on JAX's persistent compilation cache (a process-wide setting); ``diffpg
+train`` does, as the owner of its process.
 """
 from __future__ import annotations
 
@@ -39,7 +41,6 @@ from typing import Any
 
 from ..errors import ConfigError
 from . import processes
-from .checkpoint import preload_orbax
 from .run_dir import RunOptions, cadence, prepare, read_run_file, write_run_file
 from .settings import check_sizes, env_name, new_config, refuse_on_resume
 from .timings import Timings
@@ -60,22 +61,14 @@ class TrainResult:
     last_saved: int | None
     """The update of the newest checkpoint."""
     timings: Timings
-    programs: Any = dataclasses.field(repr=False, default=None)
-    raw_state: Any = dataclasses.field(repr=False, default=None)
-
-    @functools.cached_property
-    def state(self):
-        """The final TrainState (after a stop: the last state trained, whose learned parts are the last good ones)."""
-        return self.programs.state(self.raw_state)
+    trainer: Any = dataclasses.field(repr=False, default=None)
+    state: Any = dataclasses.field(repr=False, default=None)
+    """The final TrainState (after a stop: the last state trained, whose learned parts are the last good ones)."""
 
     @property
     def params(self):
         """The policy's parameters."""
         return self.state.params
-
-    @property
-    def trainer(self):
-        return self.programs.trainer
 
     @functools.cached_property
     def act(self):
@@ -160,13 +153,10 @@ def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, 
     import jax
     import numpy as np
 
-    from ..cli import compile_cache
     from .checkpoint import Checkpoints, write_config
     from .metrics_log import MetricsLog
-    from .programs import Programs
+    from .trainer import make_trainer
 
-    if options.compile_cache:
-        compile_cache.enable()
     timings.phase("config")
     env_object = None if isinstance(env, str) else env
     config, record = _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings)
@@ -178,12 +168,10 @@ def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, 
         checkpoints = Checkpoints(run_dir, keep=keep)
         resumed_at = checkpoints.latest()
     finished = resumed_at is not None and resumed_at >= config.num_updates
-    timings.phase("load or compile the programs (init; the chunk's alongside)")
-    stored = options.compile_cache and not finished and processes.count() == 1  # jax.export: one process only
-    policy_object = None if isinstance(policy, str) else policy
-    programs = Programs(config, key, log_every, env=env_object, policy=policy_object, stored=stored)
-    if resume and not programs.stored:
-        check_sizes(programs.trainer.env, record, config.env)
+    timings.phase("build the trainer")
+    trainer = make_trainer(config, env_object, policy=None if isinstance(policy, str) else policy)
+    if resume:
+        check_sizes(trainer.env, record, config.env)
     timings.phase("config")
     if not resume:
         def write_files():
@@ -191,15 +179,15 @@ def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, 
                 for entry in run_dir.iterdir():
                     shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             write_config(run_dir, config)
-            write_run_file(run_dir, seed, log_every, checkpoint_every, keep, programs.sizes())  # run.json
+            write_run_file(run_dir, seed, log_every, checkpoint_every, keep, _sizes(trainer))  # run.json
 
         processes.primary_first(write_files, f"write config.json and run.json in {str(run_dir)!r}")
     if resumed_at is not None:
         timings.phase("checkpoints: open, save, restore (orbax)")
-        state = checkpoints.restore(programs.template(), resumed_at, config=config)
+        state = checkpoints.restore(jax.eval_shape(trainer.init, key), resumed_at, config=config)
     else:
-        timings.phase("run init")
-        state = programs.init(key)
+        timings.phase("run init (compiles it)")
+        state = trainer.init(key)
 
     timings.phase("logs: metrics.jsonl")
     log_from = (resumed_at or 0) if resume else None  # a resumed run logs again after its checkpoint
@@ -214,15 +202,12 @@ def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, 
         with _progress(options if not quiet else RunOptions(progress=False), title, total, update) as progress:
             session = time.perf_counter()
             clock = lambda: time.perf_counter() - session  # noqa: E731
-            timings.phase("first chunk (waits for its program)")
+            timings.phase("first chunk (compiles it)")
             t1 = 0.0
-            for i, (update, state, metrics, t0) in enumerate(
-                    _one_ahead(programs.run, state, update, _chunk_ends(update, total, log_every, checkpoint_every),
-                               clock)):
+            for update, state, metrics, t0 in _one_ahead(
+                    trainer.run, state, update, _chunk_ends(update, total, log_every, checkpoint_every), clock):
                 metrics = jax.device_get(metrics)
                 t0, t1 = max(t0, t1), clock()  # a chunk runs from its dispatch or the previous one's end
-                if i == 0:
-                    preload_orbax()  # orbax loads while the next chunks run, not while the programs load
                 timings.phase("logs: metrics.jsonl")
                 rows = log.append(metrics, t0, t1)
                 if reporter is not None:
@@ -251,7 +236,14 @@ def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, 
             checkpoints.close()
         log.close()
     timings.phase(None)
-    return TrainResult(run_dir, config, seed, log.rows, stopped, last_saved, timings, programs, state)
+    return TrainResult(run_dir, config, seed, log.rows, stopped, last_saved, timings, trainer, state)
+
+
+def _sizes(trainer) -> dict:
+    """What run.json records of the environment (its sizes) and of the built-in policy (its action scale)."""
+    env, policy = trainer.env, trainer.policy
+    sizes = {"observation_size": int(env.observation_size), "action_size": int(env.action_size)}
+    return sizes if trainer.config.policy else {**sizes, "action_scale": float(policy.action_scale)}
 
 
 def _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings) -> tuple[Any, dict]:

@@ -46,8 +46,6 @@ class RunOptions:
     """Write the learning curve curve.png at the end."""
     tensorboard: bool = True
     """Write TensorBoard events to tb/."""
-    compile_cache: bool = True
-    """Keep compiled programs in the user's cache directory (XDG_CACHE_HOME/diffpg) so later runs start faster."""
     progress: bool | None = None
     """Draw a progress bar on stderr (None: when stderr is a terminal)."""
 
