@@ -8,7 +8,7 @@ with its defaults (the ``diffpg`` script beside this Python). The first one star
 (``XDG_CACHE_HOME``), so it traces and compiles everything; the later ones
 find the compiled programs there (JAX's persistent cache, ``diffpg.cli.compile_cache``). Wall time is
 measured around the process, CPU time from the rusage of it and its
-children (the reporter process included). The load average is printed
+children. The load average is printed
 before and after, as this machine's speed varies with the load of its host.
 """
 from __future__ import annotations

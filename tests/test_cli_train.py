@@ -222,7 +222,7 @@ def test_tensorboard_events_hold_the_metrics(run_dir):
 
 def test_resumed_logs_replace_what_came_after_the_checkpoint(tmp_path):
     """A run killed at update 10 with its checkpoint at 6: its logs after 6 are replaced, not duplicated.
-    TensorBoard events are written from the rows as diffpg train's reporter writes them."""
+    TensorBoard events are written from the rows as diffpg train's LiveReport writes them."""
     from diffpg.report.tensorboard import TensorBoardLog
     from diffpg.training.metrics_log import MetricsLog
 

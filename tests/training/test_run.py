@@ -16,7 +16,7 @@ from diffpg.training.metrics_log import read_rows
 
 # one update per chunk keeps the killed run going for seconds after its checkpoint 100, time to kill it
 SETTINGS = dict(env="pendulum", algo="apg", seed=7, updates=600, num_envs=2, window=4, hidden=(8,))
-OPTIONS = dict(log_every=1, checkpoint_every=100, plot=False, tensorboard=False)
+OPTIONS = dict(log_every=1, checkpoint_every=100)
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def cache(tmp_path, monkeypatch):
 
 def test_result_holds_state_policy_and_metrics_and_a_finished_run_is_returned(tmp_path, cache, bits):
     result = diffpg.train(tmp_path / "run", env="pendulum", algo="apg", seed=1, updates=4, num_envs=2, window=4,
-                          hidden=(8,), options=RunOptions(log_every=2, plot=False, tensorboard=False))
+                          hidden=(8,), options=RunOptions(log_every=2))
     assert result.stopped_at is None and result.last_saved == 4
     assert [row["update"] for row in result.metrics] == [1, 2, 3, 4]
     assert int(result.state.update) == 4 and result.config.hidden == (8,)

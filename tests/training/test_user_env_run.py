@@ -15,7 +15,6 @@ import pytest
 import diffpg
 from diffpg.cli.main import main
 from diffpg.errors import CheckpointError, ConfigError, ShapeError
-from diffpg.training import RunOptions
 
 HOVER = textwrap.dedent('''
     import jax.numpy as jnp
@@ -85,7 +84,7 @@ def test_load_policy_of_a_python_run_imports_the_env_again_or_takes_it(here, ass
     import hover
 
     result = diffpg.train(here / "py", env=hover.Hover(), algo="apg", updates=4, num_envs=2, window=5,
-                          hidden=(8,), options=RunOptions(plot=False, tensorboard=False))
+                          hidden=(8,), )
     obs = np.array([0.5, -0.1], np.float32)
     np.testing.assert_array_equal(diffpg.load_policy(here / "py")(obs), result.act(obs))
     np.testing.assert_array_equal(diffpg.load_policy(here / "py", env=hover.Hover())(obs), result.act(obs))
@@ -107,7 +106,7 @@ def test_load_policy_of_a_python_run_imports_the_env_again_or_takes_it(here, ass
 
 def test_a_checkpoint_that_does_not_fit_its_config_is_named_and_never_to_be_deleted(here, assert_one_sentence):
     diffpg.train(here / "run", env="hover:Hover", algo="apg", updates=4, num_envs=2, window=5, hidden=(8,),
-                 options=RunOptions(plot=False, tensorboard=False))
+                 )
     config = json.loads((here / "run" / "config.json").read_text())
     (here / "run" / "config.json").write_text(json.dumps({**config, "hidden": [16]}))
     for load in (diffpg.load_policy, lambda run: diffpg.train(run, resume=True)):

@@ -41,7 +41,7 @@ LINEAR = textwrap.dedent('''
         log_prob = None
 ''')
 TINY = dict(env="pendulum", algo="apg", updates=4, num_envs=2, window=5)
-OPTIONS = RunOptions(log_every=2, checkpoint_every=2, plot=False, tensorboard=False)
+OPTIONS = RunOptions(log_every=2, checkpoint_every=2)
 
 
 @pytest.fixture(scope="module")

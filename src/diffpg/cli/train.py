@@ -147,8 +147,7 @@ def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
         raise ConfigError(f"--updates must be a positive integer, got {config.updates!r}")
     multiprocess.check(config)
     options = RunOptions(log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep=config.keep,
-                         overwrite=config.overwrite, plot=config.plot, tensorboard=config.tensorboard,
-                         progress=True).check(CLI)
+                         overwrite=config.overwrite).check(CLI)
     overrides = {**typed, **_parse_set(config.set)}
     if config.resume is not None:
         given = [name for name in ("out", "env", "algo", "seed", "updates", "checkpoint_every", "log_every")
@@ -183,10 +182,15 @@ def run(config) -> int:
                                       f"prepare the run directory {str(run_dir)!r}")
     from rich.console import Console
 
+    from ..report.live import LiveReport
+    from ..report.tensorboard import tensorboardx
     from ..training.run import train
     from ..training.timings import Timings
 
     console, timings = Console(stderr=True, quiet=not processes.is_primary()), Timings()
+    if config.tensorboard:
+        tensorboardx(hide_torch=True)  # this process needs no torch: its import would cost seconds
+    watch = LiveReport(plot=config.plot, tensorboard=config.tensorboard, progress=True, console=console)
     if config.set:
         console.print("diffpg: note: --set is deprecated; diffpg train ALGO --help lists every setting as a "
                       "typed flag", style="yellow", highlight=False, soft_wrap=True)
@@ -195,7 +199,7 @@ def run(config) -> int:
             warnings.simplefilter("always", UserWarning)
             result = train(run_dir, env=config.env or "pendulum", algo=config.algo or "shac", seed=config.seed or 0,
                            updates=config.updates, resume=config.resume is not None, options=options,
-                           timings=timings, **overrides)
+                           watch=watch, timings=timings, **overrides)
     except BaseException:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()

@@ -3,8 +3,8 @@
 After ``jax.distributed.initialize`` (``diffpg.distributed``) every process runs
 the same training loop over the global device set. Process 0, the *primary*,
 alone writes the run's own files: ``config.json``, ``run.json``,
-``metrics.jsonl``, TensorBoard events and ``curve.png`` (its reporter process
-too). Orbax checkpoints are written by every process, each its own devices'
+``metrics.jsonl``, and it alone calls the caller's ``watch`` (TensorBoard events,
+``curve.png``). Orbax checkpoints are written by every process, each its own devices'
 rows, with orbax's primary host (process 0) committing them. So the run
 directory must be one that every process sees (a shared file system; on one
 machine, the same path).

@@ -12,7 +12,7 @@ What a run does, in order (``_drive``):
 3. the state: a fresh ``init(key)``, or the newest checkpoint;
 4. chunks of ``log_every`` updates, each dispatched before the previous one is logged, so logging and
    checkpointing overlap the next chunk's compute; after each, its rows go to ``metrics.jsonl`` (and to
-   the reporter, for TensorBoard and ``curve.png``), and every ``checkpoint_every`` updates the state
+   ``watch``, the caller's progress bar or TensorBoard events), and every ``checkpoint_every`` updates the state
    is saved (only a state whose last update was good);
 5. the stop: when more than ``max_bad_updates`` consecutive updates had a non-finite gradient, the run
    stops with ``stopped_at`` set, keeping the last good checkpoint.
@@ -23,7 +23,7 @@ on the CPU, and a resumed run ends with the parameters it would have had uninter
 In a run of several processes (``jax.distributed.initialize`` first, then the same call of ``train`` in
 every process, with the same ``run_dir`` seen by all), each process computes its own devices' share of
 the environments and holds the same replicated parameters; process 0 alone writes the run's files and
-runs the reporter, and every process saves and restores the orbax checkpoints together
+calls ``watch``, and every process saves and restores the orbax checkpoints together
 (``processes``); the ``metrics`` of process k > 0 carry its own wall times.
 
 The library never turns on JAX's persistent compilation cache (a process-wide setting); ``diffpg
@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -92,7 +91,7 @@ def _local(state):
 
 
 def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int = 0, updates: int | None = None,
-          resume: bool = False, options: RunOptions | None = None, timings: Timings | None = None,
+          resume: bool = False, options: RunOptions | None = None, watch=None, timings: Timings | None = None,
           **settings) -> TrainResult:
     """Train a policy into ``run_dir``, or continue the run there with ``resume=True``.
 
@@ -111,7 +110,10 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int
       seed: the run's seed.
       updates: the number of updates (default: that of ``defaults(env, algo)``).
       resume: continue the run in ``run_dir`` with its own settings (give none); a finished run is returned.
-      options: ``RunOptions``: chunk and checkpoint cadence, TensorBoard, curve, progress bar.
+      options: ``RunOptions``: chunk and checkpoint cadence, checkpoints kept, overwrite.
+      watch: what to show while it trains, such as ``diffpg.report.LiveReport`` (progress bar, TensorBoard
+        events, curve.png): an object with ``start(run_dir, title, total, done, kept)``, ``rows(new, done)``,
+        ``finish()`` and ``close()`` (see ``report.live``). None: the run writes ``metrics.jsonl`` only.
       timings: a ``Timings`` to record the phases in (``diffpg train --timings``).
       **settings: any other ``TrainConfig`` field, e.g. ``num_envs=4, hidden=(32, 32)``.
 
@@ -129,26 +131,14 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int
     created = processes.primary_first(lambda: prepare(run_dir, resume, options.overwrite),
                                       f"prepare the run directory {str(run_dir)!r}")
     try:
-        return _with_reporter(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings)
+        return _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, watch)
     except BaseException:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise
 
 
-def _with_reporter(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings):
-    from ..report.reporter import Reporter  # started before jax is imported: it warms up meanwhile
-
-    drawn = (options.plot or options.tensorboard) and processes.is_primary()
-    reporter = Reporter(options.plot, options.tensorboard) if drawn else None
-    try:
-        return _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, reporter)
-    finally:
-        if reporter is not None:
-            reporter.close()
-
-
-def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, reporter) -> TrainResult:
+def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, watch) -> TrainResult:
     timings.phase("import jax")
     import jax
     import numpy as np
@@ -192,46 +182,43 @@ def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, 
     timings.phase("logs: metrics.jsonl")
     log_from = (resumed_at or 0) if resume else None  # a resumed run logs again after its checkpoint
     log = MetricsLog(run_dir, resume_at=log_from, write=processes.is_primary())
-    if reporter is not None:
-        reporter.start(run_dir, log_from, len(log.rows))
     total, update, limit = config.num_updates, resumed_at or 0, config.max_bad_updates
     stopped, last_saved = None, resumed_at
-    title = f"{config.algo} on {config.env} (seed {seed})"
+    watch = None if finished or not processes.is_primary() else watch
     try:
-        quiet = finished or not processes.is_primary()
-        with _progress(options if not quiet else RunOptions(progress=False), title, total, update) as progress:
-            session = time.perf_counter()
-            clock = lambda: time.perf_counter() - session  # noqa: E731
-            timings.phase("first chunk (compiles it)")
-            t1 = 0.0
-            for update, state, metrics, t0 in _one_ahead(
-                    trainer.run, state, update, _chunk_ends(update, total, log_every, checkpoint_every), clock):
-                metrics = jax.device_get(metrics)
-                t0, t1 = max(t0, t1), clock()  # a chunk runs from its dispatch or the previous one's end
-                timings.phase("logs: metrics.jsonl")
-                rows = log.append(metrics, t0, t1)
-                if reporter is not None:
-                    reporter.rows(len(log.rows))
-                    if update == total:  # drawn while the last checkpoint is saved
-                        reporter.plot(title)
-                streaks = np.asarray(metrics["bad_streak"])
-                if streaks.max() > limit:
-                    stopped = int(np.asarray(metrics["update"])[int(np.argmax(streaks > limit))])
-                    break
-                if (update % checkpoint_every == 0 or update == total) and streaks[-1] == 0:
-                    timings.phase("checkpoints: open, save, restore (orbax)")
-                    checkpoints = checkpoints or Checkpoints(run_dir, keep=keep)
-                    checkpoints.save(update, state)
-                    last_saved = update
-                if progress is not None:
-                    progress.update(update, rows)
-                timings.phase("training")
-            timings.phase("reporter: last TensorBoard events, curve.png")
-            if reporter is not None and not finished:
-                reporter.plot(title)
-                reporter.finish()
+        if watch is not None:
+            watch.start(run_dir, f"{config.algo} on {config.env} (seed {seed})", total, update,
+                        log.rows if resume else None)
+        session = time.perf_counter()
+        clock = lambda: time.perf_counter() - session  # noqa: E731
+        timings.phase("first chunk (compiles it)")
+        t1 = 0.0
+        for update, state, metrics, t0 in _one_ahead(
+                trainer.run, state, update, _chunk_ends(update, total, log_every, checkpoint_every), clock):
+            metrics = jax.device_get(metrics)
+            t0, t1 = max(t0, t1), clock()  # a chunk runs from its dispatch or the previous one's end
+            timings.phase("logs: metrics.jsonl")
+            rows = log.append(metrics, t0, t1)
+            if watch is not None:
+                timings.phase("watch: progress, TensorBoard")
+                watch.rows(rows, update)
+            streaks = np.asarray(metrics["bad_streak"])
+            if streaks.max() > limit:
+                stopped = int(np.asarray(metrics["update"])[int(np.argmax(streaks > limit))])
+                break
+            if (update % checkpoint_every == 0 or update == total) and streaks[-1] == 0:
+                timings.phase("checkpoints: open, save, restore (orbax)")
+                checkpoints = checkpoints or Checkpoints(run_dir, keep=keep)
+                checkpoints.save(update, state)
+                last_saved = update
+            timings.phase("training")
+        if watch is not None:
+            timings.phase("watch: curve.png")
+            watch.finish()
     finally:
         timings.phase("finish: wait for the last checkpoint, flush logs")
+        if watch is not None:
+            watch.close()
         if checkpoints is not None:
             checkpoints.close()
         log.close()
@@ -257,25 +244,6 @@ def _settings(run_dir, env, algo, policy, seed, updates, resume, options, settin
                         policy=policy)
     log_every, checkpoint_every = cadence(config.num_updates, options.log_every, options.checkpoint_every)
     return config, {"seed": seed, "log_every": log_every, "checkpoint_every": checkpoint_every, "keep": options.keep}
-
-
-def _progress(options: RunOptions, title: str, total: int, done: int):
-    show = sys.stderr.isatty() if options.progress is None else options.progress
-    if not show:
-        return _NoProgress()
-    from rich.console import Console
-
-    from ..report.progress import Progress
-
-    return Progress(title, total, done, Console(stderr=True))
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
 
 
 def _chunk_ends(update: int, total: int, log_every: int, checkpoint_every: int) -> list[int]:

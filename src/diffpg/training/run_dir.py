@@ -42,12 +42,6 @@ class RunOptions:
     """Checkpoints to keep; older ones are deleted."""
     overwrite: bool = False
     """Replace an existing run directory (one that holds a diffpg run only)."""
-    plot: bool = True
-    """Write the learning curve curve.png at the end."""
-    tensorboard: bool = True
-    """Write TensorBoard events to tb/."""
-    progress: bool | None = None
-    """Draw a progress bar on stderr (None: when stderr is a terminal)."""
 
     def check(self, spelling: dict = PYTHON) -> "RunOptions":
         for name in ("log_every", "checkpoint_every", "keep"):
