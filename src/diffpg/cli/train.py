@@ -31,13 +31,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 import warnings
 from pathlib import Path
+from typing import Annotated
+
+import tyro
+from rich.console import Console
 
 from ..errors import ConfigError
-from ..training.run_dir import CLI, RunOptions, prepare
-from . import multiprocess
+from ..report.live import LiveReport
+from ..report.tensorboard import tensorboardx
+from ..training import processes
+from ..training.algo_config import config_class, flat, nested, subset
+from ..training.config import ALGOS, defaults
+from ..training.run import train
+from ..training.run_dir import RunOptions, prepare
+from ..training.timings import Timings
+from . import compile_cache, multiprocess
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,17 +106,8 @@ _RUN_FLAGS = ("out", "seed", "overwrite", "checkpoint_every", "keep", "log_every
 
 def parse(args: list[str], prog: str, description: str):
     """``Config`` for the flat form; for ``diffpg train ALGO ...`` the run's flags and ALGO's own config."""
-    import tyro
-
-    from ..training.config import ALGOS
-
     if not args or args[0] not in ALGOS:
         return tyro.cli(Config, prog=prog, args=args, description=description)
-    from typing import Annotated
-
-    from ..training.algo_config import config_class, flat, nested, subset
-    from ..training.config import defaults
-
     algo, rest = args[0], args[1:]
     env = next((a.split("=", 1)[1] for a in rest if a.startswith("--env=")), None) or \
         next((b for a, b in zip(rest, rest[1:]) if a == "--env"), "pendulum")
@@ -147,7 +150,7 @@ def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
         raise ConfigError(f"--updates must be a positive integer, got {config.updates!r}")
     multiprocess.check(config)
     options = RunOptions(log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep=config.keep,
-                         overwrite=config.overwrite).check(CLI)
+                         overwrite=config.overwrite).check()
     overrides = {**typed, **_parse_set(config.set)}
     if config.resume is not None:
         given = [name for name in ("out", "env", "algo", "seed", "updates", "checkpoint_every", "log_every")
@@ -158,42 +161,42 @@ def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
         return overrides, dataclasses.replace(options, overwrite=False)
     if config.out is None:
         raise ConfigError("pass --out runs/NAME for a new run, or --resume runs/NAME to continue one")
-    from ..training.settings import new_config
-
-    if ":" not in (config.env or ""):  # a user's env is imported where the run builds it
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # said again, once, by the run itself
-            new_config(config.env or "pendulum", config.algo or "shac", config.updates, overrides, spelling="cli")
     return overrides, options
+
+
+FLAGS = (("resume=True", "--resume {run_dir}"), ("overwrite=True", "--overwrite"), ("run_dir", "--out"),
+         ("updates=", "--updates"), ("env=", "--env"), ("algo=", "--algo"), ("log_every", "--log-every"),
+         ("checkpoint_every", "--checkpoint-every"))
+"""The library's words (``diffpg.train``'s keywords) and the flags that say the same on this command line."""
+
+
+def in_flags(message: str, run_dir) -> str:
+    """A library error's sentence with ``diffpg.train``'s keywords replaced by this command's flags."""
+    for python, flag in FLAGS:
+        message = re.sub(rf"(?<![\w-]){re.escape(python)}(?![\w])", flag.format(run_dir=run_dir), message)
+    return re.sub(r"^(keep|updates) must be", r"--\1 must be", message)
 
 
 def run(config) -> int:
     config, typed = config if isinstance(config, tuple) else (config, {})
+    try:
+        return _run(config, typed)
+    except ConfigError as error:
+        raise ConfigError(in_flags(str(error), config.resume or config.out)) from None
+
+
+def _run(config, typed) -> int:
     overrides, options = _checked(config, typed)
     multiprocess.join(config)  # before anything uses JAX
     if config.compile_cache:
-        from . import compile_cache
-
         compile_cache.enable()
-    from ..training import processes
-
     run_dir = config.resume or config.out
-    created = processes.primary_first(lambda: prepare(run_dir, config.resume is not None, config.overwrite, CLI),
+    created = processes.primary_first(lambda: prepare(run_dir, config.resume is not None, config.overwrite),
                                       f"prepare the run directory {str(run_dir)!r}")
-    from rich.console import Console
-
-    from ..report.live import LiveReport
-    from ..report.tensorboard import tensorboardx
-    from ..training.run import train
-    from ..training.timings import Timings
-
     console, timings = Console(stderr=True, quiet=not processes.is_primary()), Timings()
     if config.tensorboard:
         tensorboardx(hide_torch=True)  # this process needs no torch: its import would cost seconds
     watch = LiveReport(plot=config.plot, tensorboard=config.tensorboard, progress=True, console=console)
-    if config.set:
-        console.print("diffpg: note: --set is deprecated; diffpg train ALGO --help lists every setting as a "
-                      "typed flag", style="yellow", highlight=False, soft_wrap=True)
     try:
         with warnings.catch_warnings(record=True) as notes:
             warnings.simplefilter("always", UserWarning)
@@ -204,6 +207,9 @@ def run(config) -> int:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise
+    if config.set:
+        console.print("diffpg: note: --set is deprecated; diffpg train ALGO --help lists every setting as a "
+                      "typed flag", style="yellow", highlight=False, soft_wrap=True)
     for note in dict.fromkeys(str(n.message) for n in notes):  # what was assumed, once each
         console.print(f"diffpg: note: {note}", style="yellow", highlight=False, soft_wrap=True)
     if config.timings:

@@ -28,13 +28,20 @@ raises ``CheckpointError`` with one sentence that names the path.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+
 from ..errors import CheckpointError, ConfigError
+from .config import config_from_dict
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -55,8 +62,6 @@ def write_config(run_dir: str | os.PathLike, config) -> Path:
 
 def read_config(run_dir: str | os.PathLike):
     """The TrainConfig stored in ``run_dir/config.json``."""
-    from .config import config_from_dict
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {str(run_dir)!r} does not exist; "
@@ -77,15 +82,11 @@ def read_config(run_dir: str | os.PathLike):
 
 
 def _is_key(x) -> bool:
-    import jax
-
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _step(entry) -> str | int:
     """One step of a pytree path: a field or dict key (a str), or a position in a sequence (an int)."""
-    import jax
-
     if isinstance(entry, jax.tree_util.GetAttrKey):
         return entry.name
     if isinstance(entry, jax.tree_util.DictKey):
@@ -114,7 +115,6 @@ def as_dicts(tree) -> dict:
     gives the state back given a template. It is the tree orbax writes for a TrainState itself, so
     checkpoints saved either way read back the same. Nested dicts come back as they are.
     """
-    import jax
 
     def empty(x):
         return x is None or (isinstance(x, (tuple, list, dict)) and not x)
@@ -133,8 +133,6 @@ def as_dicts(tree) -> dict:
 
 def from_dicts(nested: dict, template):
     """The tree shaped like ``template`` whose leaves are those of ``nested`` (``as_dicts`` undone)."""
-    import jax
-
     paths, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves = []
     for path, _ in paths:
@@ -153,7 +151,6 @@ def _empty_array(x) -> bool:
 
 def _to_storable(tree) -> dict:
     """``as_dicts(tree)`` with typed PRNG keys as their raw uint32 data."""
-    import jax
 
     def leaf(x):
         if _is_key(x):
@@ -167,7 +164,6 @@ def _abstract(template) -> dict:
     """ShapeDtypeStructs of what ``_to_storable(template)`` would give, with the template's shardings: orbax
     restores each array straight onto its devices (in a run of several processes, each reads its own rows).
     A leaf without one goes to the default device, so that a checkpoint saved over many devices loads on one."""
-    import jax
 
     default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
@@ -182,9 +178,6 @@ def _abstract(template) -> dict:
 
 
 def _from_storable(stored: dict, template):
-    import jax
-    import jax.numpy as jnp
-
     def leaf(x, t):
         if _is_key(t):
             return jax.random.wrap_key_data(x, impl=t.dtype._impl)
@@ -198,9 +191,6 @@ def _from_storable(stored: dict, template):
 def _collect_quietly() -> None:
     """Free what a failed orbax restore leaves behind (coroutines never awaited) now, without the warnings
     their collection would print later, so that the user reads one sentence."""
-    import gc
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         gc.collect()
@@ -208,8 +198,6 @@ def _collect_quietly() -> None:
 
 def _shapes(tree) -> dict[str, tuple]:
     """{"params/mean/...": shape} of the arrays of a tree (of arrays, ShapeDtypeStructs or orbax metadata)."""
-    import jax
-
     return {"/".join(str(_step(entry)) for entry in path): tuple(leaf.shape)
             for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0] if hasattr(leaf, "shape")}
 
@@ -234,8 +222,6 @@ class Checkpoints:
     """
 
     def __init__(self, run_dir: str | os.PathLike, keep: int = 3, create: bool = True):
-        import orbax.checkpoint as ocp
-
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ConfigError(f"keep must be a positive number of checkpoints, got {keep!r}")
         self.run_dir = Path(run_dir)
@@ -258,8 +244,6 @@ class Checkpoints:
 
     def save(self, update: int, state) -> None:
         """Start writing ``state`` (a TrainState or its ``as_dicts``) as the checkpoint of ``update`` (asynchronously)."""
-        import orbax.checkpoint as ocp
-
         self._manager.save(int(update), args=ocp.args.StandardSave(_to_storable(state)), force=True)
 
     def steps(self) -> list[int]:
@@ -276,8 +260,6 @@ class Checkpoints:
 
         ``config``, the TrainConfig the template comes from, is named when the checkpoint does not fit it.
         """
-        import orbax.checkpoint as ocp
-
         self.wait()
         if update is None:
             update = self.latest()
@@ -306,8 +288,6 @@ class Checkpoints:
     def _mismatch(path: Path, template) -> str | None:
         """What does not match between the checkpoint at ``path`` and ``template``; None if all of it does,
         or if its metadata cannot be read (restoring then says it is corrupt)."""
-        import orbax.checkpoint as ocp
-
         try:
             metadata = ocp.StandardCheckpointHandler().metadata(path / "default")
         except Exception:

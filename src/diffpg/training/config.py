@@ -18,6 +18,8 @@ import warnings
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..estimators import FACTORIES
+from .settings import BUILT_IN_POLICY, build_env, env_name
 
 ALGOS = ("apg", "shac", "reinforce", "ppo", "ascent")
 ACTIVATIONS = ("tanh", "elu", "relu")
@@ -157,8 +159,6 @@ def check(config: TrainConfig) -> TrainConfig:
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"{name} must be true or false, got {getattr(config, name)!r}")
     if config.algo == "ascent":
-        from ..estimators import FACTORIES
-
         if config.estimator not in FACTORIES:
             raise ConfigError(f"unknown estimator {config.estimator!r}; choose one of {', '.join(FACTORIES)}")
         if config.obs_norm:
@@ -243,8 +243,6 @@ def defaults(env="pendulum", algo: str = "shac") -> TrainConfig:
     pendulum's settings for ``algo`` and derive what they can from the environment: the window divides
     its episode length ``max_steps`` (so no steps are wasted at episode ends); a warning says so.
     """
-    from .settings import build_env, env_name
-
     if algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
     name = env_name(env)
@@ -285,3 +283,38 @@ def config_from_dict(d: dict) -> TrainConfig:
                           "it was written by another version of diffpg")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
     return check(TrainConfig(**values))
+
+
+def new_config(env: str, algo: str, updates, overrides: dict, env_object=None, policy=None):
+    """The TrainConfig of a new run: the defaults of (env, algo), then ``updates`` and ``overrides``.
+
+    With the user's ``policy`` (an object or ``MODULE:ATTR``) the config records its name; the settings of
+    the built-in policy are refused, and the bounds loss, which reads the built-in policy's pre-squash
+    mean, is off unless asked for (``make_trainer`` then refuses it).
+    """
+    if algo not in ALGOS:
+        raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
+    if updates is not None and (isinstance(updates, bool) or not isinstance(updates, int) or updates < 1):
+        raise ConfigError(f"updates must be a positive integer, got {updates!r}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: the training config has no such setting; "
+                          f"it has {', '.join(sorted(fields))}")
+    for name, keyword in (("env", "env="), ("algo", "algo="), ("num_updates", "updates=")):
+        if name in overrides:
+            raise ConfigError(f"{name} is not a setting to override; pass it as {keyword}")
+    stored = dataclasses.asdict(defaults(env_object if env_object is not None else env, algo))
+    if policy is not None:
+        given = [name for name in BUILT_IN_POLICY if name in overrides]
+        if given:
+            raise ConfigError(f"{given[0]} describes the built-in policy, which your own policy replaces; drop "
+                              f"{', '.join(given)} and set them in your policy")
+        stored.update(policy=env_name(policy), bound_penalty=0.0)
+    stored.update(overrides, env=env)
+    if updates is not None:
+        stored["num_updates"] = updates
+    try:
+        return config_from_dict(stored)
+    except TypeError as error:  # a wrong kind of value reached a check that compares it
+        raise ConfigError(f"a setting has a value of the wrong kind ({error})") from None

@@ -10,10 +10,10 @@ What a run does, in order (``_drive``):
    ``config.json`` and ``run.json`` (a resumed one);
 2. the trainer (``make_trainer``), whose jitted ``init`` and ``run(state, n)`` compile on first use;
 3. the state: a fresh ``init(key)``, or the newest checkpoint;
-4. chunks of ``log_every`` updates, each dispatched before the previous one is logged, so logging and
-   checkpointing overlap the next chunk's compute; after each, its rows go to ``metrics.jsonl`` (and to
-   ``watch``, the caller's progress bar or TensorBoard events), and every ``checkpoint_every`` updates the state
-   is saved (only a state whose last update was good);
+4. chunks of gcd(``log_every``, ``checkpoint_every``) updates (``chunk_ends``), each dispatched before
+   the previous one is logged, so logging and checkpointing overlap the next chunk's compute; after each,
+   its rows go to ``metrics.jsonl`` (and to ``watch``, the caller's progress bar or TensorBoard events),
+   and every ``checkpoint_every`` updates the state is saved (only a state whose last update was good);
 5. the stop: when more than ``max_bad_updates`` consecutive updates had a non-finite gradient, the run
    stops with ``stopped_at`` set, keeping the last good checkpoint.
 
@@ -33,16 +33,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from ..errors import ConfigError
+import jax
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
 from . import processes
+from .checkpoint import Checkpoints, read_config, write_config
+from .config import new_config
+from .metrics_log import MetricsLog
 from .run_dir import RunOptions, cadence, prepare, read_run_file, write_run_file
-from .settings import check_sizes, env_name, new_config, refuse_on_resume
+from .settings import check_sizes, env_name
 from .timings import Timings
+from .trainer import make_trainer
 
 
 @dataclasses.dataclass
@@ -72,17 +80,29 @@ class TrainResult:
     @functools.cached_property
     def act(self):
         """``act(obs) -> action`` in numpy: the deterministic policy, as ``diffpg.load_policy`` gives it."""
-        from ..deploy import policy_function
-
         return policy_function(self.trainer, _local(self.state))
+
+
+def policy_function(trainer, state) -> Callable[[np.ndarray], np.ndarray]:
+    """``act(obs) -> action`` in numpy for ``trainer.act`` at ``state``, for one observation or a batch."""
+    size = trainer.env.observation_size
+    one = jax.jit(trainer.act)
+    batch = jax.jit(jax.vmap(trainer.act, in_axes=(None, 0)))
+
+    def act(obs) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.ndim not in (1, 2) or obs.shape[-1] != size:
+            raise ShapeError(f"act expects one observation of shape ({size},) or a batch of shape (B, {size}), "
+                             f"got shape {obs.shape}")
+        return np.asarray((one if obs.ndim == 1 else batch)(state, obs))
+
+    act.config = trainer.config
+    return act
 
 
 def _local(state):
     """The parts of ``state`` that acting needs (parameters, observation statistics) as this process's own
     numpy copies, so that ``act`` computes here alone, not across every process of a multi-process run."""
-    import jax
-    import numpy as np
-
     if processes.count() == 1:
         return state
     keep = {"params", "obs_stats"}
@@ -139,14 +159,6 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int
 
 
 def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, watch) -> TrainResult:
-    timings.phase("import jax")
-    import jax
-    import numpy as np
-
-    from .checkpoint import Checkpoints, write_config
-    from .metrics_log import MetricsLog
-    from .trainer import make_trainer
-
     timings.phase("config")
     env_object = None if isinstance(env, str) else env
     config, record = _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings)
@@ -194,7 +206,7 @@ def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, 
         timings.phase("first chunk (compiles it)")
         t1 = 0.0
         for update, state, metrics, t0 in _one_ahead(
-                trainer.run, state, update, _chunk_ends(update, total, log_every, checkpoint_every), clock):
+                trainer.run, state, update, chunk_ends(update, total, log_every, checkpoint_every), clock):
             metrics = jax.device_get(metrics)
             t0, t1 = max(t0, t1), clock()  # a chunk runs from its dispatch or the previous one's end
             timings.phase("logs: metrics.jsonl")
@@ -236,8 +248,6 @@ def _sizes(trainer) -> dict:
 def _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings) -> tuple[Any, dict]:
     """(TrainConfig, record): a resumed run's own config.json and run.json, or a new run's settings with
     the seed, the cadence and the checkpoints to keep."""
-    from .checkpoint import read_config
-
     if resume:
         return read_config(run_dir), read_run_file(run_dir)
     config = new_config(env_name(env), algo, updates, settings, env_object=None if isinstance(env, str) else env,
@@ -246,13 +256,12 @@ def _settings(run_dir, env, algo, policy, seed, updates, resume, options, settin
     return config, {"seed": seed, "log_every": log_every, "checkpoint_every": checkpoint_every, "keep": options.keep}
 
 
-def _chunk_ends(update: int, total: int, log_every: int, checkpoint_every: int) -> list[int]:
-    """The updates at which the chunks from ``update`` to ``total`` end: every log and checkpoint boundary."""
-    ends = []
-    while update < total:
-        update = min(total, (update // log_every + 1) * log_every, (update // checkpoint_every + 1) * checkpoint_every)
-        ends.append(update)
-    return ends
+def chunk_ends(update: int, total: int, log_every: int, checkpoint_every: int) -> list[int]:
+    """The updates at which the chunks from ``update`` to ``total`` end: every multiple of
+    gcd(log_every, checkpoint_every), and ``total``. One chunk length (one compiled ``run``) serves the
+    whole run, where ``total`` is a multiple of it, and every log and checkpoint boundary ends a chunk."""
+    step = math.gcd(log_every, checkpoint_every)
+    return list(range((update // step + 1) * step, total, step)) + ([total] if update < total else [])
 
 
 def _one_ahead(run_chunk, state, update: int, ends: list[int], clock):
@@ -271,3 +280,13 @@ def _one_ahead(run_chunk, state, update: int, ends: list[int], clock):
         pending = (end, state, metrics, started)
     if pending is not None:
         yield pending
+
+
+def refuse_on_resume(env, algo, seed, updates, settings, options) -> None:
+    """A resumed run keeps its own settings: name whatever was given besides the env and policy objects."""
+    given = ([] if not isinstance(env, str) or env == "pendulum" else ["env"]) \
+        + (["algo"] if algo != "shac" else []) + (["seed"] if seed != 0 else []) \
+        + (["updates"] if updates is not None else []) + sorted(settings) \
+        + [name for name in ("log_every", "checkpoint_every", "overwrite") if getattr(options, name)]
+    if given:
+        raise ConfigError(f"resume=True continues a run with its own settings, so drop {', '.join(given)}")

@@ -139,7 +139,7 @@ def build_policy(cfg: TrainConfig, env, policy=None):
                               UserWarning, stacklevel=3)
         return GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
                            squash=cfg.squash, action_scale=float(scale))
-    check_policy(policy, env, needs_log_prob=cfg.algo in ("reinforce", "ppo"), estimator=f"algo={cfg.algo!r}")
+    check_policy(policy, env, needs_log_prob=cfg.algo in ("reinforce", "ppo"), estimator=f"training with algo {cfg.algo!r}")
     if cfg.bound_penalty and not isinstance(policy, GaussianMLP):
         raise ConfigError(f"bound_penalty acts on the built-in policy's pre-squash mean, and "
                           f"{type(policy).__name__} is another policy; set bound_penalty=0")
@@ -170,7 +170,7 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
     if estimator is not None and cfg.algo != "ascent":
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
     env = build_env(cfg.env) if env is None else env
-    check_env(env, estimator=f"diffpg train --algo {cfg.algo}")  # one sentence, not a scan error
+    check_env(env, estimator=f"training with algo {cfg.algo!r}")  # one sentence, not a scan error
     if cfg.algo in ("apg", "shac"):
         envs.require_gradient(env, cfg.algo)
     policy = build_policy(cfg, env, policy)
