@@ -28,6 +28,7 @@ HOVER = textwrap.dedent('''
         action_size = 1
         max_steps = 20
         action_bound = 2.0
+        limit = 20
 
         def reset(self, key):
             return diffpg.State(obs=jnp.array([1.0, 0.0]), reward=jnp.zeros(()), done=jnp.zeros(()),
@@ -39,11 +40,16 @@ HOVER = textwrap.dedent('''
             x = x + 0.1 * v
             t = state.t + 1
             return diffpg.State(obs=jnp.stack([x, v]), reward=-(x**2 + 0.01 * action[0] ** 2),
-                                done=(t >= self.max_steps).astype(jnp.float32), t=t)
+                                done=(t >= self.limit).astype(jnp.float32), t=t)
 
 
     class Unbounded(Hover):
         action_bound = None
+
+
+    class Endless(Hover):
+        """Hover that declares no episode length (its episodes still end by done)."""
+        max_steps = None
 ''')
 TINY = ["--algo", "apg", "--updates", "8", "--log-every", "4", "--checkpoint-every", "4", "--no-plot",
         "--no-tensorboard", "--set", "num_envs=2", "window=5", "hidden=[8]"]
@@ -78,6 +84,13 @@ def test_train_resume_and_eval_on_the_command_line(here, capsys, bits):
     assert main(["eval", "whole", "--episodes", "2"]) == 0
     assert "diffpg hover:Hover" in capsys.readouterr().out
     assert main(["eval", "whole", "--episodes", "2", "--env", "hover:Unbounded"]) == 0
+    capsys.readouterr()
+    # without max_steps, the run's own evaluation horizon: its window, 5 steps (the table's "steps")
+    assert main(["eval", "whole", "--episodes", "2", "--env", "hover:Endless"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "diffpg hover:Endless" in line]
+    assert [cell.strip() for cell in row.split("│")][1:3] == ["diffpg hover:Endless", "5"]
+    assert main(["eval", "whole", "--horizon", "0"]) == 2
+    assert "--horizon must be a positive integer" in capsys.readouterr().err
 
 
 def test_load_policy_of_a_python_run_imports_the_env_again_or_takes_it(here, assert_one_sentence):

@@ -93,6 +93,8 @@ class Trainer:
     """update(state) -> (state, metrics): one update, a pure function to compose inside your own jit."""
     act: Callable[[TrainState, jax.Array], jax.Array]
     """act(state, obs) -> action: the deterministic action (the policy's mode on normalized obs) for one obs."""
+    eval_horizon: int
+    """The length of an evaluation episode: the environment's ``max_steps``, else the run's ``window``."""
     compiled: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
     """Jitted helpers built on demand (``evaluate``), so each compiles once per trainer."""
 
@@ -278,7 +280,7 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
                    init=jax.jit(init, out_shardings=placed, compiler_options=options),
                    run=jax.jit(run, static_argnums=1, out_shardings=(placed, metrics_placed) if placed else None,
                                compiler_options=options),
-                   initial_state=init, update=update, act=act)
+                   initial_state=init, update=update, act=act, eval_horizon=eval_horizon)
 
 
 def make_train(config: TrainConfig, env=None) -> Callable[[jax.Array], tuple[TrainState, dict]]:
