@@ -273,7 +273,14 @@ def compiler_options(config: TrainConfig) -> dict | None:
 
 
 def config_from_dict(d: dict) -> TrainConfig:
-    """Rebuild a TrainConfig from ``dataclasses.asdict(config)``, also after a JSON round trip."""
+    """Rebuild a TrainConfig from ``dataclasses.asdict(config)``, also after a JSON round trip.
+
+    This is also the migration of every ``config.json`` written since the first release: fields have only
+    been added since (``estimator``, ``eval_every`` and ``eval_episodes``, ``policy``), and a missing one
+    takes its default, which changes nothing that such a run learns (``policy`` None is the built-in
+    policy those runs trained; the evaluations use keys of their own). ``tests/training/test_old_run.py``
+    resumes a run directory written before ``policy`` existed.
+    """
     if not isinstance(d, dict):
         raise ConfigError(f"a stored training config must be a dict, got {type(d).__name__}")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
