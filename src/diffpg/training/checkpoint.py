@@ -13,10 +13,11 @@ temporary directory that the next ``Checkpoints`` removes. Only the last
 to host memory and written by a background thread while training goes on;
 ``close`` waits for the last write.
 
-A checkpoint holds the state as nested dicts of arrays named by their fields
-(``as_dicts``): ``params/mean/params/Dense_0/kernel``, ``opt_state/1/0/mu/...``,
-``env_state/theta``. ``save`` takes a TrainState or that form. Restoring needs
-a *template* of the state, ``jax.eval_shape(trainer.init, key)``, which fixes
+A checkpoint holds the state as orbax writes a pytree: its arrays named by
+field, key and position, ``params/mean/params/Dense_0/kernel``,
+``opt_state/1/0/mu/...``, ``env_state/theta``. Checkpoints written by earlier
+versions, which saved the same names as nested dicts and lists, read back the
+same (``tests/training/test_old_run.py``). Restoring needs a *template* of the state, ``jax.eval_shape(trainer.init, key)``, which fixes
 the tree structure, shapes and dtypes; the restored arrays are bit-identical
 to the saved ones. Typed PRNG keys (``jax.random.key``) are saved as their raw
 ``key_data`` and wrapped again on restore.
@@ -98,69 +99,24 @@ def _step(entry) -> str | int:
     raise TypeError(f"cannot name the pytree path entry {entry!r}")
 
 
-def _lists(node):
-    """Nodes whose children are numbered become lists (children come numbered 0, 1, ... in order)."""
-    if not isinstance(node, dict):
-        return node
-    children = {k: _lists(v) for k, v in node.items()}
-    return list(children.values()) if all(isinstance(k, int) for k in children) else children
-
-
-def as_dicts(tree) -> dict:
-    """``tree`` as nested dicts (lists for sequences) of its leaves, named by field, key or position; a None
-    or an empty node (optax's ``EmptyState``) becomes None.
-
-    This is the form of a TrainState in a checkpoint: it needs no class to rebuild (orbax stores dicts
-    and lists as they are), and ``from_dicts``
-    gives the state back given a template. It is the tree orbax writes for a TrainState itself, so
-    checkpoints saved either way read back the same. Nested dicts come back as they are.
-    """
-
-    def empty(x):
-        return x is None or (isinstance(x, (tuple, list, dict)) and not x)
-
-    nested: dict = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree, is_leaf=empty)[0]:
-        if not path:
-            raise TypeError("as_dicts needs a tree with named leaves, not a single array")
-        *parents, last = (_step(entry) for entry in path)
-        node = nested
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[last] = None if empty(leaf) else leaf
-    return _lists(nested)
-
-
-def from_dicts(nested: dict, template):
-    """The tree shaped like ``template`` whose leaves are those of ``nested`` (``as_dicts`` undone)."""
-    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
-    leaves = []
-    for path, _ in paths:
-        node = nested
-        for entry in path:
-            node = node[_step(entry)]
-        leaves.append(node)
-    return jax.tree.unflatten(treedef, leaves)
-
-
 def _empty_array(x) -> bool:
     """An array with no elements (an MJX state's contact arrays when the model has no contacts): orbax
     refuses to save one, so it is stored as None and rebuilt from the template's shape."""
     return not _is_key(x) and hasattr(x, "shape") and 0 in x.shape
 
 
-def _to_storable(tree) -> dict:
-    """``as_dicts(tree)`` with typed PRNG keys as their raw uint32 data."""
+def _to_storable(tree):
+    """``tree`` with typed PRNG keys as their raw uint32 data and empty arrays as None: what orbax saves."""
 
     def leaf(x):
         if _is_key(x):
             return jax.random.key_data(x)
         return None if _empty_array(x) else x
 
-    return as_dicts(jax.tree.map(leaf, tree))
+    return jax.tree.map(leaf, tree)
 
 
-def _abstract(template) -> dict:
+def _abstract(template):
     """ShapeDtypeStructs of what ``_to_storable(template)`` would give, with the template's shardings: orbax
     restores each array straight onto its devices (in a run of several processes, each reads its own rows).
     A leaf without one goes to the default device, so that a checkpoint saved over many devices loads on one."""
@@ -174,17 +130,17 @@ def _abstract(template) -> dict:
             return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
         return None if _empty_array(x) else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
-    return as_dicts(jax.tree.map(leaf, template))
+    return jax.tree.map(leaf, template)
 
 
-def _from_storable(stored: dict, template):
+def _from_storable(stored, template):
     def leaf(x, t):
         if _is_key(t):
             return jax.random.wrap_key_data(x, impl=t.dtype._impl)
         return jnp.zeros(t.shape, t.dtype, device=getattr(t, "sharding", None)) if _empty_array(t) else jnp.asarray(x)
 
     leaves, treedef = jax.tree.flatten(template)
-    stored_leaves = treedef.flatten_up_to(from_dicts(stored, template))
+    stored_leaves = treedef.flatten_up_to(stored)  # a None where the template has an empty array
     return jax.tree.unflatten(treedef, [leaf(x, t) for x, t in zip(stored_leaves, leaves)])
 
 
@@ -243,7 +199,7 @@ class Checkpoints:
                                   "check that the directory is readable and writable") from None
 
     def save(self, update: int, state) -> None:
-        """Start writing ``state`` (a TrainState or its ``as_dicts``) as the checkpoint of ``update`` (asynchronously)."""
+        """Start writing ``state`` as the checkpoint of ``update`` (asynchronously)."""
         self._manager.save(int(update), args=ocp.args.StandardSave(_to_storable(state)), force=True)
 
     def steps(self) -> list[int]:
