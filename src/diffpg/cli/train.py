@@ -73,12 +73,13 @@ class Config:
     overwrite: bool = False
     """Replace an existing run directory given as --out."""
     checkpoint_every: int | None = None
-    """Save a checkpoint every this many updates, a multiple of --log-every (default: about half the run, as an
-    orbax save costs a few tenths of a second); the end is always saved."""
+    """Save a checkpoint every this many updates (default: about half the run, as an orbax save costs a few
+    tenths of a second); the end is always saved."""
     keep: int = 3
     """Checkpoints to keep; older ones are deleted."""
     log_every: int | None = None
-    """Updates per jitted chunk, i.e. per progress and log refresh (default: about a twentieth of the run)."""
+    """Log and refresh the progress at least every this many updates (default: about a twentieth of the run);
+    the jitted chunks are gcd(--log-every, --checkpoint-every) updates long."""
     compile_cache: bool = True
     """Keep compiled programs in the user's cache directory (XDG_CACHE_HOME/diffpg/jax) so later runs start faster."""
     plot: bool = True

@@ -29,7 +29,8 @@ class RunOptions:
     """How a run is driven and recorded; none of it changes what is learned."""
 
     log_every: int | None = None
-    """Updates per jitted chunk, i.e. per log and progress refresh (default: about a twentieth of the run)."""
+    """Log at least every this many updates (default: about a twentieth of the run); the jitted chunks are
+    gcd(log_every, checkpoint_every) updates long."""
     checkpoint_every: int | None = None
     """Save a checkpoint every this many updates (default: about half the run); the end is always saved."""
     keep: int = 3
