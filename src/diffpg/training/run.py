@@ -55,7 +55,7 @@ from .trainer import make_trainer
 
 @dataclasses.dataclass
 class TrainResult:
-    """What a run ended with. ``state``, ``params`` and ``act`` are worked out when first asked for."""
+    """What a run ended with; ``act`` is built when first asked for."""
 
     run_dir: Path
     config: Any
