@@ -13,8 +13,9 @@ defaults those of ``defaults(env, algo)``. ``--set KEY=JSON`` still sets any Tra
 existing scripts; it is deprecated.
 
 The run itself is the library's (``diffpg.training.run``): this module turns
-the flags into its arguments, checks them before anything heavy is imported,
-and prints the outcome. A killed run continues with ``--resume`` from its
+the flags into its arguments, turns on JAX's persistent compilation cache
+(``compile_cache``), passes a ``report.LiveReport`` to show the run, says the
+library's errors in its flags (``in_flags``) and prints the outcome. A killed run continues with ``--resume`` from its
 newest checkpoint and ends with the parameters it would have had
 uninterrupted; a run of ``MODULE:ATTR`` imports its environment again.
 
@@ -24,8 +25,8 @@ uses JAX, trains on every process's devices, and only process 0 writes the run d
 
 Exit status: 0 when done, 1 when training stopped because more than
 ``max_bad_updates`` consecutive updates had a non-finite gradient (the last
-good checkpoint is kept), 2 for invalid usage, reported before any heavy
-import or compilation.
+good checkpoint is kept), 2 for invalid usage, reported before anything is
+compiled.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A training run's directory and its options, decided before anything heavy is imported.
+"""A training run's directory and its options.
 
     runs/NAME/
       config.json        the TrainConfig (``checkpoint.write_config``)
