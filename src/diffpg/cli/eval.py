@@ -65,17 +65,17 @@ def run(config: Config) -> int:
     if config.gymnasium is not None:
         returns = episode_returns(policy_function(trainer, state), config.gymnasium, config.episodes,
                                   seed=config.seed)
-        where, steps = f"Gymnasium {config.gymnasium}", "its own"
+        where, length = f"Gymnasium {config.gymnasium}", ""
     else:
-        steps = str(config.horizon or trainer.eval_horizon)
+        length = f", {config.horizon or trainer.eval_horizon}-step episodes"
         returns = np.asarray(evaluate(trainer, state, jax.random.key(config.seed), config.episodes,
                                       config.horizon))
         where = f"diffpg {config.env or train_config.env}"
 
-    table = Table(title=f"{config.run_dir}: {train_config.algo} on {train_config.env}")
-    for column in ("evaluated in", "steps", "episodes", "mean return", "± std", "min", "max"):
+    table = Table(title=f"{config.run_dir}: {train_config.algo} on {train_config.env}{length}")
+    for column in ("evaluated in", "episodes", "mean return", "± std", "min", "max"):
         table.add_column(column, justify="left" if column == "evaluated in" else "right")
-    table.add_row(where, steps, str(len(returns)), f"{returns.mean():.1f}", f"{returns.std():.1f}",
+    table.add_row(where, str(len(returns)), f"{returns.mean():.1f}", f"{returns.std():.1f}",
                   f"{returns.min():.1f}", f"{returns.max():.1f}")
     Console().print(table)
     return 0
