@@ -17,8 +17,9 @@ A checkpoint holds the state as orbax writes a pytree: its arrays named by
 field, key and position, ``params/mean/params/Dense_0/kernel``,
 ``opt_state/1/0/mu/...``, ``env_state/theta``. Checkpoints written by earlier
 versions, which saved the same names as nested dicts and lists, read back the
-same (``tests/training/test_old_run.py``). Restoring needs a *template* of the state, ``jax.eval_shape(trainer.init, key)``, which fixes
-the tree structure, shapes and dtypes; the restored arrays are bit-identical
+same (``tests/training/test_old_run.py``). Restoring needs a *template* of
+the state, ``jax.eval_shape(trainer.init, key)``, which fixes the tree
+structure, shapes and dtypes; the restored arrays are bit-identical
 to the saved ones. Typed PRNG keys (``jax.random.key``) are saved as their raw
 ``key_data`` and wrapped again on restore.
 

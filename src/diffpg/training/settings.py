@@ -14,6 +14,7 @@ from .. import envs
 from ..envs.spec import is_import_spec, load
 from ..errors import ConfigError, ShapeError, UnknownEnvError
 
+
 def env_name(env) -> str:
     """What a run records for ``env`` (or for the user's policy): the name or spec itself, or ``module:Class``
     of an object."""

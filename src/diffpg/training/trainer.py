@@ -141,7 +141,8 @@ def build_policy(cfg: TrainConfig, env, policy=None):
                               UserWarning, stacklevel=3)
         return GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
                            squash=cfg.squash, action_scale=float(scale))
-    check_policy(policy, env, needs_log_prob=cfg.algo in ("reinforce", "ppo"), estimator=f"training with algo {cfg.algo!r}")
+    check_policy(policy, env, needs_log_prob=cfg.algo in ("reinforce", "ppo"),
+                 estimator=f"training with algo {cfg.algo!r}")
     if cfg.bound_penalty and not isinstance(policy, GaussianMLP):
         raise ConfigError(f"bound_penalty acts on the built-in policy's pre-squash mean, and "
                           f"{type(policy).__name__} is another policy; set bound_penalty=0")
