@@ -78,6 +78,23 @@ def test_the_run_trains_the_users_policy_and_records_it(here, whole):
     np.testing.assert_allclose(whole.act(obs), expected, rtol=1e-6)
 
 
+def test_with_obs_norm_the_users_policy_sees_normalized_observations(here):
+    """obs_norm hands the user's policy ô = (o − μ)/√(σ² + ε) of the run's statistics, as the built-in one."""
+    import linear_policy
+
+    from diffpg.training.normalizer import EPSILON
+
+    result = diffpg.train(here / "normalized", policy=linear_policy.LinearGaussian(), options=OPTIONS,
+                          **{**TINY, "updates": 2, "obs_norm": True})
+    stats = result.state.obs_stats
+    assert float(stats.count) > 10  # the windows' 20 observations were merged in
+    obs = np.array([0.3, -0.9, 1.5], np.float32)
+    normalized = (obs - np.asarray(stats.mean)) / np.sqrt(np.asarray(stats.var) + EPSILON)
+    np.testing.assert_allclose(result.act(obs), 2.0 * np.tanh(normalized @ np.asarray(result.params["w"])),
+                               rtol=1e-5)
+    assert not np.allclose(normalized, obs, atol=0.1)  # so the test tells normalized from raw
+
+
 def test_a_resumed_run_ends_bit_for_bit_and_load_policy_builds_the_policy_again(here, whole, bits):
     from diffpg.deploy import load_run
 
