@@ -48,7 +48,7 @@ from ..training import processes
 from ..training.algo_config import config_class, flat, nested, subset
 from ..training.config import ALGOS, defaults
 from ..training.run import train
-from ..training.run_dir import RunOptions, prepare
+from ..training.run_dir import RunOptions
 from ..training.timings import Timings
 from . import compile_cache, multiprocess
 
@@ -144,15 +144,15 @@ def _parse_set(items) -> dict:
 
 
 def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
-    """The settings (``typed`` from ``diffpg train ALGO``, then --set) and the run options, with every check
-    that needs no jax done."""
+    """The settings (``typed`` from ``diffpg train ALGO``, then --set) and the run options, with the checks of
+    what only this command has (its flags' combinations); ``diffpg.train`` checks the rest, once."""
     if config.seed is not None and (isinstance(config.seed, bool) or config.seed < 0):
         raise ConfigError(f"--seed must be a non-negative integer, got {config.seed!r}")
     if config.updates is not None and config.updates < 1:
         raise ConfigError(f"--updates must be a positive integer, got {config.updates!r}")
     multiprocess.check(config)
     options = RunOptions(log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep=config.keep,
-                         overwrite=config.overwrite).check()
+                         overwrite=config.overwrite)
     overrides = {**typed, **_parse_set(config.set)}
     if config.resume is not None:
         given = [name for name in ("out", "env", "algo", "seed", "updates", "checkpoint_every", "log_every")
@@ -193,22 +193,15 @@ def _run(config, typed) -> int:
     if config.compile_cache:
         compile_cache.enable()
     run_dir = config.resume or config.out
-    created = processes.primary_first(lambda: prepare(run_dir, config.resume is not None, config.overwrite),
-                                      f"prepare the run directory {str(run_dir)!r}")
     console, timings = Console(stderr=True, quiet=not processes.is_primary()), Timings()
     if config.tensorboard:
         tensorboardx(hide_torch=True)  # this process needs no torch: its import would cost seconds
     watch = LiveReport(plot=config.plot, tensorboard=config.tensorboard, progress=True, console=console)
-    try:
-        with warnings.catch_warnings(record=True) as notes:
-            warnings.simplefilter("always", UserWarning)
-            result = train(run_dir, env=config.env or "pendulum", algo=config.algo or "shac", seed=config.seed or 0,
-                           updates=config.updates, resume=config.resume is not None, options=options,
-                           watch=watch, timings=timings, **overrides)
-    except BaseException:
-        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
-        raise
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always", UserWarning)
+        result = train(run_dir, env=config.env or "pendulum", algo=config.algo or "shac", seed=config.seed or 0,
+                       updates=config.updates, resume=config.resume is not None, options=options, watch=watch,
+                       timings=timings, **overrides)
     if config.set:
         console.print("diffpg: note: --set is deprecated; diffpg train ALGO --help lists every setting as a "
                       "typed flag", style="yellow", highlight=False, soft_wrap=True)
