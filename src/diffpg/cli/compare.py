@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from rich.console import Console
+from rich.table import Table
 
 from .. import diagnostics, estimators, policies
 from ..envs import LQR, make, registered
@@ -126,9 +128,6 @@ def validate(config: Config) -> None:
 
 
 def run(config: Config) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     validate(config)
     if config.compile_cache:
         compile_cache.enable()
