@@ -91,5 +91,5 @@ def test_the_module_graph_has_no_cycle():
 def test_the_walk_sees_the_imports_it_must():
     """The reader of imports is right on known edges, so that an empty answer above means something."""
     assert "diffpg.training.trainer" in GRAPH["diffpg.training.run"]
-    assert "diffpg.envs" in GRAPH["diffpg.training.trainer"]  # from .. import envs, estimators
+    assert "diffpg.estimators" in GRAPH["diffpg.training.trainer"]  # from .. import estimators
     assert "diffpg.rollout" in GRAPH["diffpg.training.window"]

@@ -55,12 +55,11 @@ from ..estimators.validate import check_env, check_policy, require_gradient
 from ..policies import GaussianMLP
 from ..sharding import check_divisible, shard_batch
 from ..types import as_float
-from . import apg, ascent, normalizer, ppo, reinforce, shac
+from . import apg, ascent, normalizer, ppo, reinforce, settings, shac
 from .config import TrainConfig, check, compiler_options
 from .critic import value_network
 from .episodes import episode_returns
 from .optimizer import make_optimizer
-from . import settings
 from .settings import build_env, env_name
 from .state import Parts, TrainState, shardings
 from .window import Acting, reset_finished
