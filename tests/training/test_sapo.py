@@ -211,6 +211,17 @@ def test_twin_value_modes():
         sapo.twin_value(v1, v2, "max")
 
 
+def test_ensemble_regression_loss_by_hand():
+    # two critics, three samples, the last one after its episode ended (weight 0)
+    values = f32([[1.0, 2.0, 50.0], [0.0, 4.0, -50.0]])
+    target = f32([2.0, 2.0, 0.0])
+    weight = f32([1.0, 1.0, 0.0])
+    first = ((1.0 - 2.0) ** 2 + 0.0) / 2     # 0.5
+    second = ((0.0 - 2.0) ** 2 + 2.0**2) / 2  # 4.0
+    got = sapo.ensemble_regression_loss(values, target, weight)
+    assert float(got) == pytest.approx((first + second) / 2, rel=1e-6)
+
+
 # ---------------------------------------------------------------- temperature
 
 STEP_ENTROPY = [[-1.5, -0.5], [0.0, -3.0]]   # mean −1.25

@@ -204,6 +204,19 @@ def twin_value(v1, v2, mode: str):
     raise ValueError(f"twin mode must be one of {TWIN_MODES}, not {mode!r}")
 
 
+def ensemble_regression_loss(values, target, weight):
+    """Σ_k L_k / K over K critics' values [K, B] of the same B samples, each regressed onto the same targets:
+
+        L_k = Σ_b w_b (V_k(s_b) − G_b)² / Σ_b w_b,
+
+    ``critic.regression_loss`` per critic (mineral's ``compute_critic_loss`` with ``EnsembleCritic``: the
+    mean over critics of their mean squared errors). The critics differ only by their initialization and
+    share the targets, which bootstrap with ``twin_value(..., target_twin)``.
+    """
+    errors = jnp.sum(weight[None, :] * (values - target[None, :]) ** 2, axis=1)
+    return errors.mean() / jnp.maximum(jnp.sum(weight), 1.0)
+
+
 def soft_lambda_returns(reward, entropy, next_value, ended, failed, discount: float, lam: float, alpha):
     """Soft TD(λ) targets for one environment; every array is time-major of length T.
 
