@@ -311,6 +311,22 @@ def test_squashed_gaussian_log_prob_by_hand():
     np.testing.assert_allclose(batch, [first + second] * 2, rtol=1e-6)
 
 
+def test_squashed_gaussian_log_prob_matches_the_squashed_policy():
+    # diffpg's tanh-squashed GaussianMLP computes log π from the action a (inverting tanh through numpyro's
+    # transforms); from its pre-squash sample u the helper must give the same density where tanh is invertible
+    from diffpg.policies import GaussianMLP
+
+    policy = GaussianMLP(action_size=3, hidden=(8,), init_std=0.7, squash=True)
+    params = policy.init(jax.random.key(2), 4)
+    obs = f32([0.3, -1.0, 0.5, 2.0])
+    mean = policy.net.apply(params["mean"], obs)
+    std = policy.min_std + jnp.exp(params["log_std"])
+    u = mean + std * f32([1.2, -0.4, 2.0])
+    expected = policy.log_prob(params, obs, jnp.tanh(u))
+    got = sapo.squashed_gaussian_log_prob(u, mean, jnp.log(std))
+    assert float(got) == pytest.approx(float(expected), rel=1e-4, abs=1e-4)
+
+
 # ---------------------------------------------------------------- settings
 
 

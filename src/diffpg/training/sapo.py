@@ -333,6 +333,9 @@ def squashed_gaussian_log_prob(u, mean, log_std):
 
     the change of variables through tanh (Haarnoja et al. 2018a, appendix C).
     The entropy estimate of SAPO's actor is its negative at a reparameterized u.
+    It agrees with ``policies.GaussianMLP(squash=True).log_prob`` at a = tanh(u)
+    (c = 1), but works from u, so it needs no atanh of an action that float32 may
+    have rounded to ±1.
     """
     z = (u - mean) * jnp.exp(-log_std)
     gaussian = -0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
