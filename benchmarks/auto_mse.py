@@ -5,14 +5,14 @@
     python benchmarks/auto_mse.py --mixers auto         # auto alone (the original table, ~2.5 min on 2 cores)
 
 The mixing estimators are ``auto``, ``alpha_order``, ``inverse_variance``,
-``ddcg`` and ``ivw_h``; a second table compares the two new ones, ``ddcg``
-and ``ivw_h``, with the three older ones by the same paired ratio.
+``discontinuity_switch`` and ``per_step_inverse_variance``; a second table compares the two new ones, ``discontinuity_switch``
+and ``per_step_inverse_variance``, with the three older ones by the same paired ratio.
 
 For each environment, at the same policy parameters, every estimator makes
 ``repeats`` independent estimates from ``num_envs`` rollouts of ``horizon``
 steps each (equal env steps for pathwise, score function, auto,
-inverse_variance and ivw_h; ``alpha_order`` rolls N/2 extra noise-free
-episodes and ``ddcg`` N extra, its ``env_steps`` are 1.5 and 2 times the others'). Repetition r gives every estimator the same key, so the same
+inverse_variance and per_step_inverse_variance; ``alpha_order`` rolls N/2 extra noise-free
+episodes and ``discontinuity_switch`` N extra, its ``env_steps`` are 1.5 and 2 times the others'). Repetition r gives every estimator the same key, so the same
 rollouts (common random numbers): the estimators differ only in what they
 make of a batch, not in which batch they drew, and the comparison is paired.
 The table reports each one's mean squared error against a reference
@@ -66,8 +66,8 @@ from diffpg.oracles import lqr as lqr_oracle
 HORIZONS = {"lqr": 20, "pendulum": 50, "cartpole_swingup": 50, "double_pendulum": 50, "ball_wall": 50,
             "wind_gust": 20, "finite_mdp": 20}
 REFERENCE = {"ball_wall": "score_function", "wind_gust": "surrogate"}  # else pathwise (exact for lqr, finite_mdp)
-MIXERS = ("auto", "alpha_order", "inverse_variance", "ddcg", "ivw_h")
-HEAD_TO_HEAD = [("ddcg", "auto"), ("ddcg", "alpha_order"), ("ivw_h", "inverse_variance"), ("ivw_h", "auto")]
+MIXERS = ("auto", "alpha_order", "inverse_variance", "discontinuity_switch", "per_step_inverse_variance")
+HEAD_TO_HEAD = [("discontinuity_switch", "auto"), ("discontinuity_switch", "alpha_order"), ("per_step_inverse_variance", "inverse_variance"), ("per_step_inverse_variance", "auto")]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,7 +60,7 @@ import numpy as np
 
 import diffpg
 from diffpg.envs.mjx_models import reacher_observe, reacher_reward
-from diffpg.training.run_dir import RunOptions, read_run_file
+from diffpg.training.run_dir import read_run_file
 from diffpg.training.timings import Timings
 
 EVAL_EPISODES = 8
@@ -219,13 +219,11 @@ def run_diffpg(algo, updates, threshold, clock) -> Result:
     config = diffpg.training.defaults("mjx_reacher", algo)
     result = Result(f"diffpg {algo}", f"{config.num_envs} envs x {config.window}, {updates} updates, "
                                       f"lr {config.actor_lr}")
-    options = RunOptions(compile_cache=False, plot=False, tensorboard=False, progress=False)
     timings = SessionClock()
     clock.reset()
     with tempfile.TemporaryDirectory() as run_dir:
         start, cpu = time.perf_counter(), time.process_time()
-        trained = diffpg.train(run_dir, env="mjx_reacher", algo=algo, updates=updates, options=options,
-                               timings=timings)
+        trained = diffpg.train(run_dir, env="mjx_reacher", algo=algo, updates=updates, timings=timings)
         log_every = read_run_file(Path(run_dir))["log_every"]
         result.wall_s, result.cpu_s, result.compile_s = (time.perf_counter() - start, time.process_time() - cpu,
                                                          clock.total)

@@ -6,9 +6,9 @@
 Each run is a fresh ``diffpg train --env ENV --algo ALGO --out DIR`` process
 with its defaults (the ``diffpg`` script beside this Python). The first one starts from an empty cache directory
 (``XDG_CACHE_HOME``), so it traces and compiles everything; the later ones
-find the stored programs there (``diffpg.cli.compile_cache``). Wall time is
+find the compiled programs there (JAX's persistent cache, ``diffpg.cli.compile_cache``). Wall time is
 measured around the process, CPU time from the rusage of it and its
-children (the reporter process included). The load average is printed
+children. The load average is printed
 before and after, as this machine's speed varies with the load of its host.
 """
 from __future__ import annotations

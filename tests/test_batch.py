@@ -7,8 +7,8 @@ import pytest
 import diffpg
 from diffpg import estimators
 from diffpg.errors import ConfigError
-from diffpg.estimators.batch import Groups, batch_groups, batch_keys, grouped_gradient
-from diffpg.estimators.surrogates import pathwise_surrogate
+from diffpg.estimators.batch import Groups, batch_groups, batch_keys, group_estimate, group_gradients
+from diffpg.estimators.objectives import pathwise_surrogate
 from diffpg.rollout import rollout
 
 
@@ -49,11 +49,13 @@ def test_unequal_groups_by_hand():
 
     x = jnp.array([1.0, 2.0, 4.0, 7.0, 10.0])
     groups = Groups(devices=1, large=1, small=1, size=2)   # {1, 2, 4} and {7, 10}
-    grad, aux, variance, norm = grouped_gradient(objective, 1.0, x, groups)
+    grads, aux = group_gradients(objective, 1.0, x, groups)
+    grad, diagnostics = group_estimate(grads, groups, returns=aux)
     # g = (7/3, 17/2), ĝ = 24/5; 3 (7/3 − 24/5)² + 2 (17/2 − 24/5)² = 3 · (37/15)² + 2 · (37/10)² = 45.6333…
+    np.testing.assert_allclose(np.asarray(grads), [7 / 3, 17 / 2], rtol=1e-6)
     np.testing.assert_allclose(float(grad), 4.8, rtol=1e-6)
-    np.testing.assert_allclose(float(variance), 3 * (37 / 15) ** 2 + 2 * (37 / 10) ** 2, rtol=1e-6)
-    np.testing.assert_allclose(float(norm), 4.8, rtol=1e-6)
+    np.testing.assert_allclose(float(diagnostics["grad_variance"]), 3 * (37 / 15) ** 2 + 2 * (37 / 10) ** 2, rtol=1e-6)
+    np.testing.assert_allclose(float(diagnostics["grad_norm"]), 4.8, rtol=1e-6)
     np.testing.assert_array_equal(aux, x)
 
 
@@ -86,7 +88,7 @@ def test_pathwise_with_a_prime_num_envs_has_the_per_rollout_variance(pendulum_13
 @pytest.mark.slow
 @pytest.mark.parametrize("name, num_envs", [("score_function", 13), ("zeroth_order", 13), ("alpha_order", 13),
                                             ("surrogate", 13), ("auto", 13), ("inverse_variance", 17),
-                                            ("ddcg", 13), ("ivw_h", 13)])
+                                            ("discontinuity_switch", 13), ("per_step_inverse_variance", 13)])
 def test_every_estimator_is_finite_with_num_envs_without_a_divisor(pendulum_13, name, num_envs):
     env, policy, params = pendulum_13
     _, diagnostics = jax.jit(getattr(estimators, name)(env, policy, horizon=4, num_envs=num_envs))(
@@ -119,7 +121,7 @@ class Ends:
                             t=state.t + 1)
 
 
-@pytest.mark.parametrize("name", estimators.FACTORIES + ("ivw_h",))
+@pytest.mark.parametrize("name", estimators.FACTORIES + ("per_step_inverse_variance",))
 def test_an_env_that_returns_nan_after_done_changes_no_gradient(name):
     """Rewards and observations after ``done`` are NaN in one env and finite garbage in the other."""
     policy = diffpg.policies.LinearGaussian(action_size=1)

@@ -28,7 +28,7 @@ MODULES = modules_with_examples()
 
 
 def test_examples_are_found():
-    assert {"diffpg.estimators.pathwise", "diffpg.estimators.surrogate", "diffpg.landscape"} <= set(MODULES)
+    assert {"diffpg.estimators.pathwise", "diffpg.estimators.dice", "diffpg.landscape"} <= set(MODULES)
 
 
 @pytest.mark.slow

@@ -108,7 +108,9 @@ def test_on_a_jump_the_pathwise_slope_is_zero_and_the_smoothed_slope_is_right():
 
 
 def test_plot_writes_a_png(lqr_slice, tmp_path):
-    path = landscape.plot(lqr_slice["cut"], tmp_path / "slice.png", title="lqr")
+    from diffpg.report.landscape import plot
+
+    path = plot(lqr_slice["cut"], tmp_path / "slice.png", title="lqr")
     assert path.read_bytes().startswith(b"\x89PNG")
 
 

@@ -150,8 +150,8 @@ def test_the_mjx_check_knows_a_model_without_constraints():
 
 @pytest.mark.slow
 def test_an_mjx_run_checkpoints_resumes_and_loads(tmp_path):
-    # An MJX state holds zero-size contact arrays (orbax refuses to save those), and its run goes through the
-    # stored programs (jax.export of init and of the chunk): it must checkpoint, come back finished and load.
+    # An MJX state holds zero-size contact arrays (orbax refuses to save those): the run must checkpoint, come
+    # back finished and load.
     result = diffpg.train(tmp_path / "run", env="mjx_reacher", algo="apg", updates=2)
     again = diffpg.train(tmp_path / "run", resume=True)
     assert again.stopped_at is None and again.last_saved == result.last_saved == 2

@@ -8,7 +8,7 @@ import pytest
 import diffpg
 from diffpg.envs import LQRParams
 from diffpg.oracles import lqr
-from diffpg.rollout import discounted_return
+from diffpg.estimators.objectives import pathwise_surrogate
 
 
 def random_system(seed, n=3, m=2):
@@ -164,7 +164,7 @@ def test_closed_form_return_equals_the_monte_carlo_mean_of_rollouts(case, lqr_pr
     @quick_jit
     def returns(key):
         trajs = jax.vmap(lambda k: diffpg.rollout(k, env, policy, params, H))(jax.random.split(key, n))
-        return jax.vmap(lambda r: discounted_return(r, g))(trajs.reward), lqr.policy_return(env, params, H, g)
+        return jax.vmap(lambda r: pathwise_surrogate(r, g))(trajs.reward), lqr.policy_return(env, params, H, g)
 
     samples, exact = returns(jax.random.PRNGKey(2024))
     samples, exact = np.asarray(samples, np.float64)[:, None], float(exact)

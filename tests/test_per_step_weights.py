@@ -1,4 +1,4 @@
-"""The per-step weights of ``inverse_variance`` (PIPPS) and ``ivw_h`` on a problem whose per-step variances are known.
+"""The per-step weights of ``inverse_variance`` (PIPPS) and ``per_step_inverse_variance`` on a problem whose per-step variances are known.
 
 H = 4 steps of a ~ N(μ, σ²) (``GaussianMean``), μ = 0, reward r_t = c_t a_t² / 2 at step t, and a state that
 only counts the steps (no action changes a later state), γ = 1, no baseline. Step t's two estimates of its
@@ -102,27 +102,27 @@ def test_pipps_weights_match_the_closed_form(pipps):
 
 
 @pytest.fixture(scope="module")
-def ivw_h():
-    estimate = estimators.ivw_h(ENV, POLICY, horizon=H, num_envs=4096, baseline="none", variance_groups=1024)
+def per_step_inverse_variance():
+    estimate = estimators.per_step_inverse_variance(ENV, POLICY, horizon=H, num_envs=4096, baseline="none", variance_groups=1024)
     return jax.jit(jax.vmap(lambda k: estimate(k, PARAMS)[1]["pathwise_weight_per_step"]))
 
 
-def test_ivw_h_weights_are_the_inverse_variance_weights_across_groups(ivw_h):
-    """IVW-H weighs each step from the spread of the G group means: recomputed in float64 from the same draws."""
+def test_per_step_inverse_variance_weights_are_the_inverse_variance_weights_across_groups(per_step_inverse_variance):
+    """per_step_inverse_variance weighs each step from the spread of the G group means: recomputed in float64 from the same draws."""
     key = jax.random.PRNGKey(5)
     rp, lr = per_rollout_terms(key, 4096)
     spread = lambda x: ((x - x.mean(0)) ** 2).sum(0)  # noqa: E731
     rp, lr = rp.reshape(1024, 4, H).mean(1), lr.reshape(1024, 4, H).mean(1)
     expected = spread(lr) / (spread(rp) + spread(lr))
-    measured = np.asarray(ivw_h(key[None]))[0]
+    measured = np.asarray(per_step_inverse_variance(key[None]))[0]
     np.testing.assert_allclose(measured, expected, rtol=1e-4)
 
 
-def test_ivw_h_weights_match_the_closed_form(ivw_h):
+def test_per_step_inverse_variance_weights_match_the_closed_form(per_step_inverse_variance):
     """8 estimates from 1024 groups of 4 rollouts: |mean − exact| < 4 standard errors of the mean over the 8
     (7 degrees of freedom: a chance failure below 1e-3 per step). The variances come from 1023 degrees of
     freedom, so the ratio's own bias, O(1/G) ≈ 1e-3 times a small factor, stays below one standard error."""
-    measured = np.asarray(ivw_h(jax.random.split(jax.random.PRNGKey(6), 8)))
+    measured = np.asarray(per_step_inverse_variance(jax.random.split(jax.random.PRNGKey(6), 8)))
     stderr = measured.std(0, ddof=1) / np.sqrt(len(measured))
     exact = closed_form_weights()
     assert np.all(np.abs(measured.mean(0) - exact) < 4 * stderr), (measured.mean(0), exact, stderr)

@@ -6,7 +6,8 @@ import pytest
 
 import diffpg
 from diffpg.errors import ShapeError
-from diffpg.rollout import discounted_return, rollout, unroll
+from diffpg.estimators.objectives import pathwise_surrogate
+from diffpg.rollout import rollout, unroll
 from diffpg.types import State
 
 
@@ -99,10 +100,10 @@ def test_rollout_vmaps_over_keys_and_rows_equal_single_rollouts(quick_jit):
     assert not np.allclose(batch.reward[0], batch.reward[1])
 
 
-def test_discounted_return():
+def test_pathwise_surrogate():
     r = jnp.array([1.0, -2.0, 3.0, 0.5])
-    np.testing.assert_allclose(discounted_return(r, 0.9), 1.0 - 2.0 * 0.9 + 3.0 * 0.81 + 0.5 * 0.729, rtol=1e-6)
-    np.testing.assert_allclose(discounted_return(r, 1.0), 2.5, rtol=1e-6)
+    np.testing.assert_allclose(pathwise_surrogate(r, 0.9), 1.0 - 2.0 * 0.9 + 3.0 * 0.81 + 0.5 * 0.729, rtol=1e-6)
+    np.testing.assert_allclose(pathwise_surrogate(r, 1.0), 2.5, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- a user's env: masking, done types
@@ -238,7 +239,7 @@ def option_grads(lqr_setup, quick_jit):
     @quick_jit
     def grads(params):
         def objective(p, opts):
-            return discounted_return(rollout(key, env, policy, p, H, **opts).reward, GAMMA)
+            return pathwise_surrogate(rollout(key, env, policy, p, H, **opts).reward, GAMMA)
         return {name: jax.value_and_grad(objective)(params, opts) for name, opts in options.items()}
 
     return grads(params)

@@ -182,7 +182,7 @@ def test_diffpg_train_over_two_processes_equals_one_process_on_two_devices(train
 def test_only_process_0_writes_the_run_files_and_prints(train_runs):
     _, two, (out0, out1) = train_runs
     assert [row["update"] for row in rows(two)] == [1, 2, 3, 4, 5, 6]  # once each: one writer, no appends twice
-    assert len(list((two / "tb").glob("events.out.tfevents.*"))) == 1  # one reporter process
+    assert len(list((two / "tb").glob("events.out.tfevents.*"))) == 1  # process 0 alone writes them
     assert (two / "curve.png").stat().st_size > 0 and json.loads((two / "run.json").read_text())["seed"] == 0
     assert "run in " in out0 and "run in " not in out1 and "Traceback" not in out1
 
@@ -204,7 +204,7 @@ def test_two_processes_resume_a_two_process_run_from_python(train_runs, tmp_path
     after = rows(run)
     assert after[:4] == before[:4]  # kept as they were; updates 5 and 6 logged again, once
     assert without_wall_time(after[4:]) == without_wall_time(before[4:]) and after[4]["wall_s"] > before[3]["wall_s"]
-    assert len(list((run / "tb").glob("events.out.tfevents.*.resumed-at-000000004"))) == 1
+    assert not list((run / "tb").glob("*resumed*"))  # diffpg.train draws nothing unless its caller asks
     for result in results:  # every process returns the whole run: the same parameters, rows and policy
         assert int(result["processes"]) == 2 and int(result["rows"]) == 6
         np.testing.assert_array_equal(result["params"], uninterrupted)

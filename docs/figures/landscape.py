@@ -33,6 +33,7 @@ from jax.scipy.stats import norm  # noqa: E402
 
 import diffpg  # noqa: E402
 from diffpg import landscape  # noqa: E402
+from diffpg.report.landscape import plot  # noqa: E402
 
 HERE = Path(__file__).parent
 POLICY_STD = 0.5
@@ -85,7 +86,7 @@ def main(out: Path = HERE, tiny: bool = False):
     print("|---|---|---|---|")
     for ax, (title, build) in zip(axes, panels):
         cut, note = build(jax.random.PRNGKey(0), budget)
-        landscape.plot(cut, None, title=title, ax=ax)
+        plot(cut, None, title=title, ax=ax)
         print(f"| {title} | {float(cut.raw_slope):.4g} | {float(cut.smoothed_slope):.4g} | {note} |")
     fig.tight_layout()
     fig.savefig(Path(out) / "landscape.png", dpi=80)

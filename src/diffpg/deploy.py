@@ -19,24 +19,24 @@ import os
 from pathlib import Path
 from typing import Callable
 
+import jax
 import numpy as np
 
-from .errors import ShapeError
+from .envs.registry import is_built_in
+from .training.checkpoint import read_config, restore_latest
+from .training.run import policy_function
+from .training.run_dir import RUN_FILE
+from .training.settings import build_env, check_sizes
+from .training.trainer import action_scale, make_trainer
 
 
-def load_run(run_dir: str | os.PathLike, env=None):
+def load_run(run_dir: str | os.PathLike, env=None, policy=None):
     """(trainer, state): the run's Trainer, rebuilt from its config.json, and its newest TrainState.
 
     ``env`` is the environment object (or a name, or ``MODULE:ATTR``) to use instead of the one the run
-    names; by default a run of ``MODULE:ATTR`` imports it again.
+    names; by default a run of ``MODULE:ATTR`` imports it again. ``policy`` likewise: the policy object
+    to use instead of the one a run of the user's own policy names.
     """
-    import jax
-
-    from .training import make_trainer
-    from .training.checkpoint import read_config, restore_latest
-    from .training.run_dir import RUN_FILE
-    from .training.settings import build_env, check_sizes
-
     config = read_config(run_dir)
     other = env is not None
     env = build_env(config.env) if env is None else build_env(env) if isinstance(env, str) else env
@@ -49,19 +49,16 @@ def load_run(run_dir: str | os.PathLike, env=None):
             pass
         record = record if isinstance(record, dict) else {}
         check_sizes(env, record, config.env)
-    if other and config.action_scale is None:  # the policy acts at the scale it was trained at, not env's bound
+    if other and config.policy is None and config.action_scale is None:  # the built-in policy acts at the
+        # scale it was trained at, not at the other env's bound
         config = dataclasses.replace(config, action_scale=_trained_scale(config, record))
-    trainer = make_trainer(config, env)
+    trainer = make_trainer(config, env, policy=policy)
     _, state = restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)), config=config)
     return trainer, state
 
 
 def _trained_scale(config, record: dict):
     """The action scale c of the run's policy c·tanh(u): recorded in run.json, else its built-in env's bound."""
-    from .envs.registry import is_built_in
-    from .training.settings import build_env
-    from .training.trainer import action_scale
-
     if "action_scale" in record:
         return float(record["action_scale"])
     if is_built_in(config.env):  # a later run of a built-in env records no sizes (it builds no trainer)
@@ -70,29 +67,11 @@ def _trained_scale(config, record: dict):
     return None  # an older run of a user's env: the env given decides, as it did then
 
 
-def load_policy(run_dir: str | os.PathLike, env=None) -> Callable[[np.ndarray], np.ndarray]:
+def load_policy(run_dir: str | os.PathLike, env=None, policy=None) -> Callable[[np.ndarray], np.ndarray]:
     """The deterministic policy of the newest checkpoint in ``run_dir``, numpy in and numpy out.
 
-    A run of your own environment imports it again from the spec it recorded (``MODULE:ATTR``, or the
-    class of the object it was trained with); pass ``env=`` where that cannot be imported.
+    A run of your own environment or policy imports it again from the spec it recorded (``MODULE:ATTR``,
+    or the class of the object it was trained with); pass ``env=`` or ``policy=`` where that cannot be
+    imported.
     """
-    return policy_function(*load_run(run_dir, env))
-
-
-def policy_function(trainer, state) -> Callable[[np.ndarray], np.ndarray]:
-    """``act(obs) -> action`` in numpy for ``trainer.act`` at ``state``, for one observation or a batch."""
-    import jax
-
-    size = trainer.env.observation_size
-    one = jax.jit(trainer.act)
-    batch = jax.jit(jax.vmap(trainer.act, in_axes=(None, 0)))
-
-    def act(obs) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float32)
-        if obs.ndim not in (1, 2) or obs.shape[-1] != size:
-            raise ShapeError(f"act expects one observation of shape ({size},) or a batch of shape (B, {size}), "
-                             f"got shape {obs.shape}")
-        return np.asarray((one if obs.ndim == 1 else batch)(state, obs))
-
-    act.config = trainer.config
-    return act
+    return policy_function(*load_run(run_dir, env, policy))

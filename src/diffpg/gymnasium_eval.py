@@ -21,16 +21,16 @@ from __future__ import annotations
 
 from typing import Callable
 
+import gymnasium as gym
 import numpy as np
 
+from .envs import to_gymnasium_vector
 from .errors import ConfigError
 
 
 def episode_returns(act: Callable[[np.ndarray], np.ndarray], env_id, episodes: int = 20,
                     seed: int = 0) -> np.ndarray:
     """The return of each of ``episodes`` episodes of Gymnasium's ``env_id`` (or a diffpg env) under ``act``."""
-    import gymnasium as gym
-
     if not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"episodes must be a positive int, got {episodes!r}")
     given = isinstance(env_id, gym.vector.VectorEnv)
@@ -39,8 +39,6 @@ def episode_returns(act: Callable[[np.ndarray], np.ndarray], env_id, episodes: i
         if envs.num_envs != episodes:
             raise ConfigError(f"the vector env has {envs.num_envs} copies for {episodes} episodes; make them equal")
     elif not isinstance(env_id, str):
-        from .envs import to_gymnasium_vector
-
         envs = to_gymnasium_vector(env_id, episodes)
     else:
         try:

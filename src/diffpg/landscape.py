@@ -37,7 +37,7 @@ return convolved with the action density). Pass an objective with more
 rollouts to see that; this module fixes the keys so the raw slice is what one
 pathwise estimate sees.
 
-Example (``plot(cut, "runs/landscape.png")`` then draws it):
+Example (``diffpg.report.landscape.plot(cut, "runs/landscape.png")`` then draws it):
   >>> import jax, jax.numpy as jnp, diffpg
   >>> from diffpg.landscape import landscape_slice, return_objective, unit
   >>> env, policy = diffpg.make("pendulum"), diffpg.policies.GaussianMLP(action_size=1)
@@ -52,7 +52,6 @@ Example (``plot(cut, "runs/landscape.png")`` then draws it):
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 import jax
@@ -60,8 +59,8 @@ import jax.numpy as jnp
 import optax
 
 from .errors import ConfigError
-from .report.save import save_figure
-from .rollout import discounted_return, rollout
+from .estimators.objectives import pathwise_surrogate
+from .rollout import rollout
 
 
 class Slice(NamedTuple):
@@ -106,7 +105,7 @@ def return_objective(env, policy, *, horizon: int, num_envs: int = 1, discount: 
 
     def objective(key, params):
         def one(k):
-            return discounted_return(rollout(k, env, policy, params, horizon).reward, discount)
+            return pathwise_surrogate(rollout(k, env, policy, params, horizon).reward, discount)
 
         return jax.vmap(one)(jax.random.split(key, num_envs)).mean()
 
@@ -153,33 +152,3 @@ def landscape_slice(key, objective: Callable, params, direction, offsets, *, smo
 
     raw, smoothed, raw_slope, smoothed_slope = compute(key, params, direction, offsets)
     return Slice(offsets, raw, smoothed, raw_slope, smoothed_slope, float(smoothing))
-
-
-def plot(cut: Slice, path, title: str = "J(θ + s·d)", ax=None) -> Path | None:
-    """Draw the raw and smoothed slices and both slopes at s = 0 as tangent lines; write a PNG to ``path``.
-
-    With ``ax`` (a matplotlib Axes) it draws there and writes nothing (``path`` may be None).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-    s = jnp.asarray(cut.offsets)
-    ax.plot(s, cut.raw, lw=0.9, color="tab:blue", label="raw (same keys at every s)")
-    ax.plot(s, cut.smoothed, lw=2.0, color="tab:orange", label=f"smoothed (σ = {cut.smoothing:g})")
-    i0 = int(jnp.argmin(jnp.abs(s)))
-    half = 0.15 * float(s[-1] - s[0])
-    ts = jnp.linspace(-half, half, 2)
-    ax.plot(ts, cut.raw[i0] + cut.raw_slope * ts, "--", color="tab:blue", label="pathwise slope at 0")
-    ax.plot(ts, cut.smoothed[i0] + cut.smoothed_slope * ts, "--", color="tab:orange",
-            label="smoothed slope at 0")
-    ax.set(xlabel="s (step along d)", ylabel="return", title=title)
-    ax.legend(fontsize=7)
-    if not own:
-        return None
-    fig.tight_layout()
-    return save_figure(fig, path)

@@ -68,6 +68,24 @@ def _select(condition, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
 
 
+def advance(env, state, ended, action):
+    """One step of an episode that may have ended: (next state, ended after the step, reward, event log-prob).
+
+    ``ended`` > 0 says the episode ended before ``state`` (sticky: the running max of every done flag since the
+    start, so a user's env that clears its own flag stays ended). An ended episode steps on constants and its
+    outputs are selected away, never multiplied by 0: it stays at ``state`` and earns 0. The step shared by
+    ``unroll`` and the estimators that choose each step's actions themselves.
+    """
+    over = ended > 0
+    step_state, step_action = _select(over, jax.lax.stop_gradient((state, action)), (state, action))
+    next_state = same_types(env.step(step_state, step_action), state)
+    ended_after = jnp.maximum(ended, as_float(next_state.done))
+    reward = jnp.where(over, 0.0, as_real(next_state.reward))
+    event = getattr(next_state, "event_log_prob", None)
+    event = None if event is None else jnp.where(over, 0.0, as_real(event))
+    return _select(over, state, next_state), ended_after, reward, event
+
+
 def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int | None = None,
            remat: bool = False):
     """Step ``env`` from ``state`` for ``horizon`` steps; return (final state, Trajectory).
@@ -82,21 +100,11 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
         if truncate_every is not None:
             cut = (t % truncate_every) == 0
             state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x), state)
-        # Sticky: a user's env may clear its own done flag, but the episode stays ended. ``ended`` starts
-        # as the first state's flag and is the running max of every flag since, so it is never below
-        # state.done and alone says whether the episode has ended.
-        over = ended > 0
         action = policy.sample(k, params, state.obs)
         _check_shapes(env, state.obs, action)
-        # An ended episode steps on constants, and its outputs are selected away (never multiplied by 0).
-        step_state, step_action = _select(over, jax.lax.stop_gradient((state, action)), (state, action))
-        next_state = same_types(env.step(step_state, step_action), state)
-        done_after = jnp.maximum(ended, as_float(next_state.done))
-        reward = jnp.where(over, 0.0, as_real(next_state.reward))
-        event = getattr(next_state, "event_log_prob", None)
-        out = Trajectory(obs=state.obs, action=action, reward=reward, done=done_after,
-                         event_log_prob=None if event is None else jnp.where(over, 0.0, as_real(event)))
-        return (_select(over, state, next_state), done_after), out
+        next_state, ended_after, reward, event = advance(env, state, ended, action)
+        out = Trajectory(obs=state.obs, action=action, reward=reward, done=ended_after, event_log_prob=event)
+        return (next_state, ended_after), out
 
     if remat:
         step = jax.checkpoint(step, policy=_keep_noise)
@@ -111,7 +119,3 @@ def rollout(key, env, policy, params, horizon: int, **options) -> Trajectory:
     _, traj = unroll(k_steps, env, policy, params, env.reset(k_reset), horizon, **options)
     return traj
 
-
-def discounted_return(reward, discount: float):
-    """Σ_t γᵗ r_t over the leading (time) axis."""
-    return jnp.sum(reward * discount ** jnp.arange(reward.shape[0], dtype=reward.dtype))

@@ -13,10 +13,11 @@ import pytest
 import diffpg
 from diffpg.training import RunOptions
 from diffpg.training.metrics_log import read_rows
+from diffpg.training.run import chunk_ends
 
 # one update per chunk keeps the killed run going for seconds after its checkpoint 100, time to kill it
 SETTINGS = dict(env="pendulum", algo="apg", seed=7, updates=600, num_envs=2, window=4, hidden=(8,))
-OPTIONS = dict(log_every=1, checkpoint_every=100, plot=False, tensorboard=False)
+OPTIONS = dict(log_every=1, checkpoint_every=100)
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def cache(tmp_path, monkeypatch):
 
 def test_result_holds_state_policy_and_metrics_and_a_finished_run_is_returned(tmp_path, cache, bits):
     result = diffpg.train(tmp_path / "run", env="pendulum", algo="apg", seed=1, updates=4, num_envs=2, window=4,
-                          hidden=(8,), options=RunOptions(log_every=2, plot=False, tensorboard=False))
+                          hidden=(8,), options=RunOptions(log_every=2))
     assert result.stopped_at is None and result.last_saved == 4
     assert [row["update"] for row in result.metrics] == [1, 2, 3, 4]
     assert int(result.state.update) == 4 and result.config.hidden == (8,)
@@ -57,3 +58,12 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, cache, bits, kill_at_che
     assert bits(resumed.state) == bits(whole.state)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert strip(resumed.metrics) == strip(whole.metrics)
+
+
+def test_chunks_end_at_every_log_and_checkpoint_with_one_length():
+    """log_every 4 and checkpoint_every 10 (not a multiple of it) run in chunks of gcd = 2, and a resumed run
+    from its checkpoint keeps that length; a run whose length is no multiple ends with one shorter chunk."""
+    assert chunk_ends(0, 20, 4, 10) == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert chunk_ends(10, 20, 4, 10) == [12, 14, 16, 18, 20]
+    assert chunk_ends(0, 7, 2, 6) == [2, 4, 6, 7]
+    assert chunk_ends(5, 5, 1, 1) == []

@@ -15,7 +15,6 @@ import pytest
 import diffpg
 from diffpg.cli.main import main
 from diffpg.errors import CheckpointError, ConfigError, ShapeError
-from diffpg.training import RunOptions
 
 HOVER = textwrap.dedent('''
     import jax.numpy as jnp
@@ -29,6 +28,7 @@ HOVER = textwrap.dedent('''
         action_size = 1
         max_steps = 20
         action_bound = 2.0
+        limit = 20
 
         def reset(self, key):
             return diffpg.State(obs=jnp.array([1.0, 0.0]), reward=jnp.zeros(()), done=jnp.zeros(()),
@@ -40,11 +40,16 @@ HOVER = textwrap.dedent('''
             x = x + 0.1 * v
             t = state.t + 1
             return diffpg.State(obs=jnp.stack([x, v]), reward=-(x**2 + 0.01 * action[0] ** 2),
-                                done=(t >= self.max_steps).astype(jnp.float32), t=t)
+                                done=(t >= self.limit).astype(jnp.float32), t=t)
 
 
     class Unbounded(Hover):
         action_bound = None
+
+
+    class Endless(Hover):
+        """Hover that declares no episode length (its episodes still end by done)."""
+        max_steps = None
 ''')
 TINY = ["--algo", "apg", "--updates", "8", "--log-every", "4", "--checkpoint-every", "4", "--no-plot",
         "--no-tensorboard", "--set", "num_envs=2", "window=5", "hidden=[8]"]
@@ -79,13 +84,20 @@ def test_train_resume_and_eval_on_the_command_line(here, capsys, bits):
     assert main(["eval", "whole", "--episodes", "2"]) == 0
     assert "diffpg hover:Hover" in capsys.readouterr().out
     assert main(["eval", "whole", "--episodes", "2", "--env", "hover:Unbounded"]) == 0
+    capsys.readouterr()
+    # without max_steps, the run's own evaluation horizon: its window, 5 steps (said in the table's title)
+    assert main(["eval", "whole", "--episodes", "2", "--env", "hover:Endless"]) == 0
+    out = capsys.readouterr().out
+    assert "apg on hover:Hover, 5-step episodes" in " ".join(out.split()) and "diffpg hover:Endless" in out
+    assert main(["eval", "whole", "--horizon", "0"]) == 2
+    assert "--horizon must be a positive integer" in capsys.readouterr().err
 
 
 def test_load_policy_of_a_python_run_imports_the_env_again_or_takes_it(here, assert_one_sentence):
     import hover
 
     result = diffpg.train(here / "py", env=hover.Hover(), algo="apg", updates=4, num_envs=2, window=5,
-                          hidden=(8,), options=RunOptions(plot=False, tensorboard=False))
+                          hidden=(8,), )
     obs = np.array([0.5, -0.1], np.float32)
     np.testing.assert_array_equal(diffpg.load_policy(here / "py")(obs), result.act(obs))
     np.testing.assert_array_equal(diffpg.load_policy(here / "py", env=hover.Hover())(obs), result.act(obs))
@@ -107,7 +119,7 @@ def test_load_policy_of_a_python_run_imports_the_env_again_or_takes_it(here, ass
 
 def test_a_checkpoint_that_does_not_fit_its_config_is_named_and_never_to_be_deleted(here, assert_one_sentence):
     diffpg.train(here / "run", env="hover:Hover", algo="apg", updates=4, num_envs=2, window=5, hidden=(8,),
-                 options=RunOptions(plot=False, tensorboard=False))
+                 )
     config = json.loads((here / "run" / "config.json").read_text())
     (here / "run" / "config.json").write_text(json.dumps({**config, "hidden": [16]}))
     for load in (diffpg.load_policy, lambda run: diffpg.train(run, resume=True)):

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from rich.console import Console
+from rich.table import Table
 
 from .. import diagnostics, estimators, policies
 from ..envs import LQR, make, registered
@@ -77,7 +79,7 @@ def available(config: Config) -> dict:
         "zeroth_order": ("zeroth_order", {}),
         "inverse_variance": ("inverse_variance", {}),
         "alpha_order": ("alpha_order", {}),
-        "ddcg": ("ddcg", {}),
+        "discontinuity_switch": ("discontinuity_switch", {}),
         "auto": ("auto", {}),
     }
     return {name: (getattr(estimators, factory), kw) for name, (factory, kw) in table.items()
@@ -127,9 +129,6 @@ def validate(config: Config) -> None:
 
 
 def run(config: Config) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     validate(config)
     if config.compile_cache:
         compile_cache.enable()

@@ -6,8 +6,9 @@
 
 The policy is ``diffpg.load_policy(run_dir)``: the deterministic mode of the
 newest checkpoint. In our environment, the episodes start from ``reset``
-with keys split from ``--seed`` and last the environment's time limit
-(``diffpg.training.evaluate``); in Gymnasium, episode i is reset with seed
+with keys split from ``--seed`` and last ``--horizon`` steps, by default the
+run's own evaluation horizon: the environment's time limit, else the run's
+window (``diffpg.training.evaluate``); in Gymnasium, episode i is reset with seed
 ``seed + i`` (``diffpg.gymnasium_eval``). A rich table gives the mean ± standard
 deviation of the returns. A missing or corrupt run directory exits with status
 2 and one sentence.
@@ -17,9 +18,17 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import jax
+import numpy as np
 import tyro
+from rich.console import Console
+from rich.table import Table
 
+from ..deploy import load_run
 from ..errors import CheckpointError, ConfigError
+from ..gymnasium_eval import episode_returns
+from ..training import evaluate
+from ..training.run import policy_function
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +41,8 @@ class Config:
     gymnasium: str | None = None
     """Evaluate in this Gymnasium environment (e.g. Pendulum-v1) instead of ours."""
     horizon: int | None = None
-    """Steps per evaluation episode (default: the environment's max_steps)."""
+    """Steps per evaluation episode (default: the run's own evaluation horizon: the environment's max_steps,
+    else the run's window)."""
     episodes: int = 20
     """Number of evaluation episodes."""
     seed: int = 1000
@@ -44,34 +54,25 @@ def run(config: Config) -> int:
         raise ConfigError(f"--episodes must be a positive integer, got {config.episodes!r}")
     if config.seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {config.seed!r}")
+    if config.horizon is not None and config.horizon < 1:
+        raise ConfigError(f"--horizon must be a positive integer, got {config.horizon!r}")
     if not (config.run_dir / "config.json").is_file():
         raise CheckpointError(f"{str(config.run_dir)!r} is not a training run directory (it has no config.json); "
                               "pass the --out directory of a diffpg train")
 
-    import numpy as np
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..deploy import load_run, policy_function
-
     trainer, state = load_run(config.run_dir, config.env)
     train_config = trainer.config
     if config.gymnasium is not None:
-        from ..gymnasium_eval import episode_returns
-
         returns = episode_returns(policy_function(trainer, state), config.gymnasium, config.episodes,
                                   seed=config.seed)
-        where = f"Gymnasium {config.gymnasium}"
+        where, length = f"Gymnasium {config.gymnasium}", ""
     else:
-        import jax
-
-        from ..training import evaluate
-
+        length = f", {config.horizon or trainer.eval_horizon}-step episodes"
         returns = np.asarray(evaluate(trainer, state, jax.random.key(config.seed), config.episodes,
                                       config.horizon))
         where = f"diffpg {config.env or train_config.env}"
 
-    table = Table(title=f"{config.run_dir}: {train_config.algo} on {train_config.env}")
+    table = Table(title=f"{config.run_dir}: {train_config.algo} on {train_config.env}{length}")
     for column in ("evaluated in", "episodes", "mean return", "± std", "min", "max"):
         table.add_column(column, justify="left" if column == "evaluated in" else "right")
     table.add_row(where, str(len(returns)), f"{returns.mean():.1f}", f"{returns.std():.1f}",

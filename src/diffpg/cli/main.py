@@ -2,8 +2,8 @@
 
 A command module ``diffpg.cli.NAME`` defines a frozen ``Config`` dataclass
 (parsed by tyro, one docstring per field, or by its own ``parse`` where it has
-more than one form) and ``run(config) -> int``, the exit status. Modules are imported only when their command is asked for, so
-``diffpg train`` does not pay for the imports of ``diffpg check``.
+more than one form) and ``run(config) -> int``, the exit status; the module of the command asked for is
+imported by name.
 
 Exit status 2 means the command was used wrongly: tyro's own parse errors,
 and any ``DiffpgError`` (unknown env, bad setting, missing run directory)
@@ -15,6 +15,10 @@ import atexit
 import importlib
 import os
 import sys
+
+import tyro
+
+from ..errors import DiffpgError
 
 COMMANDS = {
     "compare": "compare every gradient estimator on one environment: a table and a plot of variance against horizon",
@@ -46,10 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(usage(), file=sys.stderr)
         return fail(f"unknown command {name!r}; choose one of {', '.join(COMMANDS)}")
-
-    import tyro
-
-    from ..errors import DiffpgError
 
     module = importlib.import_module(f"diffpg.cli.{name}")
     if hasattr(module, "parse"):  # a command with forms of its own (diffpg train ALGO)

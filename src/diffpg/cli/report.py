@@ -18,6 +18,8 @@ from typing import Annotated
 
 import tyro
 
+from ..report.html import write_report
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -30,8 +32,6 @@ class Config:
 
 
 def run(config: Config) -> int:
-    from ..report.html import write_report
-
     out = write_report(config.paths, config.out, config.title)
     print(f"wrote {out}")
     return 0

@@ -13,8 +13,9 @@ defaults those of ``defaults(env, algo)``. ``--set KEY=JSON`` still sets any Tra
 existing scripts; it is deprecated.
 
 The run itself is the library's (``diffpg.training.run``): this module turns
-the flags into its arguments, checks them before anything heavy is imported,
-and prints the outcome. A killed run continues with ``--resume`` from its
+the flags into its arguments, turns on JAX's persistent compilation cache
+(``compile_cache``), passes a ``report.LiveReport`` to show the run, says the
+library's errors in its flags (``in_flags``) and prints the outcome. A killed run continues with ``--resume`` from its
 newest checkpoint and ends with the parameters it would have had
 uninterrupted; a run of ``MODULE:ATTR`` imports its environment again.
 
@@ -24,20 +25,32 @@ uses JAX, trains on every process's devices, and only process 0 writes the run d
 
 Exit status: 0 when done, 1 when training stopped because more than
 ``max_bad_updates`` consecutive updates had a non-finite gradient (the last
-good checkpoint is kept), 2 for invalid usage, reported before any heavy
-import or compilation.
+good checkpoint is kept), 2 for invalid usage, reported before anything is
+compiled.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 import warnings
 from pathlib import Path
+from typing import Annotated
+
+import tyro
+from rich.console import Console
 
 from ..errors import ConfigError
-from ..training.run_dir import CLI, RunOptions, prepare
-from . import multiprocess
+from ..report.live import LiveReport
+from ..report.tensorboard import tensorboardx
+from ..training import processes
+from ..training.algo_config import config_class, flat, nested, subset
+from ..training.config import ALGOS, defaults
+from ..training.run import train
+from ..training.run_dir import RunOptions
+from ..training.timings import Timings
+from . import compile_cache, multiprocess
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +74,13 @@ class Config:
     overwrite: bool = False
     """Replace an existing run directory given as --out."""
     checkpoint_every: int | None = None
-    """Save a checkpoint every this many updates, a multiple of --log-every (default: about half the run, as an
-    orbax save costs a few tenths of a second); the end is always saved."""
+    """Save a checkpoint every this many updates (default: about half the run, as an orbax save costs a few
+    tenths of a second); the end is always saved."""
     keep: int = 3
     """Checkpoints to keep; older ones are deleted."""
     log_every: int | None = None
-    """Updates per jitted chunk, i.e. per progress and log refresh (default: about a twentieth of the run)."""
+    """Log and refresh the progress at least every this many updates (default: about a twentieth of the run);
+    the jitted chunks are gcd(--log-every, --checkpoint-every) updates long."""
     compile_cache: bool = True
     """Keep compiled programs in the user's cache directory (XDG_CACHE_HOME/diffpg/jax) so later runs start faster."""
     plot: bool = True
@@ -94,17 +108,8 @@ _RUN_FLAGS = ("out", "seed", "overwrite", "checkpoint_every", "keep", "log_every
 
 def parse(args: list[str], prog: str, description: str):
     """``Config`` for the flat form; for ``diffpg train ALGO ...`` the run's flags and ALGO's own config."""
-    import tyro
-
-    from ..training.config import ALGOS
-
     if not args or args[0] not in ALGOS:
         return tyro.cli(Config, prog=prog, args=args, description=description)
-    from typing import Annotated
-
-    from ..training.algo_config import config_class, flat, nested, subset
-    from ..training.config import defaults
-
     algo, rest = args[0], args[1:]
     env = next((a.split("=", 1)[1] for a in rest if a.startswith("--env=")), None) or \
         next((b for a, b in zip(rest, rest[1:]) if a == "--env"), "pendulum")
@@ -139,16 +144,15 @@ def _parse_set(items) -> dict:
 
 
 def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
-    """The settings (``typed`` from ``diffpg train ALGO``, then --set) and the run options, with every check
-    that needs no jax done."""
+    """The settings (``typed`` from ``diffpg train ALGO``, then --set) and the run options, with the checks of
+    what only this command has (its flags' combinations); ``diffpg.train`` checks the rest, once."""
     if config.seed is not None and (isinstance(config.seed, bool) or config.seed < 0):
         raise ConfigError(f"--seed must be a non-negative integer, got {config.seed!r}")
     if config.updates is not None and config.updates < 1:
         raise ConfigError(f"--updates must be a positive integer, got {config.updates!r}")
     multiprocess.check(config)
     options = RunOptions(log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep=config.keep,
-                         overwrite=config.overwrite, plot=config.plot, tensorboard=config.tensorboard,
-                         compile_cache=config.compile_cache, progress=True).check(CLI)
+                         overwrite=config.overwrite)
     overrides = {**typed, **_parse_set(config.set)}
     if config.resume is not None:
         given = [name for name in ("out", "env", "algo", "seed", "updates", "checkpoint_every", "log_every")
@@ -159,43 +163,48 @@ def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
         return overrides, dataclasses.replace(options, overwrite=False)
     if config.out is None:
         raise ConfigError("pass --out runs/NAME for a new run, or --resume runs/NAME to continue one")
-    from ..training.settings import new_config
-
-    if ":" not in (config.env or ""):  # a user's env is imported where the run builds it
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # said again, once, by the run itself
-            new_config(config.env or "pendulum", config.algo or "shac", config.updates, overrides, spelling="cli")
     return overrides, options
+
+
+FLAGS = (("resume=True", "--resume {run_dir}"), ("overwrite=True", "--overwrite"), ("run_dir", "--out"),
+         ("updates=", "--updates"), ("env=", "--env"), ("algo=", "--algo"), ("log_every", "--log-every"),
+         ("checkpoint_every", "--checkpoint-every"))
+"""The library's words (``diffpg.train``'s keywords) and the flags that say the same on this command line."""
+
+
+def in_flags(message: str, run_dir) -> str:
+    """A library error's sentence with ``diffpg.train``'s keywords replaced by this command's flags."""
+    for python, flag in FLAGS:
+        message = re.sub(rf"(?<![\w-]){re.escape(python)}(?![\w])", flag.format(run_dir=run_dir), message)
+    return re.sub(r"^(keep|updates) must be", r"--\1 must be", message)
 
 
 def run(config) -> int:
     config, typed = config if isinstance(config, tuple) else (config, {})
+    try:
+        return _run(config, typed)
+    except ConfigError as error:
+        raise ConfigError(in_flags(str(error), config.resume or config.out)) from None
+
+
+def _run(config, typed) -> int:
     overrides, options = _checked(config, typed)
     multiprocess.join(config)  # before anything uses JAX
-    from ..training import processes
-
+    if config.compile_cache:
+        compile_cache.enable()
     run_dir = config.resume or config.out
-    created = processes.primary_first(lambda: prepare(run_dir, config.resume is not None, config.overwrite, CLI),
-                                      f"prepare the run directory {str(run_dir)!r}")
-    from rich.console import Console
-
-    from ..training.run import train
-    from ..training.timings import Timings
-
     console, timings = Console(stderr=True, quiet=not processes.is_primary()), Timings()
+    if config.tensorboard:
+        tensorboardx(hide_torch=True)  # this process needs no torch: its import would cost seconds
+    watch = LiveReport(plot=config.plot, tensorboard=config.tensorboard, progress=True, console=console)
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always", UserWarning)
+        result = train(run_dir, env=config.env or "pendulum", algo=config.algo or "shac", seed=config.seed or 0,
+                       updates=config.updates, resume=config.resume is not None, options=options, watch=watch,
+                       timings=timings, **overrides)
     if config.set:
         console.print("diffpg: note: --set is deprecated; diffpg train ALGO --help lists every setting as a "
                       "typed flag", style="yellow", highlight=False, soft_wrap=True)
-    try:
-        with warnings.catch_warnings(record=True) as notes:
-            warnings.simplefilter("always", UserWarning)
-            result = train(run_dir, env=config.env or "pendulum", algo=config.algo or "shac", seed=config.seed or 0,
-                           updates=config.updates, resume=config.resume is not None, options=options,
-                           timings=timings, **overrides)
-    except BaseException:
-        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
-        raise
     for note in dict.fromkeys(str(n.message) for n in notes):  # what was assumed, once each
         console.print(f"diffpg: note: {note}", style="yellow", highlight=False, soft_wrap=True)
     if config.timings:

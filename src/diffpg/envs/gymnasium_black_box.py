@@ -20,7 +20,7 @@ estimators that need only values and log-probabilities (``score_function``,
 ``zeroth_order``, and the ``reinforce`` and ``ppo`` training algorithms)
 work on it; those that differentiate through ``step`` (``pathwise``,
 ``surrogate``, ``inverse_variance``, ``auto``) refuse it in one sentence,
-through ``require_gradient``.
+through ``diffpg.estimators.validate.require_gradient``.
 
 Actions are clipped to the action space's bounds before Gymnasium sees them
 (as Stable-Baselines3 does), and ``action_bound`` is set when those bounds
@@ -42,14 +42,6 @@ from ..errors import ConfigError, ProtocolError, UnknownEnvError
 from ..types import State
 from .base import check_action
 from .host_episodes import HostEpisodes
-
-
-def require_gradient(env, estimator: str) -> None:
-    """Raise one sentence when ``estimator`` (which differentiates through ``env.step``) meets a black box."""
-    if getattr(env, "differentiable", True) is False:
-        raise ProtocolError(
-            f"{estimator} differentiates through env.step, but {env!r} is a black box whose step has no "
-            "gradient (differentiable=False); use score_function or zeroth_order, or train with reinforce or ppo")
 
 
 class GymnasiumBlackBox:

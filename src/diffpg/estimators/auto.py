@@ -90,12 +90,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..envs.gymnasium_black_box import require_gradient
-from ..errors import ConfigError
-from .batch import Groups, batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
-from .combine import bias_aware_weight, flatten_groups, moments, sign_flip_pvalue, variance
-from .surrogate import check_surrogate_settings, is_reparameterized, surrogate_rollouts
-from .surrogates import mask_ended, pathwise_surrogate, reward_to_go, score_function_surrogate
+from .batch import Groups, batch_keys, flatten_groups, group_gradients, group_mean, standard_diagnostics
+from .combine import bias_aware_weight, mixture, moments, sign_flip_pvalue, variance
+from .dice import check_confidence, check_surrogate_settings, is_reparameterized, surrogate_rollouts
+from .objectives import mask_ended, pathwise_surrogate, reward_to_go, score_function_surrogate
 from .validate import validated
 
 
@@ -127,14 +125,10 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
       ``variance_first_order``, ``variance_score_function`` (per rollout) and ``env_steps``;
       ``diffpg.estimators.auto_choice(diagnostics)`` says the choice in words.
     """
-    require_gradient(env, "the auto estimator")
-    check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
-                   variance_groups=variance_groups, needs_log_prob=True, estimator="the auto estimator")
-    if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0.0 < confidence < 1.0:
-        raise ConfigError(f"confidence must be a number in (0, 1), got {confidence!r}")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline,
-                                      estimator="the auto estimator")
+                                      estimator="the auto estimator", needs_log_prob=True)
+    check_confidence(confidence)
     level = 1.0 - confidence
     first_pass, run, has_score_nodes = surrogate_rollouts(env, policy, horizon=horizon, discount=discount,
                                                           baseline=baseline)
@@ -185,9 +179,8 @@ def auto(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, bas
         var_x, var_y, cov = moments(x, y, groups)
         alpha, pvalue = weight(x, y, k_bias)
         biased = pvalue < level
-        grad = alpha * group_mean(x, groups) + (1.0 - alpha) * group_mean(y, groups)
-        spread = alpha**2 * var_x + (1.0 - alpha) ** 2 * var_y + 2.0 * alpha * (1.0 - alpha) * cov
-        diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread),
+        grad, spread = mixture(alpha, x, y, groups, var_x, var_y, cov)
+        diagnostics = {**standard_diagnostics(returns, grad, spread),
                        "alpha": alpha, "biased": biased.astype(jnp.float32),
                        "bias_pvalue": pvalue, "bias_statistic": z_statistic(x, y, groups),
                        "event_terms": event_weight,

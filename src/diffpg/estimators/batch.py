@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from ..errors import ConfigError
 from ..sharding import check_divisible, replicate, shard_batch
@@ -158,22 +159,22 @@ def group_covariance(x, y, groups: Groups):
     return replicate(jnp.sum(weights.reshape((-1,) + (1,) * (x.ndim - 1)) * dx * dy))
 
 
-def grouped_gradient(objective: Callable, params, inputs, groups: Groups):
-    """Gradient of the batch-mean objective, with the per-rollout variance from the groups.
+def flatten_groups(grads):
+    """Stacked per-group gradient pytrees -> an array [G, P] (and the function that unflattens one row)."""
+    unravel = ravel_pytree(jax.tree.map(lambda x: x[0], grads))[1]
+    return jax.vmap(lambda g: ravel_pytree(g)[0])(grads), unravel
 
-    ``objective(params, group_inputs) -> (mean surrogate over the group, aux)``;
-    ``inputs`` is a pytree whose leaves have a leading batch axis N. Returns
-    (grad, aux with leading axis N, grad_variance, grad_norm).
-    """
-    grads, aux = group_gradients(objective, params, inputs, groups)
+
+def group_estimate(grads, groups: Groups, returns):
+    """(ĝ, the standard diagnostics) from per-group gradients [G, ...] (a pytree, or flat [G, P]), leaf by leaf."""
     grad = jax.tree.map(lambda g: group_mean(g, groups), grads)
-    variance = sum(group_covariance(g, g, groups) for g in jax.tree.leaves(grads))
-    return grad, aux, variance, optax.tree.norm(grad)
+    spread = sum(group_covariance(g, g, groups) for g in jax.tree.leaves(grads))
+    return grad, standard_diagnostics(returns, grad, spread)
 
 
-def standard_diagnostics(returns, grad_norm, grad_variance) -> dict:
-    """The diagnostics every estimator returns."""
-    return replicate({"return": returns.mean(), "return_std": returns.std(), "grad_norm": grad_norm,
+def standard_diagnostics(returns, grad, grad_variance) -> dict:
+    """The diagnostics every estimator returns, from the returns [N], the estimate ĝ (any pytree) and σ̂²."""
+    return replicate({"return": returns.mean(), "return_std": returns.std(), "grad_norm": optax.tree.norm(grad),
                       "grad_variance": grad_variance})
 
 

@@ -31,15 +31,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 from .batch import Groups, group_covariance, group_mean
-
-
-def flatten_groups(grads):
-    """Stacked per-group gradient pytrees -> an array [G, P] (and the function that unflattens one row)."""
-    unravel = ravel_pytree(jax.tree.map(lambda x: x[0], grads))[1]
-    return jax.vmap(lambda g: ravel_pytree(g)[0])(grads), unravel
 
 
 def moments(x, y, groups: Groups):
@@ -57,6 +50,12 @@ def mixing_weight(var_x, var_y, cov_xy=0.0):
     denominator = var_x + var_y - 2.0 * cov_xy
     alpha = jnp.where(denominator > 0, (var_y - cov_xy) / jnp.where(denominator > 0, denominator, 1.0), 0.5)
     return jnp.clip(alpha, 0.0, 1.0)
+
+
+def mixture(alpha, x, y, groups: Groups, var_x, var_y, cov_xy):
+    """(α X̄ + (1−α) Ȳ, its per-rollout variance α² σ²_X + (1−α)² σ²_Y + 2α(1−α) σ_XY) from group estimates [G, P]."""
+    mean = alpha * group_mean(x, groups) + (1.0 - alpha) * group_mean(y, groups)
+    return mean, alpha**2 * var_x + (1.0 - alpha) ** 2 * var_y + 2.0 * alpha * (1.0 - alpha) * cov_xy
 
 
 def shrunk_covariance(var_x, var_y, cov_xy, groups: int):

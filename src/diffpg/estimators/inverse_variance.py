@@ -43,25 +43,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..envs.gymnasium_black_box import require_gradient
-from ..rollout import unroll
+from ..rollout import advance
 from ..types import as_float, float_dtype
 from .baselines import baseline_values
-from .batch import batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
-from .combine import flatten_groups, variance
-from .surrogate import check_surrogate_settings, is_reparameterized
-from .surrogates import discount_weights, mask_ended, pathwise_surrogate, reward_to_go
+from .batch import batch_keys, group_estimate, group_gradients
+from .dice import check_surrogate_settings, is_reparameterized
+from .objectives import discount_weights, mask_ended, pathwise_surrogate, reward_to_go
 from .validate import validated
-
-
-class Given:
-    """A "policy" whose action is its params: lets ``unroll`` step an environment with an action chosen elsewhere."""
-
-    def init(self, key, observation_size):
-        return None
-
-    def sample(self, key, params, obs):
-        return params
 
 
 def _spread(tree):
@@ -130,14 +118,11 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
       ``estimate``, jit-able; diagnostics as for ``pathwise`` plus ``pathwise_weight`` (k_t averaged
       over steps and groups), ``pathwise_weight_per_step`` ([H]) and ``env_steps``.
     """
-    require_gradient(env, "the inverse-variance estimator")
-    check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
-                   variance_groups=variance_groups, needs_log_prob=True, estimator="the inverse-variance estimator")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline,
-                                      estimator="the inverse-variance estimator", min_group_size=8)
+                                      estimator="the inverse-variance estimator", min_group_size=8,
+                                      needs_log_prob=True)
     node = total_propagation_node(policy, is_reparameterized(policy))
-    given = Given()
 
     def simulate(params, probes, keys):
         """M rollouts stepped together, so that each step's node sees the whole group; arrays [M, H]."""
@@ -145,17 +130,16 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
         states = jax.vmap(env.reset)(k_reset)
         step_keys = jnp.moveaxis(jax.vmap(lambda k: jax.random.split(k, horizon))(k_steps), 1, 0)
 
-        def step(states, inputs):
+        def step(carry, inputs):
+            states, ended = carry
             keys_t, probe = inputs
             actions, log_probs = node(params, probe, states.obs, keys_t)
-            next_states, traj = jax.vmap(lambda k, s, a: unroll(k, env, given, a, s, 1))(keys_t, states, actions)
-            event = traj.event_log_prob[:, 0] if traj.event_log_prob is not None else jnp.zeros_like(log_probs)
-            return next_states, (states.obs, traj.reward[:, 0], as_float(traj.done[:, 0]), log_probs, event)
+            next_states, ended, reward, event = jax.vmap(lambda s, e, a: advance(env, s, e, a))(states, ended, actions)
+            event = jnp.zeros_like(log_probs) if event is None else event
+            return (next_states, ended), (states.obs, reward, ended, log_probs, event)
 
-        _, time_major = jax.lax.scan(step, states, (step_keys, probes))
-        obs, reward, done, log_prob, event = jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), time_major)
-        done = jax.lax.cummax(done, axis=1)  # sticky, as in ``unroll``, even if an environment clears its flag
-        return obs, jax.vmap(mask_ended)(reward, done), done, log_prob, jax.vmap(mask_ended)(event, done)
+        _, time_major = jax.lax.scan(step, (states, as_float(states.done)), (step_keys, probes))
+        return jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), time_major)
 
     def objective(params_and_probes, inputs):
         params, probes = params_and_probes
@@ -175,13 +159,10 @@ def inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: floa
         obs, reward, _, _, _ = simulate(jax.lax.stop_gradient(params), probes, keys)
         baselines = baseline_values(baseline, obs, jax.vmap(reward_to_go, (0, None))(reward, discount))
         (grads, weights), returns = group_gradients(objective, (params, probes), (keys, baselines), groups)
-        flat, unravel = flatten_groups(grads)
-        grad = group_mean(flat, groups)
-        spread = variance(flat, groups)
-        diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread),
-                       "pathwise_weight": weights.mean(), "pathwise_weight_per_step": weights.mean(0),
+        grad, diagnostics = group_estimate(grads, groups, returns)
+        diagnostics = {**diagnostics, "pathwise_weight": weights.mean(), "pathwise_weight_per_step": weights.mean(0),
                        "env_steps": num_envs * horizon}
-        return unravel(grad), diagnostics
+        return grad, diagnostics
 
     return validated(estimate, env, policy, estimator="the inverse-variance estimator")
 

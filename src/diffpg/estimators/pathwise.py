@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import jax
 
-from ..envs.gymnasium_black_box import require_gradient
 from ..errors import ConfigError, ProtocolError
 from ..rollout import rollout
-from .batch import batch_groups, batch_keys, check_settings, grouped_gradient, standard_diagnostics
-from .surrogates import pathwise_surrogate
-from .validate import validated
+from .batch import batch_groups, batch_keys, check_settings, group_estimate, group_gradients
+from .objectives import pathwise_surrogate
+from .validate import require_gradient, validated
 
 
 def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
@@ -80,7 +79,7 @@ def pathwise(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
         return returns.mean(), returns
 
     def estimate(key, params):
-        grad, returns, variance, norm = grouped_gradient(objective, params, batch_keys(key, num_envs), groups)
-        return grad, standard_diagnostics(returns, norm, variance)
+        grads, returns = group_gradients(objective, params, batch_keys(key, num_envs), groups)
+        return group_estimate(grads, groups, returns)
 
     return validated(estimate, env, policy, estimator="the pathwise estimator")

@@ -24,8 +24,8 @@ import jax
 
 from ..rollout import rollout
 from .baselines import baseline_values, check_baseline
-from .batch import batch_groups, batch_keys, check_settings, grouped_gradient, standard_diagnostics
-from .surrogates import mask_ended, pathwise_surrogate, reward_to_go, score_function_surrogate
+from .batch import batch_groups, batch_keys, check_settings, group_estimate, group_gradients
+from .objectives import mask_ended, pathwise_surrogate, reward_to_go, score_function_surrogate
 from .validate import validated
 
 
@@ -60,8 +60,7 @@ def score_function(env, policy, *, horizon: int, num_envs: int, discount: float 
         returns_to_go = jax.vmap(reward_to_go, (0, None))(traj.reward, discount)
         advantage = jax.vmap(mask_ended)(returns_to_go - baseline_values(baseline, traj.obs, returns_to_go),
                                          traj.done)
-        grad, _, variance, norm = grouped_gradient(objective, params, (traj, advantage), groups)
-        returns = jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount)
-        return grad, standard_diagnostics(returns, norm, variance)
+        grads, _ = group_gradients(objective, params, (traj, advantage), groups)
+        return group_estimate(grads, groups, jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount))
 
     return validated(estimate, env, policy, estimator="the score-function estimator")

@@ -189,6 +189,14 @@ def check_protocol(env, policy=None, params=None, *, needs_log_prob=False, estim
     check_env(env, action, estimator=estimator)
 
 
+def require_gradient(env, estimator: str) -> None:
+    """Raise one sentence when ``estimator`` (which differentiates through ``env.step``) meets a black box."""
+    if getattr(env, "differentiable", True) is False:
+        raise ProtocolError(
+            f"{estimator} differentiates through env.step, but {env!r} is a black box whose step has no "
+            "gradient (differentiable=False); use score_function or zeroth_order, or train with reinforce or ppo")
+
+
 def validated(estimate, env, policy, *, needs_log_prob=False, estimator="this estimator"):
     """``estimate`` that checks both protocols at its first call, and reports a traced branch in one sentence."""
     checked = False

@@ -22,27 +22,19 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from ..errors import ProtocolError
 from ..rollout import rollout
 from ..types import float_dtype
-from .batch import batch_groups, batch_keys, check_settings, grouped_gradient, standard_diagnostics
-from .surrogates import mask_ended, pathwise_surrogate
+from .batch import batch_groups, batch_keys, check_settings, group_estimate, group_gradients
+from .dice import Acting
+from .objectives import mask_ended, pathwise_surrogate
 from .validate import validated
 
 
-@struct.dataclass
-class Mode:
-    """``policy`` acting at its mode, noise-free: the rollout that gives the baseline V(0)."""
-
-    policy: object = struct.field(pytree_node=False)
-
-    def init(self, key, observation_size):
-        return self.policy.init(key, observation_size)
-
-    def sample(self, key, params, obs):
-        return self.policy.mode(params, obs)
+def noise_free(policy, key, params, obs):
+    """The policy's mode: the rollout that gives the baseline V(0)."""
+    return policy.mode(params, obs)
 
 
 def check_zeroth_order_policy(policy, estimator="the zeroth-order estimator"):
@@ -54,12 +46,12 @@ def check_zeroth_order_policy(policy, estimator="the zeroth-order estimator"):
 
 def zeroth_order_batch(env, policy, *, horizon: int, discount: float):
     """``batch(keys, params) -> ((traj, advantage), returns)``: noisy rollouts and V(w) − V(0) per step."""
-    noise_free = Mode(policy)
+    reference_policy = Acting(policy, noise_free)
 
     def batch(keys, params):
         frozen = jax.lax.stop_gradient(params)
         traj = jax.vmap(lambda k: rollout(k, env, policy, frozen, horizon))(keys)
-        reference = jax.vmap(lambda k: rollout(k, env, noise_free, frozen, horizon))(keys)
+        reference = jax.vmap(lambda k: rollout(k, env, reference_policy, frozen, horizon))(keys)
         returns = jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount)
         baseline = jax.vmap(pathwise_surrogate, (0, None))(reference.reward, discount)
         advantage = jax.vmap(mask_ended)(jnp.broadcast_to((returns - baseline)[:, None], traj.done.shape), traj.done)
@@ -100,9 +92,9 @@ def zeroth_order(env, policy, *, horizon: int, num_envs: int, discount: float = 
 
     def estimate(key, params):
         (traj, advantage), returns = batch(batch_keys(key, num_envs), params)
-        grad, _, variance, norm = grouped_gradient(objective, params, (traj, advantage), groups)
+        grads, _ = group_gradients(objective, params, (traj, advantage), groups)
+        grad, diagnostics = group_estimate(grads, groups, returns)
         noise_free = (returns - advantage[:, 0]).mean()
-        return grad, {**standard_diagnostics(returns, norm, variance), "noise_free_return": noise_free,
-                      "env_steps": 2 * num_envs * horizon}
+        return grad, {**diagnostics, "noise_free_return": noise_free, "env_steps": 2 * num_envs * horizon}
 
     return validated(estimate, env, policy, estimator="the zeroth-order estimator")

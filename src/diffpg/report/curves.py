@@ -4,15 +4,16 @@ Two panels against training env steps: the return, of the training episodes
 as they finish (with the policy's exploration noise) and of the periodic
 deterministic evaluation on held-out start states (``eval/return``), and the
 policy gradient's global norm on a log scale, with skipped (non-finite)
-updates marked. Drawn with matplotlib's Agg canvas
-directly (no pyplot, no GUI backend, no global figure state), which also keeps
-the import short for ``diffpg train``.
+updates marked. Drawn on a figure of its own (``save.figure``: no pyplot, no GUI
+backend, no global figure state).
 """
 from __future__ import annotations
 
 import math
 import os
 from pathlib import Path
+
+from .save import figure
 
 
 def _series(rows, name):
@@ -27,11 +28,7 @@ def _series(rows, name):
 
 def learning_curve(rows: list[dict], path: str | os.PathLike, title: str = "") -> Path:
     """Draw ``rows`` (metrics.jsonl rows) to the PNG ``path``; return the path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7.5, 5.0))
-    FigureCanvasAgg(fig)
+    fig = figure(figsize=(7.5, 5.0))
     # fixed margins: a layout engine would draw the figure twice, doubling the time this takes
     ax_ret, ax_grad = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1),
                                    gridspec_kw=dict(left=0.11, right=0.97, top=0.94, bottom=0.1, hspace=0.08))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .save import save_figure
+from .save import figure, save_figure
 
 
 def trust_plot(report, path) -> Path:
@@ -17,13 +17,9 @@ def trust_plot(report, path) -> Path:
 
     ``report`` is a ``diffpg.trust.Report``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     horizons = [row["horizon"] for row in report.sweep]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig = figure(figsize=(9, 3.6))
+    left, right = fig.subplots(1, 2)
     for name, label, marker in (("pathwise", "pathwise", "o"), ("score_function", "score function", "s")):
         left.plot(horizons, [row[f"{name}_variance"] for row in report.sweep], marker=marker, label=label)
     left.set(xlabel="horizon H", ylabel="variance of one estimate, tr Cov", yscale="log",
@@ -43,12 +39,8 @@ def per_rollout_variances(results: dict, path, title: str) -> Path:
 
     ``results[name]["sweep"]`` is a list of ``{"horizon", "per_rollout_variance"}`` rows.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig = figure(figsize=(6.4, 4.2), dpi=110)
+    ax = fig.subplots()
     for name, r in results.items():
         hs = [row["horizon"] for row in r["sweep"]]
         ax.plot(hs, [row["per_rollout_variance"] for row in r["sweep"]], marker="o", label=name)

@@ -28,6 +28,8 @@ import io
 import os
 from pathlib import Path
 
+from .save import figure
+
 from ..errors import ConfigError
 from .sources import Group, Sources, band, groups, read
 
@@ -268,9 +270,7 @@ def _number_like(value) -> bool:
 
 
 def _figure(rows: int, cols: int, width: float = 11.0, height: float = 3.3):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height * rows), layout="constrained")
+    fig = figure(figsize=(width, height * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.grid(alpha=0.3)

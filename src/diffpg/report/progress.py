@@ -1,6 +1,9 @@
 """A training run's progress bar on stderr (rich): updates, env steps, return and gradient norm."""
 from __future__ import annotations
 
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bar
+
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4g}"
@@ -10,9 +13,6 @@ class Progress:
     """``update(done, row)`` after each chunk; a context manager that draws the bar while it is open."""
 
     def __init__(self, title: str, total: int, done: int, console=None):
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as Bar
-
         self.bar = Bar(TextColumn(title), BarColumn(), MofNCompleteColumn(),
                        TextColumn("env steps {task.fields[env_steps]:,}"), TextColumn("return {task.fields[ret]}"),
                        TextColumn("grad norm {task.fields[grad]}"), TimeElapsedColumn(), console=console)

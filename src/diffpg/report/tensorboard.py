@@ -27,8 +27,8 @@ def tensorboardx(hide_torch: bool = False):
 
     tensorboardX imports torch whenever it is installed (seconds), only so that it can accept torch
     tensors; we log Python floats. ``hide_torch`` makes that import fail for the duration of this one
-    import (``sys.modules["torch"] = None``): only the reporter's own process asks for it, never a
-    user's process, where torch may be wanted later.
+    import (``sys.modules["torch"] = None``): only ``diffpg train``, which owns its process, asks for it,
+    never a library call in a user's process, where torch may be wanted later.
     """
     if not hide_torch or "tensorboardX" in sys.modules or "torch" in sys.modules:
         import tensorboardX

@@ -5,7 +5,9 @@ pathwise gradient of the window's return,
 
     J_win(θ) = (1 / N T) Σ_i Σ_{t<T} γᵗ c · r_t^i(θ),
 
-differentiated through the policy and the dynamics (``pathwise_surrogate``).
+differentiated through the policy and the dynamics: the estimators' pathwise
+surrogate (``estimators.objectives.pathwise_surrogate``) on windows that start
+from carried states.
 The gradient never crosses a window boundary: the start state of a window is
 a constant, so the horizon of backpropagation is T however long the episode
 is, which keeps the gradient's variance from exploding with the horizon
@@ -19,7 +21,7 @@ from __future__ import annotations
 import jax
 import optax
 
-from ..estimators.surrogates import pathwise_surrogate
+from ..estimators.objectives import pathwise_surrogate
 from .bounds_loss import bounds_loss
 from .optimizer import guarded_step
 from .window import Acting, run_window

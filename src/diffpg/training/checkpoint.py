@@ -13,11 +13,13 @@ temporary directory that the next ``Checkpoints`` removes. Only the last
 to host memory and written by a background thread while training goes on;
 ``close`` waits for the last write.
 
-A checkpoint holds the state as nested dicts of arrays named by their fields
-(``as_dicts``): ``params/mean/params/Dense_0/kernel``, ``opt_state/1/0/mu/...``,
-``env_state/theta``. ``save`` takes a TrainState or that form. Restoring needs
-a *template* of the state, ``jax.eval_shape(trainer.init, key)``, which fixes
-the tree structure, shapes and dtypes; the restored arrays are bit-identical
+A checkpoint holds the state as orbax writes a pytree: its arrays named by
+field, key and position, ``params/mean/params/Dense_0/kernel``,
+``opt_state/1/0/mu/...``, ``env_state/theta``. Checkpoints written by earlier
+versions, which saved the same names as nested dicts and lists, read back the
+same (``tests/training/test_old_run.py``). Restoring needs a *template* of
+the state, ``jax.eval_shape(trainer.init, key)``, which fixes the tree
+structure, shapes and dtypes; the restored arrays are bit-identical
 to the saved ones. Typed PRNG keys (``jax.random.key``) are saved as their raw
 ``key_data`` and wrapped again on restore.
 
@@ -28,13 +30,20 @@ raises ``CheckpointError`` with one sentence that names the path.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+
 from ..errors import CheckpointError, ConfigError
+from .config import config_from_dict
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -55,8 +64,6 @@ def write_config(run_dir: str | os.PathLike, config) -> Path:
 
 def read_config(run_dir: str | os.PathLike):
     """The TrainConfig stored in ``run_dir/config.json``."""
-    from .config import config_from_dict
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {str(run_dir)!r} does not exist; "
@@ -77,15 +84,11 @@ def read_config(run_dir: str | os.PathLike):
 
 
 def _is_key(x) -> bool:
-    import jax
-
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _step(entry) -> str | int:
     """One step of a pytree path: a field or dict key (a str), or a position in a sequence (an int)."""
-    import jax
-
     if isinstance(entry, jax.tree_util.GetAttrKey):
         return entry.name
     if isinstance(entry, jax.tree_util.DictKey):
@@ -97,77 +100,27 @@ def _step(entry) -> str | int:
     raise TypeError(f"cannot name the pytree path entry {entry!r}")
 
 
-def _lists(node):
-    """Nodes whose children are numbered become lists (children come numbered 0, 1, ... in order)."""
-    if not isinstance(node, dict):
-        return node
-    children = {k: _lists(v) for k, v in node.items()}
-    return list(children.values()) if all(isinstance(k, int) for k in children) else children
-
-
-def as_dicts(tree) -> dict:
-    """``tree`` as nested dicts (lists for sequences) of its leaves, named by field, key or position; a None
-    or an empty node (optax's ``EmptyState``) becomes None.
-
-    This is the form of a TrainState in a checkpoint and in ``diffpg train``'s stored programs: it needs
-    no class to rebuild (``jax.export`` and orbax store dicts and lists as they are), and ``from_dicts``
-    gives the state back given a template. It is the tree orbax writes for a TrainState itself, so
-    checkpoints saved either way read back the same. Nested dicts come back as they are.
-    """
-    import jax
-
-    def empty(x):
-        return x is None or (isinstance(x, (tuple, list, dict)) and not x)
-
-    nested: dict = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree, is_leaf=empty)[0]:
-        if not path:
-            raise TypeError("as_dicts needs a tree with named leaves, not a single array")
-        *parents, last = (_step(entry) for entry in path)
-        node = nested
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[last] = None if empty(leaf) else leaf
-    return _lists(nested)
-
-
-def from_dicts(nested: dict, template):
-    """The tree shaped like ``template`` whose leaves are those of ``nested`` (``as_dicts`` undone)."""
-    import jax
-
-    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
-    leaves = []
-    for path, _ in paths:
-        node = nested
-        for entry in path:
-            node = node[_step(entry)]
-        leaves.append(node)
-    return jax.tree.unflatten(treedef, leaves)
-
-
 def _empty_array(x) -> bool:
     """An array with no elements (an MJX state's contact arrays when the model has no contacts): orbax
     refuses to save one, so it is stored as None and rebuilt from the template's shape."""
     return not _is_key(x) and hasattr(x, "shape") and 0 in x.shape
 
 
-def _to_storable(tree) -> dict:
-    """``as_dicts(tree)`` with typed PRNG keys as their raw uint32 data."""
-    import jax
+def _to_storable(tree):
+    """``tree`` with typed PRNG keys as their raw uint32 data and empty arrays as None: what orbax saves."""
 
     def leaf(x):
         if _is_key(x):
             return jax.random.key_data(x)
         return None if _empty_array(x) else x
 
-    return as_dicts(jax.tree.map(leaf, tree))
+    return jax.tree.map(leaf, tree)
 
 
-def _abstract(template) -> dict:
+def _abstract(template):
     """ShapeDtypeStructs of what ``_to_storable(template)`` would give, with the template's shardings: orbax
     restores each array straight onto its devices (in a run of several processes, each reads its own rows).
     A leaf without one goes to the default device, so that a checkpoint saved over many devices loads on one."""
-    import jax
 
     default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
@@ -178,29 +131,23 @@ def _abstract(template) -> dict:
             return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
         return None if _empty_array(x) else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
-    return as_dicts(jax.tree.map(leaf, template))
+    return jax.tree.map(leaf, template)
 
 
-def _from_storable(stored: dict, template):
-    import jax
-    import jax.numpy as jnp
-
+def _from_storable(stored, template):
     def leaf(x, t):
         if _is_key(t):
             return jax.random.wrap_key_data(x, impl=t.dtype._impl)
         return jnp.zeros(t.shape, t.dtype, device=getattr(t, "sharding", None)) if _empty_array(t) else jnp.asarray(x)
 
     leaves, treedef = jax.tree.flatten(template)
-    stored_leaves = treedef.flatten_up_to(from_dicts(stored, template))
+    stored_leaves = treedef.flatten_up_to(stored)  # a None where the template has an empty array
     return jax.tree.unflatten(treedef, [leaf(x, t) for x, t in zip(stored_leaves, leaves)])
 
 
 def _collect_quietly() -> None:
     """Free what a failed orbax restore leaves behind (coroutines never awaited) now, without the warnings
     their collection would print later, so that the user reads one sentence."""
-    import gc
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         gc.collect()
@@ -208,8 +155,6 @@ def _collect_quietly() -> None:
 
 def _shapes(tree) -> dict[str, tuple]:
     """{"params/mean/...": shape} of the arrays of a tree (of arrays, ShapeDtypeStructs or orbax metadata)."""
-    import jax
-
     return {"/".join(str(_step(entry)) for entry in path): tuple(leaf.shape)
             for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0] if hasattr(leaf, "shape")}
 
@@ -226,22 +171,6 @@ def _difference(saved: dict, wanted: dict) -> str | None:
     return None
 
 
-def preload_orbax() -> None:
-    """Import orbax (about 0.2 s) in a thread, while the main one trains, before the first checkpoint needs it.
-
-    XLA releases the GIL while it runs, so on two cores the import costs almost no wall time.
-    """
-    import threading
-
-    def load():
-        try:
-            import orbax.checkpoint  # noqa: F401
-        except Exception:  # the main thread imports again and reports the error itself
-            pass
-
-    threading.Thread(target=load, daemon=True).start()
-
-
 class Checkpoints:
     """The checkpoints of one run directory: ``save(update, state)``, ``latest()``, ``restore(template)``.
 
@@ -250,8 +179,6 @@ class Checkpoints:
     """
 
     def __init__(self, run_dir: str | os.PathLike, keep: int = 3, create: bool = True):
-        import orbax.checkpoint as ocp
-
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ConfigError(f"keep must be a positive number of checkpoints, got {keep!r}")
         self.run_dir = Path(run_dir)
@@ -273,9 +200,7 @@ class Checkpoints:
                                   "check that the directory is readable and writable") from None
 
     def save(self, update: int, state) -> None:
-        """Start writing ``state`` (a TrainState or its ``as_dicts``) as the checkpoint of ``update`` (asynchronously)."""
-        import orbax.checkpoint as ocp
-
+        """Start writing ``state`` as the checkpoint of ``update`` (asynchronously)."""
         self._manager.save(int(update), args=ocp.args.StandardSave(_to_storable(state)), force=True)
 
     def steps(self) -> list[int]:
@@ -292,8 +217,6 @@ class Checkpoints:
 
         ``config``, the TrainConfig the template comes from, is named when the checkpoint does not fit it.
         """
-        import orbax.checkpoint as ocp
-
         self.wait()
         if update is None:
             update = self.latest()
@@ -322,8 +245,6 @@ class Checkpoints:
     def _mismatch(path: Path, template) -> str | None:
         """What does not match between the checkpoint at ``path`` and ``template``; None if all of it does,
         or if its metadata cannot be read (restoring then says it is corrupt)."""
-        import orbax.checkpoint as ocp
-
         try:
             metadata = ocp.StandardCheckpointHandler().metadata(path / "default")
         except Exception:

@@ -18,6 +18,8 @@ import warnings
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..estimators import FACTORIES
+from .settings import BUILT_IN_POLICY, build_env, env_name
 
 ALGOS = ("apg", "shac", "reinforce", "ppo", "ascent")
 ACTIVATIONS = ("tanh", "elu", "relu")
@@ -43,6 +45,10 @@ class TrainConfig:
     """γ of the objective each algorithm optimizes (apg uses it inside the window only)."""
     gae_lambda: float = 0.95
     """λ of SHAC's TD(λ) critic targets and of PPO's GAE (reinforce uses λ = 1, Monte Carlo returns)."""
+    policy: str | None = None
+    """None: the built-in tanh-Gaussian MLP that hidden, init_std, squash and action_scale describe; else the
+    user's own policy as ``MODULE:ATTR`` (an object, its class or a zero-argument factory), which those four
+    settings do not touch (``diffpg.train(policy=...)`` records it)."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy network (tanh activations)."""
     critic_hidden: tuple[int, ...] = (64, 64)
@@ -139,6 +145,8 @@ def check(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"unknown algorithm {config.algo!r}; choose one of {', '.join(ALGOS)}")
     if not isinstance(config.env, str) or not config.env:
         raise ConfigError(f"env must be the name of a registered environment, got {config.env!r}")
+    if config.policy is not None and not (isinstance(config.policy, str) and ":" in config.policy):
+        raise ConfigError(f"policy must be None (the built-in policy) or MODULE:ATTR, got {config.policy!r}")
     for name in ("num_updates", "num_envs", "window", "critic_epochs", "critic_minibatches", "ppo_epochs",
                  "ppo_minibatches"):
         _positive_int(config, name)
@@ -151,8 +159,6 @@ def check(config: TrainConfig) -> TrainConfig:
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"{name} must be true or false, got {getattr(config, name)!r}")
     if config.algo == "ascent":
-        from ..estimators import FACTORIES
-
         if config.estimator not in FACTORIES:
             raise ConfigError(f"unknown estimator {config.estimator!r}; choose one of {', '.join(FACTORIES)}")
         if config.obs_norm:
@@ -237,8 +243,6 @@ def defaults(env="pendulum", algo: str = "shac") -> TrainConfig:
     pendulum's settings for ``algo`` and derive what they can from the environment: the window divides
     its episode length ``max_steps`` (so no steps are wasted at episode ends); a warning says so.
     """
-    from .settings import build_env, env_name
-
     if algo not in ALGOS:
         raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
     name = env_name(env)
@@ -269,7 +273,14 @@ def compiler_options(config: TrainConfig) -> dict | None:
 
 
 def config_from_dict(d: dict) -> TrainConfig:
-    """Rebuild a TrainConfig from ``dataclasses.asdict(config)``, also after a JSON round trip."""
+    """Rebuild a TrainConfig from ``dataclasses.asdict(config)``, also after a JSON round trip.
+
+    This is also the migration of every ``config.json`` written since the first release: fields have only
+    been added since (``estimator``, ``eval_every`` and ``eval_episodes``, ``policy``), and a missing one
+    takes its default, which changes nothing that such a run learns (``policy`` None is the built-in
+    policy those runs trained; the evaluations use keys of their own). ``tests/training/test_old_run.py``
+    resumes a run directory written before ``policy`` existed.
+    """
     if not isinstance(d, dict):
         raise ConfigError(f"a stored training config must be a dict, got {type(d).__name__}")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -279,3 +290,38 @@ def config_from_dict(d: dict) -> TrainConfig:
                           "it was written by another version of diffpg")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
     return check(TrainConfig(**values))
+
+
+def new_config(env: str, algo: str, updates, overrides: dict, env_object=None, policy=None):
+    """The TrainConfig of a new run: the defaults of (env, algo), then ``updates`` and ``overrides``.
+
+    With the user's ``policy`` (an object or ``MODULE:ATTR``) the config records its name; the settings of
+    the built-in policy are refused, and the bounds loss, which reads the built-in policy's pre-squash
+    mean, is off unless asked for (``make_trainer`` then refuses it).
+    """
+    if algo not in ALGOS:
+        raise ConfigError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGOS)}")
+    if updates is not None and (isinstance(updates, bool) or not isinstance(updates, int) or updates < 1):
+        raise ConfigError(f"updates must be a positive integer, got {updates!r}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: the training config has no such setting; "
+                          f"it has {', '.join(sorted(fields))}")
+    for name, keyword in (("env", "env="), ("algo", "algo="), ("num_updates", "updates=")):
+        if name in overrides:
+            raise ConfigError(f"{name} is not a setting to override; pass it as {keyword}")
+    stored = dataclasses.asdict(defaults(env_object if env_object is not None else env, algo))
+    if policy is not None:
+        given = [name for name in BUILT_IN_POLICY if name in overrides]
+        if given:
+            raise ConfigError(f"{given[0]} describes the built-in policy, which your own policy replaces; drop "
+                              f"{', '.join(given)} and set them in your policy")
+        stored.update(policy=env_name(policy), bound_penalty=0.0)
+    stored.update(overrides, env=env)
+    if updates is not None:
+        stored["num_updates"] = updates
+    try:
+        return config_from_dict(stored)
+    except TypeError as error:  # a wrong kind of value reached a check that compares it
+        raise ConfigError(f"a setting has a value of the wrong kind ({error})") from None

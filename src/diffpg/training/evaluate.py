@@ -2,8 +2,9 @@
 
     R_j = Σ_{t < H} r_t^j,    s_0^j = env.reset(k_j),  a_t = mode_θ(normalize(o_t)),
 
-for ``episodes`` independent start keys k_j, with H the environment's time
-limit (200 for pendulum and cartpole_swingup, as in Gymnasium). The policy
+for ``episodes`` independent start keys k_j, with H the run's own evaluation
+horizon (``trainer.eval_horizon``): the environment's time limit (200 for
+pendulum and cartpole_swingup, as in Gymnasium), else the run's window. The policy
 acts exactly as ``trainer.act`` does, so a number measured here is the
 number a deployed policy gets. Use a key the run never trained with.
 """
@@ -18,15 +19,14 @@ from .episodes import episode_returns
 def evaluate(trainer, state, key, episodes: int, horizon: int | None = None) -> jax.Array:
     """Episodic returns [episodes] of the deterministic policy; ``returns.mean()`` is the score.
 
-    ``horizon`` defaults to the environment's ``max_steps``. Jitted; compiled once per
-    (trainer, episodes, horizon).
+    ``horizon`` defaults to the run's own evaluation horizon, ``trainer.eval_horizon`` (the one of its
+    ``eval/return``). Jitted; compiled once per (trainer, episodes, horizon).
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"episodes must be a positive integer, got {episodes!r}")
-    horizon = getattr(trainer.env, "max_steps", None) if horizon is None else horizon
+    horizon = trainer.eval_horizon if horizon is None else horizon
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise ConfigError(f"evaluation needs a positive integer horizon; the environment has no max_steps, "
-                          f"so pass horizon=, got {horizon!r}")
+        raise ConfigError(f"horizon must be a positive integer, got {horizon!r}")
     return _compiled(trainer, episodes, horizon)(state.params, state.obs_stats, key)
 
 

@@ -11,8 +11,8 @@ wall time evenly), ``skipped`` the updates skipped so far for a non-finite
 gradient; every other metric the trainer logs is there too. A value that is
 not finite is written as ``null``, so every line is strict JSON.
 
-TensorBoard events are written from these rows by ``diffpg train``'s
-reporter process (``report.reporter``, ``report.tensorboard``).
+TensorBoard events are written from these rows by the caller's ``watch``
+(``diffpg train`` passes ``report.live.LiveReport``).
 
 A resumed run first cuts the log back to its checkpoint: rows after it are
 dropped from ``metrics.jsonl`` (the file is rewritten), so the updates done

@@ -3,8 +3,8 @@
 After ``jax.distributed.initialize`` (``diffpg.distributed``) every process runs
 the same training loop over the global device set. Process 0, the *primary*,
 alone writes the run's own files: ``config.json``, ``run.json``,
-``metrics.jsonl``, TensorBoard events and ``curve.png`` (its reporter process
-too). Orbax checkpoints are written by every process, each its own devices'
+``metrics.jsonl``, and it alone calls the caller's ``watch`` (TensorBoard events,
+``curve.png``). Orbax checkpoints are written by every process, each its own devices'
 rows, with orbax's primary host (process 0) committing them. So the run
 directory must be one that every process sees (a shared file system; on one
 machine, the same path).
@@ -12,12 +12,15 @@ machine, the same path).
 A step that process 0 alone takes, such as preparing the directory, goes
 through ``primary_first``: the others wait for it, and if it fails every
 process raises, so none is left waiting for the rest. In a run of one
-process every function here is trivial and none imports jax.
+process every function here is trivial.
 """
 from __future__ import annotations
 
-import sys
 from typing import Callable, TypeVar
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
 
 from ..errors import ConfigError
 
@@ -26,15 +29,14 @@ T = TypeVar("T")
 
 def count() -> int:
     """The number of processes in the run: 1 unless ``jax.distributed.initialize`` was called."""
-    jax = sys.modules.get("jax")
-    if jax is None or not jax.distributed.is_initialized():
+    if not jax.distributed.is_initialized():
         return 1
     return jax.process_count()
 
 
 def index() -> int:
     """This process's index, 0 … count() − 1."""
-    return 0 if count() == 1 else sys.modules["jax"].process_index()
+    return 0 if count() == 1 else jax.process_index()
 
 
 def is_primary() -> bool:
@@ -51,9 +53,6 @@ def primary_first(action: Callable[[], T], what: str) -> T | None:
     """
     if count() == 1:
         return action()
-    import numpy as np
-    from jax.experimental import multihost_utils
-
     result, failure = None, None
     if is_primary():
         try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import optax
 
-from ..estimators.surrogates import score_function_surrogate
+from ..estimators.objectives import score_function_surrogate
 from . import critic as critic_lib
 from .optimizer import guarded_step
 from .returns import lambda_returns, standardize

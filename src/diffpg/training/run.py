@@ -8,12 +8,12 @@ What a run does, in order (``_drive``):
 
 1. the settings: ``defaults(env, algo)``, then ``updates`` and ``settings`` (a new run), or the run's own
    ``config.json`` and ``run.json`` (a resumed one);
-2. the programs ``init`` and ``run(state, n)`` (``programs.Programs``: stored once per machine);
+2. the trainer (``make_trainer``), whose jitted ``init`` and ``run(state, n)`` compile on first use;
 3. the state: a fresh ``init(key)``, or the newest checkpoint;
-4. chunks of ``log_every`` updates, each dispatched before the previous one is logged, so logging and
-   checkpointing overlap the next chunk's compute; after each, its rows go to ``metrics.jsonl`` (and to
-   the reporter, for TensorBoard and ``curve.png``), and every ``checkpoint_every`` updates the state
-   is saved (only a state whose last update was good);
+4. chunks of gcd(``log_every``, ``checkpoint_every``) updates (``chunk_ends``), each dispatched before
+   the previous one is logged, so logging and checkpointing overlap the next chunk's compute; after each,
+   its rows go to ``metrics.jsonl`` (and to ``watch``, the caller's progress bar or TensorBoard events),
+   and every ``checkpoint_every`` updates the state is saved (only a state whose last update was good);
 5. the stop: when more than ``max_bad_updates`` consecutive updates had a non-finite gradient, the run
    stops with ``stopped_at`` set, keeping the last good checkpoint.
 
@@ -23,31 +23,39 @@ on the CPU, and a resumed run ends with the parameters it would have had uninter
 In a run of several processes (``jax.distributed.initialize`` first, then the same call of ``train`` in
 every process, with the same ``run_dir`` seen by all), each process computes its own devices' share of
 the environments and holds the same replicated parameters; process 0 alone writes the run's files and
-runs the reporter, and every process saves and restores the orbax checkpoints together
-(``processes``). The programs are traced in every run then, not stored (``programs``), and the
-``metrics`` of process k > 0 carry its own wall times.
+calls ``watch``, and every process saves and restores the orbax checkpoints together
+(``processes``); the ``metrics`` of process k > 0 carry its own wall times.
+
+The library never turns on JAX's persistent compilation cache (a process-wide setting); ``diffpg
+train`` does, as the owner of its process.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import shutil
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from ..errors import ConfigError
-from . import processes
-from .checkpoint import preload_orbax
+import jax
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from . import processes, zero_gradient
+from .checkpoint import Checkpoints, read_config, write_config
+from .config import new_config
+from .metrics_log import MetricsLog
 from .run_dir import RunOptions, cadence, prepare, read_run_file, write_run_file
-from .settings import check_sizes, env_name, new_config, refuse_on_resume
+from .settings import check_sizes, env_name
 from .timings import Timings
+from .trainer import make_trainer
 
 
 @dataclasses.dataclass
 class TrainResult:
-    """What a run ended with. ``state``, ``params`` and ``act`` are worked out when first asked for."""
+    """What a run ended with; ``act`` is built when first asked for."""
 
     run_dir: Path
     config: Any
@@ -60,37 +68,41 @@ class TrainResult:
     last_saved: int | None
     """The update of the newest checkpoint."""
     timings: Timings
-    programs: Any = dataclasses.field(repr=False, default=None)
-    raw_state: Any = dataclasses.field(repr=False, default=None)
-
-    @functools.cached_property
-    def state(self):
-        """The final TrainState (after a stop: the last state trained, whose learned parts are the last good ones)."""
-        return self.programs.state(self.raw_state)
+    trainer: Any = dataclasses.field(repr=False, default=None)
+    state: Any = dataclasses.field(repr=False, default=None)
+    """The final TrainState (after a stop: the last state trained, whose learned parts are the last good ones)."""
 
     @property
     def params(self):
         """The policy's parameters."""
         return self.state.params
 
-    @property
-    def trainer(self):
-        return self.programs.trainer
-
     @functools.cached_property
     def act(self):
         """``act(obs) -> action`` in numpy: the deterministic policy, as ``diffpg.load_policy`` gives it."""
-        from ..deploy import policy_function
-
         return policy_function(self.trainer, _local(self.state))
+
+
+def policy_function(trainer, state) -> Callable[[np.ndarray], np.ndarray]:
+    """``act(obs) -> action`` in numpy for ``trainer.act`` at ``state``, for one observation or a batch."""
+    size = trainer.env.observation_size
+    one = jax.jit(trainer.act)
+    batch = jax.jit(jax.vmap(trainer.act, in_axes=(None, 0)))
+
+    def act(obs) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.ndim not in (1, 2) or obs.shape[-1] != size:
+            raise ShapeError(f"act expects one observation of shape ({size},) or a batch of shape (B, {size}), "
+                             f"got shape {obs.shape}")
+        return np.asarray((one if obs.ndim == 1 else batch)(state, obs))
+
+    act.config = trainer.config
+    return act
 
 
 def _local(state):
     """The parts of ``state`` that acting needs (parameters, observation statistics) as this process's own
     numpy copies, so that ``act`` computes here alone, not across every process of a multi-process run."""
-    import jax
-    import numpy as np
-
     if processes.count() == 1:
         return state
     keep = {"params", "obs_stats"}
@@ -98,8 +110,8 @@ def _local(state):
                              for name, value in state._asdict().items()})
 
 
-def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates: int | None = None,
-          resume: bool = False, options: RunOptions | None = None, timings: Timings | None = None,
+def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int = 0, updates: int | None = None,
+          resume: bool = False, options: RunOptions | None = None, watch=None, timings: Timings | None = None,
           **settings) -> TrainResult:
     """Train a policy into ``run_dir``, or continue the run there with ``resume=True``.
 
@@ -109,10 +121,19 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates
         object; the run records its name or spec, so a resumed run and ``load_policy`` build it again
         (pass the object again as ``env=`` where its spec cannot be imported).
       algo: apg, shac, reinforce, ppo or ascent.
+      policy: None for the built-in tanh-Gaussian MLP (its settings: hidden, init_std, squash,
+        action_scale), or your own policy: any object of the Policy protocol, or ``"MODULE:ATTR"``. The
+        run records its spec (an object's is its class, ``module:Class``, called without arguments), so a
+        resumed run and ``load_policy`` build it again; pass the object again as ``policy=`` where that
+        cannot be imported or would build another policy. What the trainer does around it (observation
+        normalization, the action's scale, the deterministic action): ``trainer.build_policy``.
       seed: the run's seed.
       updates: the number of updates (default: that of ``defaults(env, algo)``).
       resume: continue the run in ``run_dir`` with its own settings (give none); a finished run is returned.
-      options: ``RunOptions``: chunk and checkpoint cadence, TensorBoard, curve, progress bar.
+      options: ``RunOptions``: chunk and checkpoint cadence, checkpoints kept, overwrite.
+      watch: what to show while it trains, such as ``diffpg.report.LiveReport`` (progress bar, TensorBoard
+        events, curve.png): an object with ``start(run_dir, title, total, done, kept)``, ``rows(new, done)``,
+        ``finish()`` and ``close()`` (see ``report.live``). None: the run writes ``metrics.jsonl`` only.
       timings: a ``Timings`` to record the phases in (``diffpg train --timings``).
       **settings: any other ``TrainConfig`` field, e.g. ``num_envs=4, hidden=(32, 32)``.
 
@@ -130,41 +151,17 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates
     created = processes.primary_first(lambda: prepare(run_dir, resume, options.overwrite),
                                       f"prepare the run directory {str(run_dir)!r}")
     try:
-        return _with_reporter(run_dir, env, algo, seed, updates, resume, options, timings, settings)
+        return _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, watch)
     except BaseException:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise
 
 
-def _with_reporter(run_dir, env, algo, seed, updates, resume, options, timings, settings):
-    from ..report.reporter import Reporter  # started before jax is imported: it warms up meanwhile
-
-    drawn = (options.plot or options.tensorboard) and processes.is_primary()
-    reporter = Reporter(options.plot, options.tensorboard) if drawn else None
-    try:
-        return _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings, reporter)
-    finally:
-        if reporter is not None:
-            reporter.close()
-
-
-def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings, reporter) -> TrainResult:
-    timings.phase("import jax")
-    import jax
-    import numpy as np
-
-    from ..cli import compile_cache
-    from .checkpoint import Checkpoints, write_config
-    from .metrics_log import MetricsLog
-    from .programs import Programs
-    from .zero_gradient import ZeroGradient, watch
-
-    if options.compile_cache:
-        compile_cache.enable()
+def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, watch) -> TrainResult:
     timings.phase("config")
     env_object = None if isinstance(env, str) else env
-    config, record = _settings(run_dir, env, algo, seed, updates, resume, options, settings)
+    config, record = _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings)
     seed, log_every, checkpoint_every, keep = (record[k] for k in ("seed", "log_every", "checkpoint_every", "keep"))
     key = jax.random.key(seed)
     checkpoints = resumed_at = None  # a new run opens its checkpoints at the first save, while orbax loads
@@ -173,11 +170,10 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
         checkpoints = Checkpoints(run_dir, keep=keep)
         resumed_at = checkpoints.latest()
     finished = resumed_at is not None and resumed_at >= config.num_updates
-    timings.phase("load or compile the programs (init; the chunk's alongside)")
-    stored = options.compile_cache and not finished and processes.count() == 1  # jax.export: one process only
-    programs = Programs(config, key, log_every, env=env_object, stored=stored)
-    if resume and not programs.stored:
-        check_sizes(programs.trainer.env, record, config.env)
+    timings.phase("build the trainer")
+    trainer = make_trainer(config, env_object, policy=None if isinstance(policy, str) else policy)
+    if resume:
+        check_sizes(trainer.env, record, config.env)
     timings.phase("config")
     if not resume:
         def write_files():
@@ -185,109 +181,89 @@ def _drive(run_dir, env, algo, seed, updates, resume, options, timings, settings
                 for entry in run_dir.iterdir():
                     shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             write_config(run_dir, config)
-            write_run_file(run_dir, seed, log_every, checkpoint_every, keep, programs.sizes())  # run.json
+            write_run_file(run_dir, seed, log_every, checkpoint_every, keep, _sizes(trainer))  # run.json
 
         processes.primary_first(write_files, f"write config.json and run.json in {str(run_dir)!r}")
     if resumed_at is not None:
         timings.phase("checkpoints: open, save, restore (orbax)")
-        state = checkpoints.restore(programs.template(), resumed_at, config=config)
+        state = checkpoints.restore(jax.eval_shape(trainer.init, key), resumed_at, config=config)
     else:
-        timings.phase("run init")
-        state = programs.init(key)
+        timings.phase("run init (compiles it)")
+        state = trainer.init(key)
 
     timings.phase("logs: metrics.jsonl")
     log_from = (resumed_at or 0) if resume else None  # a resumed run logs again after its checkpoint
     log = MetricsLog(run_dir, resume_at=log_from, write=processes.is_primary())
-    if reporter is not None:
-        reporter.start(run_dir, log_from, len(log.rows))
     total, update, limit = config.num_updates, resumed_at or 0, config.max_bad_updates
     stopped, last_saved = None, resumed_at
-    zero = ZeroGradient(config.algo)  # warns once when the actor's gradient stays exactly zero
-    title = f"{config.algo} on {config.env} (seed {seed})"
+    zero = zero_gradient.ZeroGradient(config.algo)  # warns once when the actor's gradient stays exactly zero
+    watch = None if finished or not processes.is_primary() else watch
     try:
-        quiet = finished or not processes.is_primary()
-        with _progress(options if not quiet else RunOptions(progress=False), title, total, update) as progress:
-            session = time.perf_counter()
-            clock = lambda: time.perf_counter() - session  # noqa: E731
-            timings.phase("first chunk (waits for its program)")
-            t1 = 0.0
-            for i, (update, state, metrics, t0) in enumerate(
-                    _one_ahead(programs.run, state, update, _chunk_ends(update, total, log_every, checkpoint_every),
-                               clock)):
-                metrics = jax.device_get(metrics)
-                t0, t1 = max(t0, t1), clock()  # a chunk runs from its dispatch or the previous one's end
-                if i == 0:
-                    preload_orbax()  # orbax loads while the next chunks run, not while the programs load
-                timings.phase("logs: metrics.jsonl")
-                rows = log.append(metrics, t0, t1)
-                zero = watch(zero, metrics)
-                if reporter is not None:
-                    reporter.rows(len(log.rows))
-                    if update == total:  # drawn while the last checkpoint is saved
-                        reporter.plot(title)
-                streaks = np.asarray(metrics["bad_streak"])
-                if streaks.max() > limit:
-                    stopped = int(np.asarray(metrics["update"])[int(np.argmax(streaks > limit))])
-                    break
-                if (update % checkpoint_every == 0 or update == total) and streaks[-1] == 0:
-                    timings.phase("checkpoints: open, save, restore (orbax)")
-                    checkpoints = checkpoints or Checkpoints(run_dir, keep=keep)
-                    checkpoints.save(update, state)
-                    last_saved = update
-                if progress is not None:
-                    progress.update(update, rows)
-                timings.phase("training")
-            timings.phase("reporter: last TensorBoard events, curve.png")
-            if reporter is not None and not finished:
-                reporter.plot(title)
-                reporter.finish()
+        if watch is not None:
+            watch.start(run_dir, f"{config.algo} on {config.env} (seed {seed})", total, update,
+                        log.rows if resume else None)
+        session = time.perf_counter()
+        clock = lambda: time.perf_counter() - session  # noqa: E731
+        timings.phase("first chunk (compiles it)")
+        t1 = 0.0
+        for update, state, metrics, t0 in _one_ahead(
+                trainer.run, state, update, chunk_ends(update, total, log_every, checkpoint_every), clock):
+            metrics = jax.device_get(metrics)
+            t0, t1 = max(t0, t1), clock()  # a chunk runs from its dispatch or the previous one's end
+            timings.phase("logs: metrics.jsonl")
+            rows = log.append(metrics, t0, t1)
+            zero = zero_gradient.watch(zero, metrics)
+            if watch is not None:
+                timings.phase("watch: progress, TensorBoard")
+                watch.rows(rows, update)
+            streaks = np.asarray(metrics["bad_streak"])
+            if streaks.max() > limit:
+                stopped = int(np.asarray(metrics["update"])[int(np.argmax(streaks > limit))])
+                break
+            if (update % checkpoint_every == 0 or update == total) and streaks[-1] == 0:
+                timings.phase("checkpoints: open, save, restore (orbax)")
+                checkpoints = checkpoints or Checkpoints(run_dir, keep=keep)
+                checkpoints.save(update, state)
+                last_saved = update
+            timings.phase("training")
+        if watch is not None:
+            timings.phase("watch: curve.png")
+            watch.finish()
     finally:
         timings.phase("finish: wait for the last checkpoint, flush logs")
+        if watch is not None:
+            watch.close()
         if checkpoints is not None:
             checkpoints.close()
         log.close()
     timings.phase(None)
-    return TrainResult(run_dir, config, seed, log.rows, stopped, last_saved, timings, programs, state)
+    return TrainResult(run_dir, config, seed, log.rows, stopped, last_saved, timings, trainer, state)
 
 
-def _settings(run_dir, env, algo, seed, updates, resume, options, settings) -> tuple[Any, dict]:
+def _sizes(trainer) -> dict:
+    """What run.json records of the environment (its sizes) and of the built-in policy (its action scale)."""
+    env, policy = trainer.env, trainer.policy
+    sizes = {"observation_size": int(env.observation_size), "action_size": int(env.action_size)}
+    return sizes if trainer.config.policy else {**sizes, "action_scale": float(policy.action_scale)}
+
+
+def _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings) -> tuple[Any, dict]:
     """(TrainConfig, record): a resumed run's own config.json and run.json, or a new run's settings with
     the seed, the cadence and the checkpoints to keep."""
-    from .checkpoint import read_config
-
     if resume:
         return read_config(run_dir), read_run_file(run_dir)
-    config = new_config(env_name(env), algo, updates, settings, env_object=None if isinstance(env, str) else env)
+    config = new_config(env_name(env), algo, updates, settings, env_object=None if isinstance(env, str) else env,
+                        policy=policy)
     log_every, checkpoint_every = cadence(config.num_updates, options.log_every, options.checkpoint_every)
     return config, {"seed": seed, "log_every": log_every, "checkpoint_every": checkpoint_every, "keep": options.keep}
 
 
-def _progress(options: RunOptions, title: str, total: int, done: int):
-    show = sys.stderr.isatty() if options.progress is None else options.progress
-    if not show:
-        return _NoProgress()
-    from rich.console import Console
-
-    from ..report.progress import Progress
-
-    return Progress(title, total, done, Console(stderr=True))
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
-
-
-def _chunk_ends(update: int, total: int, log_every: int, checkpoint_every: int) -> list[int]:
-    """The updates at which the chunks from ``update`` to ``total`` end: every log and checkpoint boundary."""
-    ends = []
-    while update < total:
-        update = min(total, (update // log_every + 1) * log_every, (update // checkpoint_every + 1) * checkpoint_every)
-        ends.append(update)
-    return ends
+def chunk_ends(update: int, total: int, log_every: int, checkpoint_every: int) -> list[int]:
+    """The updates at which the chunks from ``update`` to ``total`` end: every multiple of
+    gcd(log_every, checkpoint_every), and ``total``. One chunk length (one compiled ``run``) serves the
+    whole run, where ``total`` is a multiple of it, and every log and checkpoint boundary ends a chunk."""
+    step = math.gcd(log_every, checkpoint_every)
+    return list(range((update // step + 1) * step, total, step)) + ([total] if update < total else [])
 
 
 def _one_ahead(run_chunk, state, update: int, ends: list[int], clock):
@@ -306,3 +282,13 @@ def _one_ahead(run_chunk, state, update: int, ends: list[int], clock):
         pending = (end, state, metrics, started)
     if pending is not None:
         yield pending
+
+
+def refuse_on_resume(env, algo, seed, updates, settings, options) -> None:
+    """A resumed run keeps its own settings: name whatever was given besides the env and policy objects."""
+    given = ([] if not isinstance(env, str) or env == "pendulum" else ["env"]) \
+        + (["algo"] if algo != "shac" else []) + (["seed"] if seed != 0 else []) \
+        + (["updates"] if updates is not None else []) + sorted(settings) \
+        + [name for name in ("log_every", "checkpoint_every", "overwrite") if getattr(options, name)]
+    if given:
+        raise ConfigError(f"resume=True continues a run with its own settings, so drop {', '.join(given)}")

@@ -1,4 +1,4 @@
-"""A training run's directory and its options, decided before anything heavy is imported.
+"""A training run's directory and its options.
 
     runs/NAME/
       config.json        the TrainConfig (``checkpoint.write_config``)
@@ -8,10 +8,9 @@
       tb/, curve.png     TensorBoard events and the learning curve (``report``)
 
 ``prepare`` checks that a new run may write there (or that a resumed one has a
-run to continue); ``cadence`` picks chunk lengths that divide the run, so one
-compiled chunk serves it all. Messages name the fix in the caller's words:
-``spelling=CLI`` for the command line's flags, ``PYTHON`` for ``diffpg.train``'s
-keywords.
+run to continue); ``cadence`` picks the log and checkpoint cadence. Messages
+name the fix in ``diffpg.train``'s keywords; ``diffpg train`` translates them
+into its flags.
 """
 from __future__ import annotations
 
@@ -23,10 +22,6 @@ from pathlib import Path
 from ..errors import CheckpointError, ConfigError
 
 RUN_FILE = "run.json"
-PYTHON = {"resume": "resume=True", "overwrite": "overwrite=True", "out": "run_dir", "log_every": "log_every",
-          "checkpoint_every": "checkpoint_every"}
-CLI = {"resume": "--resume {run_dir}", "overwrite": "--overwrite", "out": "--out", "log_every": "--log-every",
-       "checkpoint_every": "--checkpoint-every"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,38 +29,28 @@ class RunOptions:
     """How a run is driven and recorded; none of it changes what is learned."""
 
     log_every: int | None = None
-    """Updates per jitted chunk, i.e. per log and progress refresh (default: about a twentieth of the run)."""
+    """Log at least every this many updates (default: about a twentieth of the run); the jitted chunks are
+    gcd(log_every, checkpoint_every) updates long."""
     checkpoint_every: int | None = None
-    """Save a checkpoint every this many updates, a multiple of log_every (default: about half the run);
-    the end is always saved."""
+    """Save a checkpoint every this many updates (default: about half the run); the end is always saved."""
     keep: int = 3
     """Checkpoints to keep; older ones are deleted."""
     overwrite: bool = False
     """Replace an existing run directory (one that holds a diffpg run only)."""
-    plot: bool = True
-    """Write the learning curve curve.png at the end."""
-    tensorboard: bool = True
-    """Write TensorBoard events to tb/."""
-    compile_cache: bool = True
-    """Keep compiled programs in the user's cache directory (XDG_CACHE_HOME/diffpg) so later runs start faster."""
-    progress: bool | None = None
-    """Draw a progress bar on stderr (None: when stderr is a terminal)."""
 
-    def check(self, spelling: dict = PYTHON) -> "RunOptions":
+    def check(self) -> "RunOptions":
         for name in ("log_every", "checkpoint_every", "keep"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{spelling.get(name, name)} must be a positive integer, got {value!r}")
-        if self.log_every and self.checkpoint_every:
-            cadence(self.checkpoint_every, self.log_every, self.checkpoint_every, spelling)
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         return self
 
 
-def _writable_dir(path: Path, spelling: dict) -> bool:
+def _writable_dir(path: Path) -> bool:
     """Create ``path`` if needed and prove that a file can be written in it; True if this call created it."""
     existed = path.exists()
     if existed and not path.is_dir():
-        raise ConfigError(f"{spelling['out']} {str(path)!r} is a file, not a directory; choose another path")
+        raise ConfigError(f"run_dir {str(path)!r} is a file, not a directory; choose another path")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".diffpg-write-test"
@@ -74,43 +59,40 @@ def _writable_dir(path: Path, spelling: dict) -> bool:
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ConfigError(f"cannot write to the run directory {str(path)!r} ({reason}); "
-                          f"choose a writable {spelling['out']}") from None
+                          "choose a writable run_dir") from None
     return not existed
 
 
-def prepare(run_dir: Path, resume: bool, overwrite: bool, spelling: dict = PYTHON) -> bool:
+def prepare(run_dir: Path, resume: bool, overwrite: bool) -> bool:
     """Check that the run may use ``run_dir``, creating it for a new run; True if this call created it."""
     if resume:
         if not (run_dir / "config.json").is_file():
             raise CheckpointError(f"{str(run_dir)!r} is not a training run directory (it has no config.json); "
                                   "pass the directory of an earlier diffpg train")
-        _writable_dir(run_dir, spelling)
+        _writable_dir(run_dir)
         return False
     if run_dir.is_dir() and any(p.name != ".diffpg-write-test" for p in run_dir.iterdir()):
         if not overwrite:
-            resume_it = spelling["resume"].format(run_dir=run_dir)
-            raise ConfigError(f"{str(run_dir)!r} already exists; pass {resume_it} to continue it "
-                              f"or {spelling['overwrite']} to replace it")
+            raise ConfigError(f"{str(run_dir)!r} already exists; pass resume=True to continue it "
+                              "or overwrite=True to replace it")
         if not (run_dir / "config.json").is_file():
             raise ConfigError(f"{str(run_dir)!r} is not empty and not a diffpg run directory, so "
-                              f"{spelling['overwrite']} refuses to delete it; choose another {spelling['out']}")
-    return _writable_dir(run_dir, spelling)
+                              "overwrite=True refuses to delete it; choose another run_dir")
+    return _writable_dir(run_dir)
 
 
 def _largest_divisor_at_most(n: int, limit: int) -> int:
     return max(d for d in range(1, max(1, limit) + 1) if n % d == 0)
 
 
-def cadence(num_updates: int, log_every: int | None, checkpoint_every: int | None,
-            spelling: dict = PYTHON) -> tuple[int, int]:
-    """(log_every, checkpoint_every): chunks that divide the run, so one compiled chunk length serves it all."""
+def cadence(num_updates: int, log_every: int | None, checkpoint_every: int | None) -> tuple[int, int]:
+    """(log_every, checkpoint_every), the defaults filled in: a log every twentieth of the run or so (a divisor
+    of it), a checkpoint about halfway. Any two are fine: the run's chunks are as long as their greatest
+    common divisor (``run.chunk_ends``), so every chunk has the same compiled length."""
     if log_every is None:
         log_every = _largest_divisor_at_most(num_updates, max(1, round(num_updates / 20)))
     if checkpoint_every is None:
         checkpoint_every = max(log_every, math.ceil(num_updates / 2 / log_every) * log_every)
-    elif checkpoint_every % log_every:
-        raise ConfigError(f"{spelling['checkpoint_every']} {checkpoint_every} must be a multiple of "
-                          f"{spelling['log_every']} {log_every}, so that every jitted chunk has the same length")
     return log_every, checkpoint_every
 
 

@@ -9,7 +9,9 @@ critic's value of where the window leads*:
 differentiated through the policy, the dynamics and the target critic V_φ̄
 (its parameters held fixed). β_t = 1 at the window's last step, and at a
 step where an episode is truncated by its time limit; 0 elsewhere, and
-after a failure. The critic turns the myopic window objective of APG into
+after a failure. This is the estimators' pathwise surrogate
+(``estimators.objectives.pathwise_surrogate``) with a critic's bootstrap, on
+windows that start from carried states. The critic turns the myopic window objective of APG into
 the infinite-horizon one, while backpropagation stays T steps long.
 
 The critic is then fitted to TD(λ) returns computed with the target critic
@@ -23,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ..estimators.surrogates import pathwise_surrogate
+from ..estimators.objectives import pathwise_surrogate
 from . import critic as critic_lib
 from .normalizer import normalize
 from .bounds_loss import bounds_loss
@@ -40,13 +42,10 @@ def bootstrap_weight(window):
 
 
 def actor_objective(reward, next_value, beta, discount: float):
-    """J(θ) of the module docstring from [N, T] arrays: the mean over i of
-    (Σ_t γᵗ r_t^i + Σ_t γ^{t+1} β_t^i V(ô_{t+1}^i)) / T."""
-    steps = reward.shape[-1]
-    gamma_next = discount ** jnp.arange(1, steps + 1, dtype=reward.dtype)
-    rewards = jax.vmap(pathwise_surrogate, (0, None))(reward, discount)
-    tails = jnp.sum(gamma_next[None, :] * beta * next_value, axis=1)
-    return (rewards + tails).mean() / steps
+    """J(θ) of the module docstring from [N, T] arrays: the mean over i of the estimators' pathwise surrogate
+    with the critic's bootstrap, (Σ_t γᵗ r_t^i + Σ_t γ^{t+1} β_t^i V(ô_{t+1}^i)) / T."""
+    returns = jax.vmap(pathwise_surrogate, (0, None, 0, 0))(reward, discount, next_value, beta)
+    return returns.mean() / reward.shape[-1]
 
 
 def soft_update(target, critic, alpha: float):

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import jax
 
+from ..sharding import batch_sharding, replicated_sharding
+
 
 class TrainState(NamedTuple):
     params: Any
@@ -70,8 +72,6 @@ def shardings() -> TrainState | None:
     and the counters are whole on every device, the same bits in every process. None on one device, where
     jit's default placement is the one it always was.
     """
-    from ..sharding import batch_sharding, replicated_sharding
-
     whole = replicated_sharding()
     if whole is None:
         return None

@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from rich.table import Table
+
 
 def _process_age() -> float | None:
     """Seconds since this process started (Linux); None elsewhere."""
@@ -41,8 +43,6 @@ class Timings:
         self.current, self.since, self.cpu_since = name, now, cpu
 
     def table(self):
-        from rich.table import Table
-
         self.phase(None)
         table = Table(title="where the time went")
         table.add_column("phase")

@@ -49,20 +49,20 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from .. import envs, estimators
+from .. import estimators
 from ..errors import ConfigError
-from ..estimators.validate import check_env
+from ..estimators.validate import check_env, check_policy, require_gradient
 from ..policies import GaussianMLP
 from ..sharding import check_divisible, shard_batch
 from ..types import as_float
-from . import apg, ascent, normalizer, ppo, reinforce, shac
+from . import apg, ascent, normalizer, ppo, reinforce, settings, shac
 from .config import TrainConfig, check, compiler_options
 from .critic import value_network
 from .episodes import episode_returns
 from .optimizer import make_optimizer
 from .settings import build_env, env_name
 from .state import Parts, TrainState, shardings
-from .window import reset_finished
+from .window import Acting, reset_finished
 
 EVAL_SEED = 2**31 - 1
 """The seed of the evaluations' held-out start states: the same for every evaluation, apart from any run's key."""
@@ -91,7 +91,9 @@ class Trainer:
     update: Callable[[TrainState], tuple[TrainState, dict]]
     """update(state) -> (state, metrics): one update, a pure function to compose inside your own jit."""
     act: Callable[[TrainState, jax.Array], jax.Array]
-    """act(state, obs) -> action: the deterministic action (policy mode on normalized obs) for one obs."""
+    """act(state, obs) -> action: the deterministic action (the policy's mode on normalized obs) for one obs."""
+    eval_horizon: int
+    """The length of an evaluation episode: the environment's ``max_steps``, else the run's ``window``."""
     compiled: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
     """Jitted helpers built on demand (``evaluate``), so each compiles once per trainer."""
 
@@ -113,13 +115,53 @@ def action_scale(cfg: TrainConfig, env):
     return cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None)
 
 
-def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = None,
+def build_policy(cfg: TrainConfig, env, policy=None):
+    """The policy a run trains: ``policy`` itself, else the user's policy ``cfg.policy`` names, else the
+    built-in tanh-Gaussian MLP of ``cfg`` (hidden, init_std, squash, and a = c · tanh(u) with c
+    ``action_scale``).
+
+    Around a user's policy the trainer does two things only. With ``obs_norm`` it hands the policy the
+    normalized observation (o − μ)/σ, as it does the built-in one; set ``obs_norm=False`` for the raw
+    one. Its actions reach the environment as they are: keeping them inside the env's ``action_bound`` is
+    the policy's own business (``action_scale`` and ``squash`` describe the built-in policy only).
+    Where a deterministic action is needed (``act``, ``load_policy``, the evaluations, and apg and shac
+    with ``stochastic=False``) it calls ``mode``, or, for a policy without one, ``sample`` with a fixed
+    key: a deterministic policy's action, a stochastic one's single draw of its noise (with a warning).
+    """
+    if policy is None and cfg.policy is not None:
+        policy = settings.build_policy(cfg.policy)
+    if policy is None:
+        scale = action_scale(cfg, env)
+        if scale is None:
+            scale = 1.0
+            if cfg.squash:
+                warnings.warn(f"the environment {env_name(env)} declares no action_bound, so the policy's actions "
+                              "are squashed into [-1, 1]; give the environment an action_bound, or set action_scale",
+                              UserWarning, stacklevel=3)
+        return GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
+                           squash=cfg.squash, action_scale=float(scale))
+    check_policy(policy, env, needs_log_prob=cfg.algo in ("reinforce", "ppo"),
+                 estimator=f"training with algo {cfg.algo!r}")
+    if cfg.bound_penalty and not isinstance(policy, GaussianMLP):
+        raise ConfigError(f"bound_penalty acts on the built-in policy's pre-squash mean, and "
+                          f"{type(policy).__name__} is another policy; set bound_penalty=0")
+    if not callable(getattr(policy, "mode", None)):
+        warnings.warn(f"{type(policy).__name__} has no mode(params, obs), so the deterministic action (act, "
+                      "load_policy, the evaluations) is sample's with a fixed key; give the policy a mode for its "
+                      "noise-free action", UserWarning, stacklevel=3)
+    return policy
+
+
+def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Callable | None = None,
                  optimizer=None) -> Trainer:
     """Validate ``config`` and build its Trainer.
 
     Args:
       config: the settings (``defaults(env, algo)``, changed with ``dataclasses.replace``).
       env: an environment object to train on instead of ``diffpg.make(config.env)``.
+      policy: any object of the Policy protocol to train instead of the one ``config`` describes (the
+        built-in tanh-Gaussian MLP, or the user's policy ``config.policy`` names). See ``build_policy``
+        for what the trainer does around a user's policy.
       estimator: for ``algo="ascent"``, a factory with the estimators' signature
         ``factory(env, policy, *, horizon, num_envs, discount) -> estimate`` (your own, or one of
         ``diffpg.estimators`` with options bound by ``functools.partial``) instead of ``config.estimator``.
@@ -130,18 +172,10 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
     if estimator is not None and cfg.algo != "ascent":
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
     env = build_env(cfg.env) if env is None else env
-    check_env(env, estimator=f"diffpg train --algo {cfg.algo}")  # one sentence, not a scan error
+    check_env(env, estimator=f"training with algo {cfg.algo!r}")  # one sentence, not a scan error
     if cfg.algo in ("apg", "shac"):
-        envs.require_gradient(env, cfg.algo)
-    scale = action_scale(cfg, env)
-    if scale is None:
-        scale = 1.0
-        if cfg.squash:
-            warnings.warn(f"the environment {env_name(env)} declares no action_bound, so the policy's actions are "
-                          "squashed into [-1, 1]; give the environment an action_bound, or set action_scale",
-                          UserWarning, stacklevel=2)
-    policy = GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
-                         squash=cfg.squash, action_scale=float(scale))
+        require_gradient(env, cfg.algo)
+    policy = build_policy(cfg, env, policy)
     has_critic = cfg.algo not in ("apg", "ascent")
     critic_net = value_network(cfg.critic_hidden, cfg.critic_activation) if has_critic else None
     actor_steps, critic_steps = _optimizer_steps(cfg)
@@ -235,7 +269,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         return jax.lax.scan(lambda s, _: update(s), state, None, length=n)
 
     def act(state: TrainState, obs):
-        return policy.mode(state.params, normalizer.normalize(state.obs_stats, obs))
+        return Acting(policy, state.obs_stats, stochastic=False).sample(jax.random.key(0), state.params, obs)
 
     options = compiler_options(cfg)
     # Over several devices (and processes) the state comes out as global arrays placed by state.shardings:
@@ -246,7 +280,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
                    init=jax.jit(init, out_shardings=placed, compiler_options=options),
                    run=jax.jit(run, static_argnums=1, out_shardings=(placed, metrics_placed) if placed else None,
                                compiler_options=options),
-                   initial_state=init, update=update, act=act)
+                   initial_state=init, update=update, act=act, eval_horizon=eval_horizon)
 
 
 def make_train(config: TrainConfig, env=None) -> Callable[[jax.Array], tuple[TrainState, dict]]:

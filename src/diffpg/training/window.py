@@ -23,14 +23,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..estimators.surrogates import alive_mask
+from ..estimators.objectives import alive_mask
 from ..rollout import unroll
 from ..types import Trajectory, as_float
 from .normalizer import normalize
 
 
 class Acting(NamedTuple):
-    """The policy as the window runs it: normalized observations, sampled or deterministic actions."""
+    """The policy as the window runs it: normalized observations, sampled or deterministic actions (the
+    policy's ``mode``; for a policy without one, ``sample``: see ``trainer.build_policy``)."""
 
     policy: Any
     stats: Any
@@ -38,7 +39,7 @@ class Acting(NamedTuple):
 
     def sample(self, key, params, obs):
         obs = normalize(self.stats, obs)
-        if self.stochastic:
+        if self.stochastic or not callable(getattr(self.policy, "mode", None)):
             return self.policy.sample(key, params, obs)
         return self.policy.mode(params, obs)
 

@@ -14,7 +14,7 @@ The watch runs on the host over each chunk's logged metrics (``grad_norm`` and `
 its streak across chunks in a ``ZeroGradient``:
 
     zero = ZeroGradient(config.algo)
-    zero = watch(zero, metrics)          # after each chunk
+    zero = watch(zero, metrics)          # after each chunk (diffpg.training.run)
 """
 from __future__ import annotations
 

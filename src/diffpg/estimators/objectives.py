@@ -20,6 +20,7 @@ episode ends its terms are selected away (``mask_ended``), never multiplied by 0
 """
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..types import float_dtype
 
@@ -36,12 +37,29 @@ def reward_to_go(reward, discount: float):
 
 
 def discount_weights(horizon: int, discount: float, dtype=jnp.float32):
+    """γᵗ for t < horizon; a constant when γ is a Python number, not H powers computed per rollout in the program
+    (those cost a tenth of a small policy's pathwise gradient, ``benchmarks/gradient_cost.py``)."""
+    if isinstance(discount, (int, float)):
+        return jnp.asarray(np.power(float(discount), np.arange(horizon)), dtype)
     return discount ** jnp.arange(horizon, dtype=dtype)
 
 
-def pathwise_surrogate(reward, discount: float):
-    """Σ_t γᵗ r_t, to be differentiated through the rollout that produced ``reward``."""
-    return jnp.sum(discount_weights(reward.shape[0], discount, reward.dtype) * reward)
+def pathwise_surrogate(reward, discount: float, next_value=None, bootstrap=None):
+    """Σ_t γᵗ r_t, to be differentiated through the rollout that produced ``reward``.
+
+    With ``next_value`` V(s_{t+1}) and ``bootstrap`` β_t (arrays [H]), the return completed by a critic:
+
+        Σ_t γᵗ r_t + Σ_t γ^{t+1} β_t V(s_{t+1}),
+
+    with β_t = 1 where the rollout stops while the episode would go on (the last step of a window that starts
+    from a carried state, or a truncation by a time limit) and 0 elsewhere, and after a termination (SHAC,
+    Xu et al. 2022; V is differentiated through s_{t+1}, its parameters held fixed by the caller).
+    """
+    weights = discount_weights(reward.shape[0], discount, reward.dtype)
+    total = jnp.sum(weights * reward)
+    if next_value is None:
+        return total
+    return total + discount * jnp.sum(weights * bootstrap * next_value)
 
 
 def score_function_surrogate(log_prob, advantage, discount: float):

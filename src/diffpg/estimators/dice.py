@@ -41,18 +41,19 @@ one that a pathwise gradient alone misses.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ..envs.gymnasium_black_box import require_gradient
+from ..errors import ConfigError
 from ..rollout import rollout
 from ..types import float_dtype
 from .baselines import baseline_values, check_baseline
-from .batch import batch_groups, batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
-from .combine import flatten_groups, variance
-from .surrogates import alive_mask, discount_weights, mask_ended, pathwise_surrogate, reward_to_go
-from .validate import validated
+from .batch import batch_groups, batch_keys, check_settings, group_estimate, group_gradients
+from .objectives import alive_mask, discount_weights, mask_ended, pathwise_surrogate, reward_to_go
+from .validate import require_gradient, validated
 
 
 def is_reparameterized(policy) -> bool:
@@ -64,19 +65,25 @@ def is_reparameterized(policy) -> bool:
 
 
 @struct.dataclass
-class Detached:
-    """``policy`` with the gradient cut from its actions, so they take part in a rollout as constants."""
+class Acting:
+    """``policy`` acting another way in a rollout: its ``sample`` is ``act(policy, key, params, obs)``."""
 
     policy: object = struct.field(pytree_node=False)
+    act: Callable = struct.field(pytree_node=False)
 
     def init(self, key, observation_size):
         return self.policy.init(key, observation_size)
 
     def sample(self, key, params, obs):
-        return jax.lax.stop_gradient(self.policy.sample(key, params, obs))
+        return self.act(self.policy, key, params, obs)
 
     def log_prob(self, params, obs, action):
         return self.policy.log_prob(params, obs, action)
+
+
+def detached(policy, key, params, obs):
+    """The policy's action with the gradient cut, so that it takes part in a rollout as a constant."""
+    return jax.lax.stop_gradient(policy.sample(key, params, obs))
 
 
 def magic_box(x):
@@ -113,7 +120,7 @@ def surrogate_rollouts(env, policy, *, horizon: int, discount: float, baseline="
     the same rollouts again, differentiable, with the baselines held fixed.
     """
     reparameterized = is_reparameterized(policy)
-    acting = policy if reparameterized else Detached(policy)
+    acting = policy if reparameterized else Acting(policy, detached)
 
     def rollouts(params, keys):
         return jax.vmap(lambda k: rollout(k, env, acting, params, horizon))(keys)
@@ -165,13 +172,22 @@ def surrogate_gradients(env, policy, *, horizon: int, discount: float, baseline,
 
 
 def check_surrogate_settings(env, policy, *, horizon, num_envs, discount, variance_groups, baseline,
-                             estimator="the surrogate estimator", min_group_size: int = 1):
-    """The settings check shared by the estimators built on the surrogate; returns the ``batch.Groups``."""
+                             estimator="the surrogate estimator", min_group_size: int = 1, needs_log_prob=None):
+    """The settings check of every estimator built on the surrogate (and of a gradient through ``env.step``);
+    returns the ``batch.Groups``. ``needs_log_prob`` defaults to what the surrogate alone needs."""
+    require_gradient(env, estimator)
+    if needs_log_prob is None:
+        needs_log_prob = not is_reparameterized(policy)
     check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
-                   variance_groups=variance_groups, needs_log_prob=not is_reparameterized(policy),
-                   estimator=estimator)
+                   variance_groups=variance_groups, needs_log_prob=needs_log_prob, estimator=estimator)
     check_baseline(baseline, num_envs, estimator)
     return batch_groups(num_envs, variance_groups, min_size=min_group_size, estimator=estimator)
+
+
+def check_confidence(confidence) -> None:
+    """One sentence unless ``confidence`` (1 − δ of a mixture's test) is a float in (0, 1)."""
+    if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence must be a number in (0, 1), got {confidence!r}")
 
 
 def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0,
@@ -190,8 +206,7 @@ def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0
 
     Example:
       >>> import jax, diffpg
-      >>> env = diffpg.make("wind_gust")
-      >>> policy = diffpg.policies.LinearGaussian(action_size=1)
+      >>> env, policy = diffpg.make("wind_gust"), diffpg.policies.LinearGaussian(action_size=1)
       >>> estimate = diffpg.estimators.surrogate(env, policy, horizon=20, num_envs=256)
       >>> key = jax.random.PRNGKey(0)
       >>> grad, diag = jax.jit(estimate)(key, policy.init(key, env.observation_size))
@@ -200,7 +215,6 @@ def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0
       >>> int(diag["env_steps"])
       5120
     """
-    require_gradient(env, "the surrogate estimator")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
                                       variance_groups=variance_groups, baseline=baseline)
     gradients = surrogate_gradients(env, policy, horizon=horizon, discount=discount, baseline=baseline,
@@ -208,10 +222,7 @@ def surrogate(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0
 
     def estimate(key, params):
         grads, returns = gradients(batch_keys(key, num_envs), params)
-        flat, unravel = flatten_groups(grads)
-        grad = group_mean(flat, groups)
-        spread = variance(flat, groups)
-        diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread), "env_steps": num_envs * horizon}
-        return unravel(grad), diagnostics
+        grad, diagnostics = group_estimate(grads, groups, returns)
+        return grad, {**diagnostics, "env_steps": num_envs * horizon}
 
     return validated(estimate, env, policy, estimator="the surrogate estimator")

@@ -1,10 +1,12 @@
-"""IVW-H: the pathwise and likelihood-ratio estimates mixed by inverse variance, one weight per step of the horizon.
+"""The pathwise and likelihood-ratio estimates mixed by inverse variance, one weight per step of the horizon.
 
-Onoda, Parmas et al. (arXiv 2604.18161, 2026) propose IVW-H, inverse-variance
-weighting of the pathwise (reparameterization, RP) and likelihood-ratio (LR)
-gradients per time step. This module implements that idea as the brief of
-diffpg describes it; it is not a transcription of the paper, whose text this
-implementation did not have.
+The idea comes from Onoda, Parmas, Yaguchi & Matsuo (arXiv 2604.18161, 2026),
+whose IVW-H is, in their abstract's words, a per-step inverse-variance
+implementation that stabilizes variance without explicit discontinuity
+detection. Only that abstract was available here, so this module is named for
+what it computes, not after the paper's method, and its details (per-step
+parameter copies, weights from the spread across groups, mixing only at the
+end) are this project's choices, not checked against the paper.
 
 θ acts on a rollout once per step, through the action a_t = π_θ(s_t, ξ_t).
 Give each step its own copy θ_t of the parameters; then ∇θ J = Σ_t ∇_{θ_t} J,
@@ -25,7 +27,7 @@ copies, and the gradient with respect to the sequence is the per-step split.
 How it differs from ``inverse_variance`` (PIPPS total propagation): PIPPS
 weighs at each node from the M rollouts of a group and passes the *mixed*
 gradient back through the state to earlier steps, so its RP_t already holds
-the later steps' mixtures; IVW-H keeps the plain pathwise RP_t of each step,
+the later steps' mixtures; this estimator keeps the plain pathwise RP_t of each step,
 weighs it from the spread across groups (per-group estimates, not
 per-rollout ones), and mixes only at the end. In a chaotic system RP_t of an
 early step carries the whole exploding tail of the rollout and takes little
@@ -41,14 +43,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..envs.gymnasium_black_box import require_gradient
-from ..rollout import unroll
+from ..rollout import advance
 from ..types import as_float
-from .batch import batch_keys, check_settings, group_gradients, group_mean, standard_diagnostics
-from .combine import flatten_groups, mixing_weight, moments, variance
-from .inverse_variance import Given
-from .surrogate import check_surrogate_settings, is_reparameterized, surrogate_rollouts
-from .surrogates import discount_weights, mask_ended, pathwise_surrogate, reward_to_go
+from .batch import batch_keys, flatten_groups, group_estimate, group_gradients
+from .combine import mixing_weight, moments
+from .dice import check_surrogate_settings, is_reparameterized, surrogate_rollouts
+from .objectives import discount_weights, mask_ended, pathwise_surrogate, reward_to_go
 from .validate import validated
 
 
@@ -56,20 +56,14 @@ def per_step_rollout(key, env, policy, stacked, horizon: int):
     """One rollout in which step t acts with ``stacked[t]``; the keys are used as by ``rollout``, so the same key
     gives the same rollout. Returns obs, action, reward, done and event log-probability, each [H, ...]."""
     k_reset, k_steps = jax.random.split(key)
-    given = Given()
 
     def step(carry, inputs):
         state, ended = carry
         k, params_t = inputs
         action = policy.sample(k, params_t, state.obs)
-        next_state, traj = unroll(k, env, given, action, state, 1)
-        # sticky across steps: ``unroll`` of one step only sees this step's flags; selected away, never times 0
-        done_before = jnp.maximum(ended, as_float(state.done))
-        over = done_before > 0
-        reward = jnp.where(over, 0.0, traj.reward[0])
-        done = jnp.maximum(done_before, traj.done[0])
-        event = jnp.zeros_like(reward) if traj.event_log_prob is None else jnp.where(over, 0.0, traj.event_log_prob[0])
-        return (next_state, done), (state.obs, action, reward, done, event)
+        next_state, ended, reward, event = advance(env, state, ended, action)
+        event = jnp.zeros_like(reward) if event is None else event
+        return (next_state, ended), (state.obs, action, reward, ended, event)
 
     state = env.reset(k_reset)
     keys = jax.random.split(k_steps, horizon)
@@ -77,7 +71,7 @@ def per_step_rollout(key, env, policy, stacked, horizon: int):
     return out
 
 
-def ivw_h(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, baseline="leave_one_out",
+def per_step_inverse_variance(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, baseline="leave_one_out",
           variance_groups: int = 16):
     """Build ``estimate(key, params) -> (grad, diagnostics)``: per-step inverse-variance weighting of RP and LR.
 
@@ -91,11 +85,10 @@ def ivw_h(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, ba
       ``estimate``, jit-able; diagnostics as for ``pathwise`` plus ``pathwise_weight`` (k_t averaged over
       steps), ``pathwise_weight_per_step`` ([H]) and ``env_steps``.
     """
-    require_gradient(env, "IVW-H")
-    check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
-                   variance_groups=variance_groups, needs_log_prob=True, estimator="IVW-H")
+    estimator = "the per-step inverse-variance estimator"
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
-                                      variance_groups=variance_groups, baseline=baseline, estimator="IVW-H")
+                                      variance_groups=variance_groups, baseline=baseline, estimator=estimator,
+                                      needs_log_prob=True)
     reparameterized = is_reparameterized(policy)
     first_pass, _, _ = surrogate_rollouts(env, policy, horizon=horizon, discount=discount, baseline=baseline)
     log_probs = jax.vmap(jax.vmap(policy.log_prob), (None, 0, 0))  # over rollouts, and over steps with θ_LR,t
@@ -125,11 +118,10 @@ def ivw_h(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, ba
         var_rp, var_lr, _ = jax.vmap(lambda a, b: moments(a, b, groups), (1, 1))(rp, lr)
         k = mixing_weight(var_rp, var_lr) if reparameterized else jnp.zeros((horizon,), rp.dtype)
         mixed = jnp.sum(k[None, :, None] * rp + (1.0 - k[None, :, None]) * lr, axis=1)  # [G, P]
-        grad = group_mean(mixed, groups)
+        grad, diagnostics = group_estimate(mixed, groups, returns)
         _, unravel = flatten_groups(jax.tree.map(lambda x: x[:, 0], grads_rp))
-        diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), variance(mixed, groups)),
-                       "pathwise_weight": k.mean(), "pathwise_weight_per_step": k,
+        diagnostics = {**diagnostics, "pathwise_weight": k.mean(), "pathwise_weight_per_step": k,
                        "env_steps": num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return validated(estimate, env, policy, needs_log_prob=True, estimator="IVW-H")
+    return validated(estimate, env, policy, needs_log_prob=True, estimator=estimator)

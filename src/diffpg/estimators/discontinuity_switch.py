@@ -1,12 +1,15 @@
-"""DDCG: a discontinuity test between the first-order gradient and zeroth-order evidence, with one hyperparameter.
+"""The discontinuity switch: zeroth-order where a test finds the first-order gradient biased, a mix elsewhere.
 
-Onoda, Parmas et al. (arXiv 2604.18161, 2026) propose DDCG: detect whether the
-objective has a discontinuity that biases the pathwise gradient, with a
-single hyperparameter, and fall back to a zeroth-order (score) estimate when
-it does, instead of Suh et al.'s bias-constrained α, which needs per-task
-tuning. This module implements that idea as the brief of diffpg describes it;
-it is not a transcription of the paper, whose text this implementation did
-not have. What it does, from one batch of N rollouts in G groups:
+The idea comes from Onoda, Parmas, Yaguchi & Matsuo (arXiv 2604.18161, 2026),
+whose DDCG is, in their abstract's words, a lightweight test with a single
+hyperparameter that switches estimators in nonsmooth regions. Only that
+abstract was available here, so this module is named for what it computes,
+not after the paper's method. What differs from the abstract, or cannot be
+checked against the paper: the test statistic here is a sign-flip
+randomization test of first- minus zeroth-order group estimates on the same
+rollouts (the paper's test is not known to us); where the test does not
+fire, the estimate is the variance-minimizing mixture of both, not the
+first-order estimate alone. What it does, from one batchWhat it does, from one batch of N rollouts in G groups:
 
 - F_k, the first-order (``surrogate``) gradient of group k: the pathwise
   gradient, plus the score terms of discrete nodes when there are any;
@@ -33,7 +36,7 @@ with the covariance shrunk by its noise, ``combine.shrunk_covariance``),
 which keeps most of the pathwise gradient's precision where the dynamics are
 smooth and lets the zeroth-order one take over where they are chaotic. The
 difference from ``auto``: ``auto`` weighs the first-order estimate against the
-score function by a bias-aware MSE; DDCG decides by a test, against the
+score function by a bias-aware MSE; this one decides by a test, against the
 finite-difference (zeroth-order) evidence. A bias smaller than the test can
 resolve at level δ passes; the benchmark (``benchmarks/auto_mse.py``) measures
 what that costs.
@@ -46,17 +49,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..envs.gymnasium_black_box import require_gradient
-from ..errors import ConfigError
 from .alpha_order import first_and_zeroth_order
-from .batch import batch_keys, check_settings, group_mean, standard_diagnostics
-from .combine import mixing_weight, moments, shrunk_covariance, sign_flip_pvalue
-from .surrogate import check_surrogate_settings
+from .batch import batch_keys, standard_diagnostics
+from .combine import mixing_weight, mixture, moments, shrunk_covariance, sign_flip_pvalue
+from .dice import check_confidence, check_surrogate_settings
 from .validate import validated
 from .zeroth_order import check_zeroth_order_policy
 
 
-def ddcg(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, confidence: float = 0.999,
+def discontinuity_switch(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, confidence: float = 0.999,
          baseline="leave_one_out", variance_groups: int = 16):
     """Build ``estimate(key, params) -> (grad, diagnostics)``: the discontinuity-tested gradient.
 
@@ -73,14 +74,11 @@ def ddcg(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, con
       fired), ``discontinuity_pvalue``, ``alpha`` (weight of the first-order estimate),
       ``variance_first_order``, ``variance_zeroth_order`` (per rollout) and ``env_steps`` (2 N H).
     """
-    require_gradient(env, "DDCG")
-    check_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
-                   variance_groups=variance_groups, needs_log_prob=True, estimator="DDCG")
-    if isinstance(confidence, bool) or not isinstance(confidence, float) or not 0.0 < confidence < 1.0:
-        raise ConfigError(f"confidence must be a number in (0, 1), got {confidence!r}")
-    check_zeroth_order_policy(policy, "DDCG")
     groups = check_surrogate_settings(env, policy, horizon=horizon, num_envs=num_envs, discount=discount,
-                                      variance_groups=variance_groups, baseline=baseline, estimator="DDCG")
+                                      variance_groups=variance_groups, baseline=baseline,
+                                      estimator="the discontinuity-switch estimator", needs_log_prob=True)
+    check_confidence(confidence)
+    check_zeroth_order_policy(policy, "the discontinuity-switch estimator")
     gradients = first_and_zeroth_order(env, policy, horizon=horizon, discount=discount, baseline=baseline,
                                        groups_first=groups, groups_zeroth=groups)
 
@@ -93,12 +91,11 @@ def ddcg(env, policy, *, horizon: int, num_envs: int, discount: float = 1.0, con
         var_f, var_z, cov = moments(f, z, groups)
         smooth = mixing_weight(var_f, var_z, shrunk_covariance(var_f, var_z, cov, groups.count))
         alpha = jnp.where(discontinuous, 0.0, jnp.nan_to_num(smooth, nan=0.0))
-        grad = alpha * group_mean(f, groups) + (1.0 - alpha) * group_mean(z, groups)
-        spread = alpha**2 * var_f + (1.0 - alpha) ** 2 * var_z + 2.0 * alpha * (1.0 - alpha) * cov
-        diagnostics = {**standard_diagnostics(returns, jnp.linalg.norm(grad), spread),
+        grad, spread = mixture(alpha, f, z, groups, var_f, var_z, cov)
+        diagnostics = {**standard_diagnostics(returns, grad, spread),
                        "discontinuous": discontinuous.astype(jnp.float32), "discontinuity_pvalue": pvalue,
                        "alpha": alpha, "variance_first_order": var_f, "variance_zeroth_order": var_z,
                        "env_steps": 2 * num_envs * horizon}
         return unravel(grad), diagnostics
 
-    return validated(estimate, env, policy, needs_log_prob=True, estimator="DDCG")
+    return validated(estimate, env, policy, needs_log_prob=True, estimator="the discontinuity-switch estimator")
