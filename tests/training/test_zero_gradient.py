@@ -55,7 +55,7 @@ def test_a_nonzero_update_resets_the_streak_and_score_function_methods_are_not_w
 
 
 def test_apg_on_an_alive_bonus_warns_once(tmp_path):
-    options = RunOptions(log_every=5, plot=False, tensorboard=False, compile_cache=False, progress=False)
+    options = RunOptions(log_every=5)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = diffpg.train(tmp_path / "run", env=user_envs.AliveBonus(), algo="apg", updates=25, options=options,
