@@ -19,10 +19,6 @@ LAYERS = [("errors", "types", "sharding", "distributed"), ("envs", "policies"), 
           ("deploy", "gymnasium_eval"), ("report",), ("cli",), ("__init__", "__main__")]
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
 KNOWN = {
-    ("diffpg.trust", "diffpg.report.horizons"): "issue 22 item 4: trust/ is tidied on another branch",
-    ("diffpg.envs.mjx_check", "diffpg.estimators.pathwise"): "issue 22 item 4: mjx_check moves on another branch",
-    ("diffpg.envs.mjx_check", "diffpg.rollout"): "issue 22 item 4: mjx_check moves on another branch",
-    ("diffpg.envs.mjx_check", "diffpg.trust"): "issue 22 item 4: mjx_check moves on another branch",
     ("diffpg.envs.gymnasium_wrapper", "diffpg.rollout"): "same_types belongs in types.py; moving it edits "
                                                           "rollout.py, which the estimators branch rewrites",
 }
