@@ -9,7 +9,7 @@ from diffpg import estimators
 from diffpg.errors import ConfigError
 from diffpg.estimators.batch import Groups, batch_groups, batch_keys, group_estimate, group_gradients
 from diffpg.estimators.objectives import pathwise_surrogate
-from diffpg.rollout import rollout
+from diffpg.rollouts import rollout
 
 
 def anova_variance(per_rollout, sizes):

@@ -17,7 +17,7 @@ import diffpg
 from diffpg.errors import ConfigError, ProtocolError
 from diffpg.estimators import pathwise, score_function
 from diffpg.oracles import lqr
-from diffpg.rollout import rollout
+from diffpg.rollouts import rollout
 
 
 def lyapunov_value(env, params, discount):

@@ -23,7 +23,7 @@ import pytest
 from diffpg import State, estimators
 from diffpg.estimators.batch import batch_keys
 from diffpg.policies import GaussianMean
-from diffpg.rollout import rollout
+from diffpg.rollouts import rollout
 
 C = np.array([1.0, 0.5, 2.0, 1.0])
 H, SIGMA = len(C), 0.7

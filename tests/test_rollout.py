@@ -7,7 +7,7 @@ import pytest
 import diffpg
 from diffpg.errors import ShapeError
 from diffpg.estimators.objectives import pathwise_surrogate
-from diffpg.rollout import rollout, unroll
+from diffpg.rollouts import rollout, unroll
 from diffpg.types import State
 
 

@@ -3,8 +3,8 @@ from . import diagnostics, envs, errors, estimators, landscape, oracles, policie
 from .deploy import load_policy
 from .envs import make
 from .training.run import train
+from .rollouts import rollout, unroll
 from .types import Env, Policy, State, Trajectory
-from .rollout import rollout, unroll  # last: the function rollout, not the module, is diffpg.rollout
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .rollout import same_types
+from .types import same_types
 from .types import State
 
 

@@ -60,7 +60,7 @@ import optax
 
 from .errors import ConfigError
 from .estimators.objectives import pathwise_surrogate
-from .rollout import rollout
+from .rollouts import rollout
 
 
 class Slice(NamedTuple):

@@ -142,3 +142,8 @@ def as_real(x) -> Array:
     """A reward (or log-probability) as a float array of its own precision: float64 stays float64 (with
     x64 enabled, so a float64 rollout's return and gradient keep their digits); anything else is float32."""
     return jnp.asarray(x, dtype=float_dtype(x))
+
+
+def same_types(new, old):
+    """Keep the scan carry's dtypes fixed (a user's env may return ``done`` as bool after reset's float)."""
+    return jax.tree.map(lambda n, o: n if jnp.result_type(n) == jnp.result_type(o) else jnp.asarray(n, jnp.result_type(o)), new, old)

@@ -50,7 +50,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from ..errors import ConfigError, ShapeError
-from ..rollout import same_types
+from ..types import same_types
 from ..types import as_float
 
 

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from ..errors import ConfigError
-from ..rollout import rollout
+from ..rollouts import rollout
 from ..types import float_dtype
 from .baselines import baseline_values, check_baseline
 from .batch import batch_groups, batch_keys, check_settings, group_estimate, group_gradients

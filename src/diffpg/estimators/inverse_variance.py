@@ -43,7 +43,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..rollout import advance
+from ..rollouts import advance
 from ..types import as_float, float_dtype
 from .baselines import baseline_values
 from .batch import batch_keys, group_estimate, group_gradients

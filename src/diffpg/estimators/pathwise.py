@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax
 
 from ..errors import ConfigError, ProtocolError
-from ..rollout import rollout
+from ..rollouts import rollout
 from .batch import batch_groups, batch_keys, check_settings, group_estimate, group_gradients
 from .objectives import pathwise_surrogate
 from .validate import require_gradient, validated

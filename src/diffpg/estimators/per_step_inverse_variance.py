@@ -43,7 +43,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..rollout import advance
+from ..rollouts import advance
 from ..types import as_float
 from .batch import batch_keys, flatten_groups, group_estimate, group_gradients
 from .combine import mixing_weight, moments

@@ -22,7 +22,7 @@ from typing import Callable
 
 import jax
 
-from ..rollout import rollout
+from ..rollouts import rollout
 from .baselines import baseline_values, check_baseline
 from .batch import batch_groups, batch_keys, check_settings, group_estimate, group_gradients
 from .objectives import mask_ended, pathwise_surrogate, reward_to_go, score_function_surrogate

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from ..errors import ProtocolError
-from ..rollout import rollout
+from ..rollouts import rollout
 from ..types import float_dtype
 from .batch import batch_groups, batch_keys, check_settings, group_estimate, group_gradients
 from .dice import Acting

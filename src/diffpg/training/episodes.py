@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import jax
 
-from ..rollout import unroll
+from ..rollouts import unroll
 from .window import Acting
 
 

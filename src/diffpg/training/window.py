@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from ..estimators.objectives import alive_mask
-from ..rollout import unroll
+from ..rollouts import unroll
 from ..types import Trajectory, as_float
 from .normalizer import normalize
 

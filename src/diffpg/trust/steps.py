@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..finite_differences import StepDerivatives, floating, leaf_names
-from ..rollout import same_types
+from ..types import same_types
 from .settings import OK, PROBLEM, QUICK_COMPILE, Finding, Settings
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ..rollout import rollout
+from ..rollouts import rollout
 from .settings import QUICK_COMPILE
 
 

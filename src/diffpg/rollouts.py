@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from .errors import ShapeError
-from .types import Trajectory, as_float, as_real
+from .types import Trajectory, as_float, as_real, same_types
 
 
 def _check_shapes(env, obs, action):
@@ -56,11 +56,6 @@ _NOISE_PRIMITIVES = frozenset({"threefry2x32", "random_bits", "erf_inv"})
 def _keep_noise(primitive, *_, **__) -> bool:
     """Remat policy: store what the random-number primitives return, recompute everything else."""
     return primitive.name in _NOISE_PRIMITIVES
-
-
-def same_types(new, old):
-    """Keep the scan carry's dtypes fixed (a user's env may return ``done`` as bool after reset's float)."""
-    return jax.tree.map(lambda n, o: n if jnp.result_type(n) == jnp.result_type(o) else jnp.asarray(n, jnp.result_type(o)), new, old)
 
 
 def _select(condition, on_true, on_false):
