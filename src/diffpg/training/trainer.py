@@ -55,7 +55,7 @@ from ..estimators.validate import check_env
 from ..policies import GaussianMLP
 from ..sharding import check_divisible, shard_batch
 from ..types import as_float
-from . import apg, ascent, normalizer, ppo, reinforce, shac
+from . import apg, ascent, normalizer, ppo, reinforce, sapo, shac
 from .config import TrainConfig, check, compiler_options
 from .critic import value_network
 from .episodes import episode_returns
@@ -66,7 +66,7 @@ from .window import reset_finished
 
 EVAL_SEED = 2**31 - 1
 """The seed of the evaluations' held-out start states: the same for every evaluation, apart from any run's key."""
-ALGORITHMS = {"apg": apg.update, "shac": shac.update, "reinforce": reinforce.update, "ppo": ppo.update,
+ALGORITHMS = {"apg": apg.update, "shac": shac.update, "sapo": sapo.update, "reinforce": reinforce.update, "ppo": ppo.update,
               "ascent": ascent.update}
 
 
@@ -131,7 +131,7 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
     env = build_env(cfg.env) if env is None else env
     check_env(env, estimator=f"diffpg train --algo {cfg.algo}")  # one sentence, not a scan error
-    if cfg.algo in ("apg", "shac"):
+    if cfg.algo in ("apg", "shac", "sapo"):
         envs.require_gradient(env, cfg.algo)
     scale = action_scale(cfg, env)
     if scale is None:
@@ -168,12 +168,17 @@ def make_trainer(config: TrainConfig, env=None, *, estimator: Callable | None = 
             critic = critic_net.init(k_critic, jnp.zeros((env.observation_size,)))
             critic_opt_state = critic_opt.init(critic)
             target = critic if cfg.algo == "shac" else None
+        temperature = None
+        if cfg.algo == "sapo":  # twin critics stacked on a leading axis, and the temperature
+            critic, critic_opt_state, temperature = sapo.init_learners(k_critic, cfg, critic_net, critic_opt,
+                                                                       env.observation_size)
+            target = critic
         zero = jnp.zeros((), jnp.int32)
         state = TrainState(
             params=params, opt_state=actor_opt.init(params), critic=critic, critic_opt_state=critic_opt_state,
             target_critic=target, obs_stats=normalizer.init(env.observation_size) if cfg.obs_norm else None,
             env_state=env_state, episode_acc=jnp.zeros((cfg.num_envs,)), last_episode_return=jnp.array(jnp.nan),
-            key=key, update=zero, env_steps=zero, skipped=zero, bad_streak=zero)
+            key=key, update=zero, env_steps=zero, skipped=zero, bad_streak=zero, temperature=temperature)
         # Strong dtypes throughout, so the state that run() returns has the same types as this one
         # (a weakly typed leaf would make the second call of run() compile again).
         return jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if getattr(x, "weak_type", False) else x, state)
