@@ -29,7 +29,7 @@ class TrainConfig:
     """Registered environment name (built with ``diffpg.make``), or ``MODULE:ATTR`` (an env, its class or a
     zero-argument factory)."""
     algo: str = "shac"
-    """Algorithm: apg, shac, reinforce, ppo, or ascent with any estimator (see docs/algorithms.md)."""
+    """Algorithm: apg, shac, sapo, reinforce, ppo, or ascent with any estimator (see docs/algorithms.md)."""
     estimator: str = "pathwise"
     """The ``diffpg.estimators`` factory that ascent follows (pathwise, score_function, zeroth_order, alpha_order,
     inverse_variance, surrogate or auto), with num_envs episodes of window steps from reset per update."""

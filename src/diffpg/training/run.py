@@ -108,7 +108,7 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", seed: int = 0, updates
       env: a registered name, ``"MODULE:ATTR"`` (an env, its class or a zero-argument factory), or an env
         object; the run records its name or spec, so a resumed run and ``load_policy`` build it again
         (pass the object again as ``env=`` where its spec cannot be imported).
-      algo: apg, shac, reinforce, ppo or ascent.
+      algo: apg, shac, sapo, reinforce, ppo or ascent.
       seed: the run's seed.
       updates: the number of updates (default: that of ``defaults(env, algo)``).
       resume: continue the run in ``run_dir`` with its own settings (give none); a finished run is returned.
