@@ -66,8 +66,8 @@ from .window import reset_finished
 
 EVAL_SEED = 2**31 - 1
 """The seed of the evaluations' held-out start states: the same for every evaluation, apart from any run's key."""
-ALGORITHMS = {"apg": apg.update, "shac": shac.update, "sapo": sapo.update, "reinforce": reinforce.update, "ppo": ppo.update,
-              "ascent": ascent.update}
+ALGORITHMS = {"apg": apg.update, "shac": shac.update, "sapo": sapo.update, "reinforce": reinforce.update,
+              "ppo": ppo.update, "ascent": ascent.update}
 
 
 @dataclasses.dataclass(frozen=True)
