@@ -184,8 +184,8 @@ def check(config: TrainConfig) -> TrainConfig:
         _number(config, "action_scale", 0.0, math.inf)
     _number(config, "bound_penalty", 0.0, math.inf, low_open=False)
     _number(config, "sapo_target_entropy", -math.inf, math.inf)
-    for name in ("init_std", "actor_lr", "critic_lr", "max_grad_norm", "reward_scale", "clip_eps", "sapo_init_temperature",
-                 "sapo_temperature_lr"):
+    for name in ("init_std", "actor_lr", "critic_lr", "max_grad_norm", "reward_scale", "clip_eps",
+                 "sapo_init_temperature", "sapo_temperature_lr"):
         _number(config, name, 0.0, math.inf)
     for name in ("adam_b1", "adam_b2"):
         _number(config, name, 0.0, 1.0, low_open=False, high_open=True)
@@ -196,7 +196,8 @@ def check(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"eval_every must be a non-negative integer or None, got {config.eval_every!r}")
     if any(isinstance(u, bool) or not isinstance(u, int) or u < 0 for u in config.debug_nan_at):
         raise ConfigError(f"debug_nan_at must hold non-negative update indices, got {config.debug_nan_at!r}")
-    for algo, name in (("shac", "critic_minibatches"), ("sapo", "critic_minibatches"), ("reinforce", "critic_minibatches"), ("ppo", "ppo_minibatches")):
+    for algo, name in (("shac", "critic_minibatches"), ("sapo", "critic_minibatches"),
+                       ("reinforce", "critic_minibatches"), ("ppo", "ppo_minibatches")):
         if config.algo == algo and config.steps_per_update % getattr(config, name):
             raise ConfigError(f"{name}={getattr(config, name)} must divide num_envs * window = "
                               f"{config.steps_per_update} for {algo}")
