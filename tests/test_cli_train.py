@@ -288,8 +288,9 @@ def cli(*args):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_9_is_bit_identical(tmp_path, bits, kill_at_checkpoint):
-    settings = ["--env", "pendulum", "--algo", "shac", "--set", "num_envs=2", "window=4", "hidden=[8]",
+@pytest.mark.parametrize("algo", ["shac", "sapo"])  # sapo: its twin critics and temperature in the checkpoint
+def test_resume_after_kill_9_is_bit_identical(tmp_path, bits, kill_at_checkpoint, algo):
+    settings = ["--env", "pendulum", "--algo", algo, "--set", "num_envs=2", "window=4", "hidden=[8]",
                 "critic_hidden=[8]", "critic_epochs=1", "critic_minibatches=1", "--updates", 1000,
                 "--log-every", 1, "--checkpoint-every", 100, "--seed", 5]
     # one update per jitted call keeps the run going for a few seconds after its checkpoint 200, time to kill it
@@ -421,6 +422,26 @@ def test_typed_flags_and_the_deprecated_set_give_the_same_run(tmp_path, bits):
     assert train("--out", tmp_path / "set", *TINY, "--updates", 4, *common) == 0
     assert read_config(tmp_path / "typed") == read_config(tmp_path / "set")
     assert bits(final_state(tmp_path / "typed")[1]) == bits(final_state(tmp_path / "set")[1])
+
+
+def test_sapo_trains_from_its_subcommand_with_its_temperature_in_the_checkpoint(tmp_path, bits):
+    common = ["--no-compile-cache", "--no-plot", "--no-tensorboard", "--log-every", 1, "--checkpoint-every", 2]
+    assert train("sapo", "--env", "pendulum", "--out", tmp_path / "typed", "--budget.num-updates", 4,
+                 "--budget.num-envs", 2, "--budget.window", 4, "--policy.hidden", 8, "--sapo.critic-hidden", 8,
+                 "--sapo.critic-minibatches", 1, "--evaluation.eval-every", 2, *common) == 0
+    assert train("--out", tmp_path / "set", "--no-compile-cache", "--env", "pendulum", "--algo", "sapo", "--set",
+                 "num_envs=2", "window=4", "hidden=[8]", "critic_hidden=[8]", "critic_minibatches=1", "eval_every=2",
+                 "--updates", 4, *common) == 0
+    assert read_config(tmp_path / "typed") == read_config(tmp_path / "set")
+    update, state = final_state(tmp_path / "typed")
+    assert update == 4 and bits(state) == bits(final_state(tmp_path / "set")[1])
+    # two critics, and a temperature that moved from its initial 0.1
+    assert jax.tree.leaves(state.critic)[0].shape[0] == 2
+    assert float(state.temperature["log_alpha"]) != pytest.approx(np.log(0.1), abs=1e-4)
+    rows = rows_of(tmp_path / "typed")
+    assert [r["update"] for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["eval/return"]) for r in rows if r["update"] % 2 == 0)
+    assert all(np.isfinite(r["alpha"]) and np.isfinite(r["entropy"]) for r in rows)
 
 
 def test_a_run_directory_of_the_previous_format_resumes(tmp_path, bits):

@@ -1,7 +1,7 @@
-"""The training loop and its algorithms (apg, shac, reinforce, ppo, and ascent with any estimator): resumable bit for bit, guarded against
+"""The training loop and its algorithms (apg, shac, sapo, reinforce, ppo, and ascent with any estimator): resumable bit for bit, guarded against
 non-finite gradients, vmappable over seeds, strict about its configuration, and
 actually learning: each algorithm improves pendulum's evaluation return markedly
-on a small fixed-seed budget, and the defaults of apg and shac solve it.
+on a small fixed-seed budget, and the defaults of apg, shac and sapo solve it.
 
 Compiling dominates the run time on CPU, so each tiny trainer is built once per
 module (fixtures) and every jitted function is called with as few distinct
@@ -34,7 +34,7 @@ NAN_AT = (2, 3)
 def learner(state):
     """The parts of a TrainState that training changes."""
     return (state.params, state.opt_state, state.critic, state.critic_opt_state, state.target_critic,
-            state.obs_stats)
+            state.obs_stats, state.temperature)
 
 
 @pytest.fixture(scope="module", params=ALGOS)
@@ -266,7 +266,7 @@ def standard_error(x):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["apg", "shac"])
+@pytest.mark.parametrize("algo", ["apg", "shac", "sapo"])
 def test_defaults_solve_pendulum(algo):
     # The issue's bar: a mean evaluation return of at least -200 with the CLI defaults.
     before, after, state, _ = evaluated(defaults("pendulum", algo))

@@ -1,8 +1,9 @@
-"""SAPO's pure functions (``diffpg.training.sapo``) against small arrays worked out by hand in each test:
-the soft TD(λ) targets through a failure and a time limit, the actor's window objective in its three
-entropy modes and its gradient in the entropy, the temperature's loss and one SGD and one AdamW step of
-log α, the twin-critic reduction, the log-σ bounds and the squashed Gaussian's log-density; the
-reductions to SHAC at α = 0; jit and vmap."""
+"""SAPO's pure functions (``diffpg.training.sapo``) against small arrays worked out by hand in each test,
+in rlax's style: the soft TD(λ) targets through a failure and a time limit (and with the entropy masked
+after an episode's end, as the update passes it), the actor's window objective in its three entropy modes
+and its gradient in the entropy, the twin-critic reductions, the temperature's loss and one SGD and one
+Adam step of log α; the reductions to SHAC at α = 0; jit and vmap. The update that uses them is tested
+in test_algorithms.py and test_cli_train.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,8 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-from diffpg.training import sapo
-from diffpg.training import shac
+from diffpg.training import defaults, sapo, shac
 from diffpg.training.returns import lambda_returns
 
 
@@ -52,6 +52,21 @@ def test_soft_targets_failure_bootstraps_nothing():
     assert g0 == pytest.approx(6.41)
     got = soft_targets([0, 1, 0], [0, 1, 0])
     np.testing.assert_allclose(got[:2], [g0, g1], rtol=1e-6)
+
+
+def test_soft_targets_with_entropy_masked_after_the_end_by_hand():
+    # the update passes alive · h: T = 3, γ = λ = 0.5, α = 2; the episode fails with step 1 (alive 1, 1, 0), so
+    # step 2's entropy 3.0 is not a bonus
+    reward, entropy = f32([1.0, 2.0, 0.0]), f32([0.25, -0.5, 3.0])
+    alive, ended, failed = f32([1.0, 1.0, 0.0]), f32([0.0, 1.0, 0.0]), f32([0.0, 1.0, 0.0])
+    next_value = f32([4.0, 8.0, 6.0])
+    # soft rewards 1.5, 1.0, 0.0; bootstraps b = 4, 0, 6
+    g2 = 0.0 + 0.5 * 6.0                                  # the window's tail: r̃ + γ b
+    g1 = 1.0 + 0.5 * (0.0 + 0.5 * 0.0 * (g2 - 0.0))       # failed: nothing follows
+    g0 = 1.5 + 0.5 * (4.0 + 0.5 * (g1 - 4.0))             # = 1.5 + 0.5 * 2.5 = 2.75
+    got = sapo.soft_lambda_returns(reward, alive * entropy, next_value, ended, failed, 0.5, 0.5, f32(2.0))
+    np.testing.assert_allclose(got, [g0, g1, g2], rtol=1e-6)
+    assert g0 == 2.75
 
 
 def test_soft_targets_time_limit_bootstraps_the_truncated_state():
@@ -189,17 +204,7 @@ def test_actor_objective_rejects_unknown_mode():
         objective("both")
 
 
-# ---------------------------------------------------------------- entropy and twin critics
-
-
-def test_entropy_bonus_normalized_by_hand():
-    # |A| = 2, scale 0.5: H̄ = −1, H̃ = (H + 1) / 2
-    h_bar = sapo.SapoSettings().target_entropy(2)
-    assert h_bar == -1.0
-    np.testing.assert_allclose(sapo.entropy_bonus(f32(H), h_bar, True), [0.75, 0.0, 1.5], rtol=1e-6)
-    np.testing.assert_array_equal(sapo.entropy_bonus(f32(H), h_bar, False), f32(H))
-    # |A| = 6: H̄ = −3; H = H̄ maps to 0, H = −H̄ to 1
-    np.testing.assert_allclose(sapo.entropy_bonus(f32([-3.0, 3.0, 0.0]), -3.0, True), [0.0, 1.0, 0.5])
+# ---------------------------------------------------------------- twin critics
 
 
 def test_twin_value_modes():
@@ -211,15 +216,14 @@ def test_twin_value_modes():
         sapo.twin_value(v1, v2, "max")
 
 
-def test_ensemble_regression_loss_by_hand():
-    # two critics, three samples, the last one after its episode ended (weight 0)
-    values = f32([[1.0, 2.0, 50.0], [0.0, 4.0, -50.0]])
-    target = f32([2.0, 2.0, 0.0])
-    weight = f32([1.0, 1.0, 0.0])
-    first = ((1.0 - 2.0) ** 2 + 0.0) / 2     # 0.5
-    second = ((0.0 - 2.0) ** 2 + 2.0**2) / 2  # 4.0
-    got = sapo.ensemble_regression_loss(values, target, weight)
-    assert float(got) == pytest.approx((first + second) / 2, rel=1e-6)
+def test_critics_value_of_one_or_two_critics():
+    # [N, T, K] values; one critic is its own value whatever the mode
+    two = f32([[[1.0, 3.0], [5.0, 2.0]]])
+    np.testing.assert_array_equal(sapo.critics_value(two, "mean"), [[2.0, 3.5]])
+    np.testing.assert_array_equal(sapo.critics_value(two, "min"), [[1.0, 2.0]])
+    one = f32([[[1.0], [5.0]]])
+    for mode in ("mean", "min"):
+        np.testing.assert_array_equal(sapo.critics_value(one, mode), [[1.0, 5.0]])
 
 
 # ---------------------------------------------------------------- temperature
@@ -243,14 +247,11 @@ def test_temperature_loss_by_hand():
 
 
 def test_temperature_sgd_step_by_hand():
-    # |A| = 4: H̄ = −2, normalized entropy so c = |H̄| = 2; grad = 2 · 0.5 · (−1.25 + 2) = 0.75
-    settings = sapo.SapoSettings()
-    h_bar, c = settings.target_entropy(4), settings.temperature_loss_scale(4)
-    assert (h_bar, c) == (-2.0, 2.0)
+    # H̄ = −2 and c = 2 (mineral's scaling with a normalized entropy): grad = 2 · 0.5 · (−1.25 + 2) = 0.75
     sgd = optax.sgd(0.1)
     log_alpha = f32(math.log(0.5))
     step = jax.jit(sapo.temperature_update, static_argnums=(0,))
-    new, _, loss, finite = step(sgd, log_alpha, sgd.init(log_alpha), f32(STEP_ENTROPY), h_bar, None, c)
+    new, _, loss, finite = step(sgd, log_alpha, sgd.init(log_alpha), f32(STEP_ENTROPY), -2.0, None, 2.0)
     assert bool(finite)
     assert float(loss) == pytest.approx(0.75, rel=1e-6)
     assert float(new) == pytest.approx(math.log(0.5) - 0.1 * 0.75, rel=1e-6)
@@ -259,87 +260,26 @@ def test_temperature_sgd_step_by_hand():
     assert float(new) == pytest.approx(math.log(0.5) + 0.1 * 0.125, rel=1e-6)
 
 
-def test_temperature_adamw_first_step_by_hand():
-    # mineral's optimizer: gradient 0.75 clipped to norm 0.5, then Adam's first step moves by lr · ĝ/|ĝ| = lr,
-    # plus the decoupled weight decay lr · 0.01 · log α
-    settings = sapo.SapoSettings()
-    opt = settings.temperature_optimizer()
-    log_alpha = f32(math.log(0.5))
-    new, _, _, _ = sapo.temperature_update(opt, log_alpha, opt.init(log_alpha), f32(STEP_ENTROPY), -2.0, None, 2.0)
-    expected = math.log(0.5) - 5e-3 * (1.0 + 0.01 * math.log(0.5))
-    assert float(new) == pytest.approx(expected, rel=1e-6)
+def test_temperature_adam_first_step_with_the_trainers_settings_by_hand():
+    # α = 0.5, entropies 1 and 3 counted, a third step after the episode's end ignored: mean h = 2; Ĥ = −1, so
+    # dL/dlog α = α (mean h − Ĥ) = 1.5. Adam's first step moves by lr · g / (|g| + ε) (after clipping to norm
+    # max_grad_norm, which keeps the sign): log α falls by the learning rate while the policy is more random
+    # than its target, and rises by it when less.
+    cfg = dataclasses.replace(defaults("pendulum", "sapo"), sapo_temperature_lr=0.01)
+    optimizer = sapo.temperature_optimizer(cfg)
+    log_alpha, alive = f32(math.log(0.5)), f32([1.0, 1.0, 0.0])
+    new, _, loss, ok = sapo.temperature_update(optimizer, log_alpha, optimizer.init(log_alpha),
+                                               f32([1.0, 3.0, 100.0]), -1.0, alive)
+    assert bool(ok) and float(loss) == pytest.approx(1.5, rel=1e-6)
+    assert float(new) == pytest.approx(math.log(0.5) - 0.01, abs=1e-6)
+    new, _, _, _ = sapo.temperature_update(optimizer, log_alpha, optimizer.init(log_alpha),
+                                           f32([-3.0, -3.0, 0.0]), -1.0, alive)
+    assert float(new) == pytest.approx(math.log(0.5) + 0.01, abs=1e-6)
 
 
-def test_temperature_fixed_or_tuned():
-    log_alpha = f32(math.log(0.25))
-    assert float(sapo.temperature(log_alpha, sapo.SapoSettings())) == pytest.approx(0.25)
-    fixed = sapo.SapoSettings(auto_temperature=False, init_alpha=0.05)
-    assert float(sapo.temperature(log_alpha, fixed)) == pytest.approx(0.05)
-    assert float(jax.grad(lambda la: sapo.temperature(la, sapo.SapoSettings()))(log_alpha)) == 0.0
-
-
-# ---------------------------------------------------------------- variance parameterization
-
-
-def test_bounded_log_std():
-    raw = f32([-7.0, 0.0, 3.0])
-    np.testing.assert_array_equal(sapo.bounded_log_std(raw, -5.0, 2.0, "clip"), [-5.0, 0.0, 2.0])
-    grad = jax.grad(lambda r: sapo.bounded_log_std(r, -5.0, 2.0, "clip").sum())(raw)
-    np.testing.assert_array_equal(grad, [0.0, 1.0, 0.0])
-    # tanh: −5 + 3.5 (tanh r + 1): the midpoint −1.5 at r = 0, slope 3.5 there
-    smooth = sapo.bounded_log_std(raw, -5.0, 2.0, "tanh")
-    expected = [-5.0 + 3.5 * (math.tanh(-7.0) + 1.0), -1.5, -5.0 + 3.5 * (math.tanh(3.0) + 1.0)]
-    np.testing.assert_allclose(smooth, expected, rtol=1e-6)
-    slope = jax.grad(lambda r: sapo.bounded_log_std(r, -5.0, 2.0, "tanh"))(f32(0.0))
-    assert float(slope) == pytest.approx(3.5)
-    np.testing.assert_array_equal(sapo.bounded_log_std(raw, -5.0, 2.0, "none"), raw)
-
-
-def test_squashed_gaussian_log_prob_by_hand():
-    # u = (0, 1), μ = (0, 0.5), σ = (1, 2)
-    u, mean, log_std = f32([0.0, 1.0]), f32([0.0, 0.5]), f32([0.0, math.log(2.0)])
-    half_log_2pi = 0.5 * math.log(2.0 * math.pi)
-    first = -half_log_2pi - math.log(1.0 - math.tanh(0.0) ** 2)
-    second = -0.5 * 0.25**2 - math.log(2.0) - half_log_2pi - math.log(1.0 - math.tanh(1.0) ** 2)
-    got = sapo.squashed_gaussian_log_prob(u, mean, log_std)
-    assert float(got) == pytest.approx(first + second, rel=1e-6)
-    # far in the tail tanh(u) rounds to 1 in float32, but the correction stays finite: ≈ 2 (u − log 2)
-    far = sapo.squashed_gaussian_log_prob(f32([20.0]), f32([20.0]), f32([0.0]))
-    assert float(far) == pytest.approx(-half_log_2pi + 2.0 * (20.0 - math.log(2.0)), rel=1e-6)
-    # vmapped over a batch of samples
-    batch = jax.vmap(sapo.squashed_gaussian_log_prob, (0, None, None))(jnp.stack([u, u]), mean, log_std)
-    np.testing.assert_allclose(batch, [first + second] * 2, rtol=1e-6)
-
-
-def test_squashed_gaussian_log_prob_matches_the_squashed_policy():
-    # diffpg's tanh-squashed GaussianMLP computes log π from the action a (inverting tanh through numpyro's
-    # transforms); from its pre-squash sample u the helper must give the same density where tanh is invertible
-    from diffpg.policies import GaussianMLP
-
-    policy = GaussianMLP(action_size=3, hidden=(8,), init_std=0.7, squash=True)
-    params = policy.init(jax.random.key(2), 4)
-    obs = f32([0.3, -1.0, 0.5, 2.0])
-    mean = policy.net.apply(params["mean"], obs)
-    std = policy.min_std + jnp.exp(params["log_std"])
-    u = mean + std * f32([1.2, -0.4, 2.0])
-    expected = policy.log_prob(params, obs, jnp.tanh(u))
-    got = sapo.squashed_gaussian_log_prob(u, mean, jnp.log(std))
-    assert float(got) == pytest.approx(float(expected), rel=1e-4, abs=1e-4)
-
-
-# ---------------------------------------------------------------- settings
-
-
-def test_settings_defaults_and_validation():
-    s = sapo.SapoSettings()
-    assert (s.entropy_in_actor, s.soft_targets, s.actor_twin, s.target_twin, s.target_network) == (
-        "return", True, "mean", "min", False)
-    assert s.target_entropy(6) == -3.0
-    assert sapo.SapoSettings(normalize_entropy=False).temperature_loss_scale(6) == 1.0
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        s.init_alpha = 2.0  # type: ignore[misc]
-    for bad in (dict(entropy_in_actor="both"), dict(target_twin="max"), dict(num_critics=1),
-                dict(init_alpha=0.0), dict(log_std_min=3.0), dict(target_entropy_scale=0.0)):
-        with pytest.raises(ValueError):
-            sapo.SapoSettings(**bad)
-    sapo.SapoSettings(num_critics=1, actor_twin="first", target_twin="first")
+def test_target_entropy_and_defaults_from_the_config():
+    cfg = defaults("pendulum", "sapo")
+    assert (cfg.sapo_entropy_in_actor, cfg.sapo_soft_targets, cfg.sapo_twin_critics, cfg.sapo_auto_temperature) == (
+        True, True, True, True)
+    assert cfg.sapo_init_temperature == 0.1  # pendulum's; TrainConfig's (the paper's) is 1.0
+    assert sapo.target_entropy(cfg, 6) == -3.0

@@ -61,7 +61,7 @@ class Config:
     """Environment (default pendulum): a built-in name (pendulum, cartpole_swingup, lqr, ...), or your own as
     MODULE:ATTR (an env object, its class, or a zero-argument factory; MODULE may be a path to a .py file)."""
     algo: str | None = None
-    """Algorithm (default shac): apg, shac, reinforce, ppo, or ascent (any estimator: --set estimator=auto)."""
+    """Algorithm (default shac): apg, shac, sapo, reinforce, ppo, or ascent (any estimator: --set estimator=auto)."""
     seed: int | None = None
     """Random seed (default 0); the same seed and settings give the same run."""
     updates: int | None = None

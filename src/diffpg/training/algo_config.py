@@ -34,6 +34,9 @@ OWN = {
     "apg": ("discount", "stochastic", "bound_penalty", "reward_scale"),
     "shac": ("discount", "gae_lambda", "stochastic", "bound_penalty", "reward_scale", "target_alpha", *_CRITIC,
              "critic_epochs", "critic_minibatches"),
+    "sapo": ("discount", "gae_lambda", "bound_penalty", "reward_scale", "target_alpha", *_CRITIC, "critic_epochs",
+             "critic_minibatches", "sapo_entropy_in_actor", "sapo_soft_targets", "sapo_twin_critics",
+             "sapo_auto_temperature", "sapo_init_temperature", "sapo_target_entropy", "sapo_temperature_lr"),
     "reinforce": ("discount", "reward_scale", "norm_adv", *_CRITIC, "critic_epochs", "critic_minibatches"),
     "ppo": ("discount", "gae_lambda", "reward_scale", "norm_adv", "clip_eps", "ppo_epochs", "ppo_minibatches",
             *_CRITIC),
@@ -76,7 +79,7 @@ def subset(source, name: str, fields: tuple[str, ...], doc: str):
 @functools.cache
 def config_class(algo: str):
     """The frozen config dataclass of ``algo`` (``SHACConfig`` for shac, ...)."""
-    title = algo.upper() if algo in ("apg", "shac", "ppo") else algo.capitalize()
+    title = algo.upper() if algo in ("apg", "shac", "sapo", "ppo") else algo.capitalize()
     parts = {part: subset(TrainConfig, part.capitalize(), fields, f"{part.capitalize()} settings, shared by every "
                           "algorithm.") for part, fields in SHARED.items()}
     parts[algo] = subset(TrainConfig, title, OWN[algo], f"{title}'s own settings (docs/algorithms.md).")

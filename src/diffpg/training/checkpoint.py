@@ -145,6 +145,20 @@ def _from_storable(stored, template):
     return jax.tree.unflatten(treedef, [leaf(x, t) for x, t in zip(stored_leaves, leaves)])
 
 
+def _absent_empty_fields(path: Path, template) -> set[str]:
+    """The fields of a NamedTuple ``template`` (a TrainState) that are None in it and absent from the
+    checkpoint at ``path``: a checkpoint written before the field was added (sapo's ``temperature``) holds
+    nothing for it, and nothing is needed where the run has none."""
+    if not hasattr(template, "_fields"):
+        return set()
+    try:
+        metadata = ocp.StandardCheckpointHandler().metadata(path / "default")
+        saved = set(getattr(metadata, "tree", metadata))
+    except Exception:
+        return set()
+    return {name for name in template._fields if getattr(template, name) is None and name not in saved}
+
+
 def _collect_quietly() -> None:
     """Free what a failed orbax restore leaves behind (coroutines never awaited) now, without the warnings
     their collection would print later, so that the user reads one sentence."""
@@ -233,7 +247,12 @@ class Checkpoints:
             raise CheckpointError(f"checkpoint {str(path)!r} does not match the run's config{named}: {mismatch}; "
                                   "load it with the config and environment it was trained with")
         try:
-            stored = self._manager.restore(int(update), args=ocp.args.StandardRestore(_abstract(template)))
+            abstract, absent = _abstract(template), _absent_empty_fields(path, template)
+            if absent:  # restore the fields the checkpoint has, as the dict it saved
+                abstract = {name: value for name, value in abstract._asdict().items() if name not in absent}
+            stored = self._manager.restore(int(update), args=ocp.args.StandardRestore(abstract))
+            if absent:
+                stored = type(template)(**{name: stored.get(name) for name in template._fields})
             return _from_storable(stored, template)
         except Exception as error:  # orbax/tensorstore raise many kinds for a damaged checkpoint
             cause = type(error).__name__

@@ -120,7 +120,7 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int
       env: a registered name, ``"MODULE:ATTR"`` (an env, its class or a zero-argument factory), or an env
         object; the run records its name or spec, so a resumed run and ``load_policy`` build it again
         (pass the object again as ``env=`` where its spec cannot be imported).
-      algo: apg, shac, reinforce, ppo or ascent.
+      algo: apg, shac, sapo, reinforce, ppo or ascent.
       policy: None for the built-in tanh-Gaussian MLP (its settings: hidden, init_std, squash,
         action_scale), or your own policy: any object of the Policy protocol, or ``"MODULE:ATTR"``. The
         run records its spec (an object's is its class, ``module:Class``, called without arguments), so a

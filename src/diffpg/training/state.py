@@ -44,6 +44,8 @@ class TrainState(NamedTuple):
     """Updates skipped in total because some gradient was not finite (int32)."""
     bad_streak: jax.Array
     """Consecutive skipped updates up to now (int32); zero after a good update."""
+    temperature: Any = None
+    """sapo's entropy temperature {"log_alpha", "opt_state"} (None for the others)."""
 
 
 class Parts(NamedTuple):

@@ -10,7 +10,7 @@
 
 Every update is the same pure function of the TrainState: split the key,
 let the algorithm take its window and its guarded optimizer steps
-(``apg``, ``shac``, ``reinforce``, ``ppo``), then, common to all, merge the
+(``apg``, ``shac``, ``sapo``, ``reinforce``, ``ppo``), then, common to all, merge the
 window's observations into the running statistics, book finished episodes,
 reset environments whose episode ended and count env steps and skipped
 updates. ``ascent`` follows any estimator instead; its estimator rolls fresh
@@ -55,7 +55,7 @@ from ..estimators.validate import check_env, check_policy, require_gradient
 from ..policies import GaussianMLP
 from ..sharding import check_divisible, shard_batch
 from ..types import as_float
-from . import apg, ascent, normalizer, ppo, reinforce, settings, shac
+from . import apg, ascent, normalizer, ppo, reinforce, sapo, settings, shac
 from .config import TrainConfig, check, compiler_options
 from .critic import value_network
 from .episodes import episode_returns
@@ -66,8 +66,8 @@ from .window import Acting, reset_finished
 
 EVAL_SEED = 2**31 - 1
 """The seed of the evaluations' held-out start states: the same for every evaluation, apart from any run's key."""
-ALGORITHMS = {"apg": apg.update, "shac": shac.update, "reinforce": reinforce.update, "ppo": ppo.update,
-              "ascent": ascent.update}
+ALGORITHMS = {"apg": apg.update, "shac": shac.update, "sapo": sapo.update, "reinforce": reinforce.update,
+              "ppo": ppo.update, "ascent": ascent.update}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +140,7 @@ def build_policy(cfg: TrainConfig, env, policy=None):
                               UserWarning, stacklevel=3)
         return GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
                            squash=cfg.squash, action_scale=float(scale))
-    check_policy(policy, env, needs_log_prob=cfg.algo in ("reinforce", "ppo"),
+    check_policy(policy, env, needs_log_prob=cfg.algo in ("sapo", "reinforce", "ppo"),
                  estimator=f"training with algo {cfg.algo!r}")
     if cfg.bound_penalty and not isinstance(policy, GaussianMLP):
         raise ConfigError(f"bound_penalty acts on the built-in policy's pre-squash mean, and "
@@ -173,7 +173,7 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
     env = build_env(cfg.env) if env is None else env
     check_env(env, estimator=f"training with algo {cfg.algo!r}")  # one sentence, not a scan error
-    if cfg.algo in ("apg", "shac"):
+    if cfg.algo in ("apg", "shac", "sapo"):
         require_gradient(env, cfg.algo)
     policy = build_policy(cfg, env, policy)
     has_critic = cfg.algo not in ("apg", "ascent")
@@ -202,12 +202,17 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
             critic = critic_net.init(k_critic, jnp.zeros((env.observation_size,)))
             critic_opt_state = critic_opt.init(critic)
             target = critic if cfg.algo == "shac" else None
+        temperature = None
+        if cfg.algo == "sapo":  # twin critics stacked on a leading axis, and the temperature
+            critic, critic_opt_state, temperature = sapo.init_learners(k_critic, cfg, critic_net, critic_opt,
+                                                                       env.observation_size)
+            target = critic
         zero = jnp.zeros((), jnp.int32)
         state = TrainState(
             params=params, opt_state=actor_opt.init(params), critic=critic, critic_opt_state=critic_opt_state,
             target_critic=target, obs_stats=normalizer.init(env.observation_size) if cfg.obs_norm else None,
             env_state=env_state, episode_acc=jnp.zeros((cfg.num_envs,)), last_episode_return=jnp.array(jnp.nan),
-            key=key, update=zero, env_steps=zero, skipped=zero, bad_streak=zero)
+            key=key, update=zero, env_steps=zero, skipped=zero, bad_streak=zero, temperature=temperature)
         # Strong dtypes throughout, so the state that run() returns has the same types as this one
         # (a weakly typed leaf would make the second call of run() compile again).
         return jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if getattr(x, "weak_type", False) else x, state)
