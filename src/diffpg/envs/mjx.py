@@ -177,7 +177,7 @@ class MJXEnv:
         with mjx_numpy():
             data = mjx.fwd_velocity(self.model, mjx.fwd_position(self.model, data))
         zero = jnp.zeros((), data.qpos.dtype)
-        return State(obs=self.observe(data), reward=zero, done=jnp.zeros(()), data=data, t=jnp.zeros((), jnp.int32))
+        return State(obs=self.observe(data), reward=zero, done=jnp.zeros((), jnp.float32), data=data, t=jnp.zeros((), jnp.int32))
 
     def step(self, state: State, action) -> State:
         from . import mjx_solver
@@ -192,11 +192,16 @@ class MJXEnv:
             else:
                 next_data = jax.lax.scan(lambda d, _: (mjx_solver.step(self.model, d), None), next_data, None,
                                          length=self.frame_skip)[0]
+            next_data = self._after_steps(next_data)
         reward = jnp.asarray(self.reward(data, action, next_data), data.qpos.dtype).reshape(())
         t = state.t + 1
         failed = False if self.done is None else jnp.asarray(self.done(next_data), bool).reshape(())
         reward, done = end_of_step(state.done, t, self.max_steps, reward, failed)
         return State(obs=self.observe(next_data), reward=reward, done=done, data=next_data, t=t)
+
+    def _after_steps(self, data):
+        """What runs after the ``frame_skip`` MuJoCo steps, before reward and observe: nothing here."""
+        return data
 
     def _clip(self, ctrl):
         """ctrl clipped to ctrlrange where ctrllimited, MuJoCo's own clamp (so its gradient is zero outside)."""
