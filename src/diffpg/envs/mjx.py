@@ -175,7 +175,10 @@ class MJXEnv:
         mjx = import_mjx()
 
         with mjx_numpy():
-            data = mjx.fwd_velocity(self.model, mjx.fwd_position(self.model, data))
+            derived = mjx.fwd_velocity(self.model, mjx.fwd_position(self.model, data))
+        # as mujoco.mj_forward, qpos stays as given (MJX's kinematics writes back normalized quaternions;
+        # the first step normalizes them, as mj_step does)
+        data = derived.replace(qpos=data.qpos)
         zero = jnp.zeros((), data.qpos.dtype)
         return State(obs=self.observe(data), reward=zero, done=jnp.zeros((), jnp.float32), data=data, t=jnp.zeros((), jnp.int32))
 
