@@ -1,7 +1,5 @@
 """from_mjcf with the model's own integrator (Euler, RK4, implicitfast) against ``mujoco.mj_step``, the reset hook,
 ``state_from`` and the solver-settings notice. float32: each model compiles one program (a few steps in a scan)."""
-import contextlib
-import io
 import subprocess
 import sys
 import warnings
@@ -23,7 +21,8 @@ STEPS = 5
 REWARD = lambda data, action, next_data: -jnp.sum(next_data.qpos ** 2)  # noqa: E731
 
 # a pendulum whose pole hits a joint limit: the RK4 stages run the constraint solve too
-LIMITED = mjx_models.CARTPOLE.replace('type="hinge" axis="0 1 0"', 'type="hinge" axis="0 1 0" limited="true" range="-0.3 0.3"')
+LIMITED = mjx_models.CARTPOLE.replace('type="hinge" axis="0 1 0"',
+                                      'type="hinge" axis="0 1 0" limited="true" range="-0.3 0.3"')
 
 
 def build(integrator):

@@ -16,8 +16,9 @@ a the action, h = timestep · frame_skip and x the root's x position:
   − ctrl_cost_weight ‖a‖²; o = (qpos without x, clip(qvel, ±10)); healthy: z and the torso angle
   strictly inside their ranges (Hopper also every entry of (qpos, qvel)[2:] inside healthy_state_range);
   the episode ends when unhealthy if terminate_when_unhealthy.
-- Ant-v5: r = forward_reward_weight · (x'_body − x_body)/h + healthy_reward · healthy(d') − ctrl_cost_weight ‖a‖²
-  − contact_cost_weight ‖clip(cfrc_ext, contact_force_range)‖², with x_body the main body's frame;
+- Ant-v5: r = forward_reward_weight · (x'_body − x_body)/h + healthy_reward · healthy(d')
+  − ctrl_cost_weight ‖a‖² − contact_cost_weight ‖clip(cfrc_ext, contact_force_range)‖²,
+  with x_body the main body's frame;
   o = (qpos without x and y, qvel, clip(cfrc_ext, contact_force_range) of every body but the world);
   healthy: qpos and qvel finite and z inside healthy_z_range (inclusive); cfrc_ext is MJX's
   ``rne_postconstraint``, run after the steps as Gymnasium runs ``mj_rnePostConstraint``.
@@ -30,7 +31,9 @@ Hopper, Swimmer, Walker2d) or reset_noise_scale · N(0, 1) (HalfCheetah, Inverte
 
 Differences from Gymnasium: the control cost is of the action as clipped to ctrlrange (MuJoCo clips
 ctrl the same way, so inside the action space the two agree); the constraint solve runs ``iterations``
-(8 unless overridden; Gymnasium's model files say 100) with a notice saying so.
+(8 unless overridden; Gymnasium's model files say 100) with a notice saying so; Ant's physics is MJX's,
+and ``mjx.step`` itself departs from ``mujoco.mj_step`` once a foot touches the floor (docs/mjx.md);
+Ant's main_body is a body index (Gymnasium also takes a name).
 """
 from __future__ import annotations
 
@@ -304,7 +307,7 @@ class Task:
     done: Callable | None  # done(params, data)
     reset: Callable  # reset(params, key, data)
     post_constraint: bool = False
-    """Whether Gymnasium's reward or observation reads cfrc_ext, which ``mj_rnePostConstraint`` computes after the steps."""
+    """Whether the reward or observation reads cfrc_ext, which ``mj_rnePostConstraint`` computes after the steps."""
 
 
 TASKS = {

@@ -88,7 +88,7 @@ class MJXEnv:
     reset_noise: float = 0.01
     """Half-width of the uniform noise added to qpos (hinge and slide joints, free-joint positions) and qvel."""
     reset_fn: Callable | None = None
-    """reset(key, data) -> data: the start state, replacing the uniform noise; derived quantities are recomputed after."""
+    """reset(key, data) -> data: the start state, replacing the uniform noise; derived quantities recomputed after."""
     iterations: int = 8
     """Constraint-solver iterations per MuJoCo step (MuJoCo's ``opt.iterations``), all run under vmap."""
     ls_iterations: int = 8
@@ -116,8 +116,8 @@ class MJXEnv:
         for option in ("iterations", "ls_iterations"):
             ours, file = getattr(self, option), int(getattr(mj_model.opt, option))
             if ours != file:
-                warnings.warn(f"{self.name}: the constraint solve runs {option}={ours}, not the model file's {file} "
-                              f"(pass {option}={file} to keep it)", stacklevel=2)
+                warnings.warn(f"{self.name}: the constraint solve runs {option}={ours}, "
+                              f"not the model file's {file} (pass {option}={file} to keep it)", stacklevel=2)
         mj_model.opt.iterations, mj_model.opt.ls_iterations = self.iterations, self.ls_iterations
         object.__setattr__(self, "mj_model", mj_model)
         try:
@@ -167,7 +167,8 @@ class MJXEnv:
         data = mjx.make_data(self.model)
         for what, value, size in (("qpos", qpos, self.mj_model.nq), ("qvel", qvel, self.mj_model.nv)):
             if jnp.shape(value) != (size,):
-                raise ShapeError(f"{self.name}: state_from needs {what} of shape ({size},), got shape {jnp.shape(value)}")
+                raise ShapeError(f"{self.name}: state_from needs {what} of shape ({size},), "
+                                 f"got shape {jnp.shape(value)}")
         dtype = data.qpos.dtype
         return self._state(data.replace(qpos=jnp.asarray(qpos, dtype), qvel=jnp.asarray(qvel, dtype)))
 
@@ -180,7 +181,8 @@ class MJXEnv:
         # the first step normalizes them, as mj_step does)
         data = derived.replace(qpos=data.qpos)
         zero = jnp.zeros((), data.qpos.dtype)
-        return State(obs=self.observe(data), reward=zero, done=jnp.zeros((), jnp.float32), data=data, t=jnp.zeros((), jnp.int32))
+        return State(obs=self.observe(data), reward=zero, done=jnp.zeros((), jnp.float32), data=data,
+                     t=jnp.zeros((), jnp.int32))
 
     def step(self, state: State, action) -> State:
         from . import mjx_solver
