@@ -24,6 +24,7 @@ import dataclasses
 import inspect
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -86,6 +87,8 @@ class MJXEnv:
     """Environment steps per episode."""
     reset_noise: float = 0.01
     """Half-width of the uniform noise added to qpos (hinge and slide joints, free-joint positions) and qvel."""
+    reset_fn: Callable | None = None
+    """reset(key, data) -> data: the start state, replacing the uniform noise; derived quantities recomputed after."""
     iterations: int = 8
     """Constraint-solver iterations per MuJoCo step (MuJoCo's ``opt.iterations``), all run under vmap."""
     ls_iterations: int = 8
@@ -98,10 +101,23 @@ class MJXEnv:
     def __post_init__(self):
         mjx = import_mjx()
 
+        from .mjx_solver import unsupported_integrator
+
+        refusal = unsupported_integrator(self.mj_model.opt.integrator)
+        if refusal:
+            raise ConfigError(f"{self.name}: {refusal}")
+        if self.reset_fn is not None and (not callable(self.reset_fn) or not _accepts(self.reset_fn, 2)):
+            raise ProtocolError(f"{self.name}: reset must be a function reset(key, data) -> data, "
+                                f"got {_describe(self.reset_fn)}")
         if self.frame_skip < 1 or self.max_steps < 1 or self.iterations < 1 or self.ls_iterations < 1:
             raise ConfigError(f"{self.name}: frame_skip, max_steps, iterations and ls_iterations must be at least 1, "
                               f"got {self.frame_skip}, {self.max_steps}, {self.iterations}, {self.ls_iterations}")
         mj_model = copy.deepcopy(self.mj_model)
+        for option in ("iterations", "ls_iterations"):
+            ours, file = getattr(self, option), int(getattr(mj_model.opt, option))
+            if ours != file:
+                warnings.warn(f"{self.name}: the constraint solve runs {option}={ours}, "
+                              f"not the model file's {file} (pass {option}={file} to keep it)", stacklevel=2)
         mj_model.opt.iterations, mj_model.opt.ls_iterations = self.iterations, self.ls_iterations
         object.__setattr__(self, "mj_model", mj_model)
         try:
@@ -128,18 +144,45 @@ class MJXEnv:
         return float(abs(self.mj_model.actuator_ctrlrange).max())
 
     def reset(self, key) -> State:
+        """The start state: ``reset_fn(key, data)`` from the model's initial data, or uniform noise of half-width
+        ``reset_noise`` added to qpos (not to quaternions) and qvel; derived quantities recomputed after."""
         mjx = import_mjx()
 
         data = mjx.make_data(self.model)
-        k_pos, k_vel = jax.random.split(key)
+        if self.reset_fn is not None:
+            data = self.reset_fn(key, data)
+        else:
+            k_pos, k_vel = jax.random.split(key)
+            dtype = data.qpos.dtype
+            noise = lambda k, n: jax.random.uniform(k, (n,), dtype, -self.reset_noise, self.reset_noise)
+            qpos = data.qpos + noise(k_pos, self.mj_model.nq) * self._noise_mask.astype(dtype)
+            data = data.replace(qpos=qpos, qvel=noise(k_vel, self.mj_model.nv))
+        return self._state(data)
+
+    def state_from(self, qpos, qvel) -> State:
+        """The state at these joint positions and velocities (derived quantities computed, obs filled in,
+        reward 0, done 0, t 0), from the model's initial data otherwise."""
+        mjx = import_mjx()
+
+        data = mjx.make_data(self.model)
+        for what, value, size in (("qpos", qpos, self.mj_model.nq), ("qvel", qvel, self.mj_model.nv)):
+            if jnp.shape(value) != (size,):
+                raise ShapeError(f"{self.name}: state_from needs {what} of shape ({size},), "
+                                 f"got shape {jnp.shape(value)}")
         dtype = data.qpos.dtype
-        noise = lambda k, n: jax.random.uniform(k, (n,), dtype, -self.reset_noise, self.reset_noise)
-        qpos = data.qpos + noise(k_pos, self.mj_model.nq) * self._noise_mask.astype(dtype)
-        data = data.replace(qpos=qpos, qvel=noise(k_vel, self.mj_model.nv))
+        return self._state(data.replace(qpos=jnp.asarray(qpos, dtype), qvel=jnp.asarray(qvel, dtype)))
+
+    def _state(self, data) -> State:
+        mjx = import_mjx()
+
         with mjx_numpy():
-            data = mjx.fwd_velocity(self.model, mjx.fwd_position(self.model, data))
-        zero = jnp.zeros((), dtype)
-        return State(obs=self.observe(data), reward=zero, done=jnp.zeros(()), data=data, t=jnp.zeros((), jnp.int32))
+            derived = mjx.fwd_velocity(self.model, mjx.fwd_position(self.model, data))
+        # as mujoco.mj_forward, qpos stays as given (MJX's kinematics writes back normalized quaternions;
+        # the first step normalizes them, as mj_step does)
+        data = derived.replace(qpos=data.qpos)
+        zero = jnp.zeros((), data.qpos.dtype)
+        return State(obs=self.observe(data), reward=zero, done=jnp.zeros((), jnp.float32), data=data,
+                     t=jnp.zeros((), jnp.int32))
 
     def step(self, state: State, action) -> State:
         from . import mjx_solver
@@ -154,11 +197,16 @@ class MJXEnv:
             else:
                 next_data = jax.lax.scan(lambda d, _: (mjx_solver.step(self.model, d), None), next_data, None,
                                          length=self.frame_skip)[0]
+            next_data = self._after_steps(next_data)
         reward = jnp.asarray(self.reward(data, action, next_data), data.qpos.dtype).reshape(())
         t = state.t + 1
         failed = False if self.done is None else jnp.asarray(self.done(next_data), bool).reshape(())
         reward, done = end_of_step(state.done, t, self.max_steps, reward, failed)
         return State(obs=self.observe(next_data), reward=reward, done=done, data=next_data, t=t)
+
+    def _after_steps(self, data):
+        """What runs after the ``frame_skip`` MuJoCo steps, before reward and observe: nothing here."""
+        return data
 
     def _clip(self, ctrl):
         """ctrl clipped to ctrlrange where ctrllimited, MuJoCo's own clamp (so its gradient is zero outside)."""
@@ -238,7 +286,7 @@ def load_mjcf(xml):
         raise ConfigError(f"the MJCF could not be read ({detail}); fix the XML") from None
 
 
-def from_mjcf(xml, *, reward, observe=None, done=None, frame_skip: int = 1, max_steps: int = 1000,
+def from_mjcf(xml, *, reward, observe=None, done=None, reset=None, frame_skip: int = 1, max_steps: int = 1000,
               reset_noise: float = 0.01, iterations: int = 8, ls_iterations: int = 8, name: str = "from_mjcf",
               **options) -> MJXEnv:
     """Build a differentiable environment from an MJCF model.
@@ -248,12 +296,16 @@ def from_mjcf(xml, *, reward, observe=None, done=None, frame_skip: int = 1, max_
       reward: r = reward(data, action, next_data), a scalar in jnp over ``mjx.Data``.
       observe: o = observe(data), a 1-D array; None: concat(qpos, qvel).
       done: done(data) -> bool, or None for the time limit only.
+      reset: reset(key, data) -> data, the start state from the model's initial data (goals, velocity
+        distributions), replacing the uniform noise; positions and velocities derived from it are recomputed.
       frame_skip, max_steps, reset_noise: see ``MJXEnv``.
       iterations, ls_iterations: the constraint solve's iterations; these replace the MJCF's (MuJoCo's defaults,
-        100 and 50, would all run under vmap). ``diffpg check`` says whether they are enough for the gradient.
+        100 and 50, would all run under vmap); a warning names both values whenever they differ from the
+        model file's. ``diffpg check`` says whether they are enough for the gradient.
       name: what error messages call the environment.
       **options: any other field of MuJoCo's ``opt`` (``timestep=0.01``, ``tolerance=1e-10``,
-        ``solver="newton"``, ``cone="elliptic"``, ``integrator="implicitfast"``).
+        ``solver="newton"``, ``cone="elliptic"``, ``integrator="implicitfast"``). The model steps with its own
+        integrator: Euler, RK4 or implicitfast, as ``mujoco.mj_step`` does; "implicit" is refused.
 
     Example:
       >>> import diffpg, jax.numpy as jnp
@@ -267,7 +319,7 @@ def from_mjcf(xml, *, reward, observe=None, done=None, frame_skip: int = 1, max_
     for key, value in options.items():
         _set_option(mj_model, key, value)
     return MJXEnv(mj_model, reward, default_observe if observe is None else observe, done, frame_skip, max_steps,
-                  reset_noise, iterations, ls_iterations, name)
+                  reset_noise, reset, iterations, ls_iterations, name)
 
 
 def _set_option(mj_model, key: str, value) -> None:

@@ -24,17 +24,25 @@ solve converges). The scan computes every iteration under ``vmap`` (a batched
 
 This is the one module that uses MJX internals: the solver's ``Context``,
 ``_linesearch``, ``_update_constraint``, ``_update_gradient`` and ``_rescale``
-from ``mujoco.mjx._src.solver``. ``RELIES_ON`` names them with the parameters
+from ``mujoco.mjx._src.solver``, and, for RK4, ``_integrate_pos`` and ``_advance`` from ``mujoco.mjx._src.forward``
+and ``scan.flat``. ``RELIES_ON`` names them with the parameters
 used, and ``tests/test_mjx_solver.py`` fails loudly when an MJX upgrade
 changes any of them. Everything else is MJX's public API.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+
 import jax
 import jax.numpy as jnp
 import mujoco
-from mujoco import mjx
+
+with contextlib.redirect_stdout(io.StringIO()):  # MJX prints a line when its optional Warp backend is absent
+    from mujoco import mjx
+from mujoco.mjx._src import forward as mjx_forward
 from mujoco.mjx._src import math as mjx_math
+from mujoco.mjx._src import scan as mjx_scan
 from mujoco.mjx._src import solver as mjx_solver
 
 from ..errors import ConfigError
@@ -121,23 +129,65 @@ def forward(m: mjx.Model, d: mjx.Data) -> mjx.Data:
     return mjx.sensor_acc(m, d)
 
 
+RK4_A = (0.5, 0.5, 1.0)
+"""The classical Runge-Kutta tableau (MuJoCo's mjRK4): stage i+1 is evaluated at time t + aᵢ h ..."""
+RK4_B = (1 / 6, 1 / 3, 1 / 3, 1 / 6)
+"""... and the four stages' slopes are averaged with these weights."""
+
+INTEGRATORS = ("EULER", "RK4", "IMPLICITFAST")
+"""The integrators ``step`` runs (MJX's own; MuJoCo's "implicit" is not among them)."""
+
+
+def _integrate_pos(m, qpos, qvel):
+    """q ⊕ v h: positions advanced along the velocity for one timestep (quaternions on the sphere)."""
+    fn = lambda *args: mjx_forward._integrate_pos(*args, dt=m.opt.timestep)
+    return mjx_scan.flat(m, fn, "jqv", "q", m.jnt_type, qpos, qvel)
+
+
+def rungekutta4(m: mjx.Model, d: mjx.Data) -> mjx.Data:
+    """MuJoCo's RK4 step (``mj_RungeKutta``) from d, whose ``forward`` has run, with each stage's ``forward``
+    the scanned-solve one. With h the timestep, (q, v) the state and k₁ = (v, v̇) from d,
+
+        kᵢ₊₁ = f(q ⊕ aᵢ h vᵢ, v + aᵢ h v̇ᵢ),   (v̄, ā) = Σ bᵢ kᵢ,
+        v' = v + h ā,   q' = q ⊕ h v̄
+
+    with a = (½, ½, 1), b = (⅙, ⅓, ⅓, ⅙) (as ``mjx.rungekutta4``, stages unrolled in Python).
+    """
+    d0 = d
+    k_qvel, k_qacc, k_act_dot = d.qvel, d.qacc, d.act_dot
+    qvel, qacc, act_dot = RK4_B[0] * k_qvel, RK4_B[0] * k_qacc, RK4_B[0] * k_act_dot
+    for a, b in zip(RK4_A, RK4_B[1:]):
+        kqpos = _integrate_pos(m, d0.qpos, a * k_qvel)
+        kact = d0.act + a * k_act_dot * m.opt.timestep
+        kqvel = d0.qvel + a * k_qacc * m.opt.timestep
+        d = forward(m, d.replace(qpos=kqpos, qvel=kqvel, act=kact, time=d0.time + a * m.opt.timestep))
+        k_qvel, k_qacc, k_act_dot = kqvel, d.qacc, d.act_dot
+        qvel, qacc, act_dot = qvel + b * k_qvel, qacc + b * k_qacc, act_dot + b * k_act_dot
+    d = d.replace(qpos=d0.qpos, qvel=d0.qvel, act=d0.act, time=d0.time)
+    return mjx_forward._advance(m, d, act_dot, qacc, qvel)
+
+
 def step(m: mjx.Model, d: mjx.Data) -> mjx.Data:
-    """``mjx.step`` (Euler or implicitfast integration) with the scanned constraint solve.
+    """``mjx.step`` (Euler, RK4 or implicitfast integration) with the scanned constraint solve.
 
     Every field keeps its dtype: under ``jax_enable_x64`` MJX's collision returns int64
     contact indices for the int32 ones ``put_data`` made, which a ``lax.scan`` carry refuses.
     """
     if m.opt.integrator == mjx.IntegratorType.EULER:
         new = mjx.euler(m, forward(m, d))
+    elif m.opt.integrator == mjx.IntegratorType.RK4:
+        new = rungekutta4(m, forward(m, d))
     elif m.opt.integrator == mjx.IntegratorType.IMPLICITFAST:
         new = mjx.implicit(m, forward(m, d))
     else:
-        _unsupported_integrator(m)
+        raise ConfigError(unsupported_integrator(m.opt.integrator))
     return jax.tree.map(lambda n, o: n if n.dtype == o.dtype else n.astype(o.dtype), new, d)
 
 
-def _unsupported_integrator(m):
-    raise ConfigError(
-        f"diffpg's MJX step integrates with Euler or implicitfast, not {mjx.IntegratorType(m.opt.integrator).name}; "
-        'set <option integrator="Euler"/> or "implicitfast" in the MJCF'
-    )
+def unsupported_integrator(integrator) -> str | None:
+    """None when ``step`` runs this integrator (a mujoco.mjtIntegrator value), else the one sentence refusing it."""
+    name = mujoco.mjtIntegrator(int(integrator)).name.split("_", 1)[1]
+    if name in INTEGRATORS:
+        return None
+    return (f"MJX cannot step the {name.lower()} integrator; set <option integrator=\"Euler\"/>, \"RK4\" or "
+            '"implicitfast" in the MJCF (or pass integrator="implicitfast" to from_mjcf)')

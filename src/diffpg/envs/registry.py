@@ -29,6 +29,7 @@ from .ball_wall import BallWall
 from .cartpole_swingup import CartPoleSwingUp
 from .double_pendulum import DoublePendulum
 from .finite_mdp import FiniteMDP
+from .gymnasium_twins import TASKS as GYMNASIUM_TASKS, factory as gymnasium_twin
 from .lqr import LQR
 from .mjx_models import cartpole as mjx_cartpole, push as mjx_push, reacher as mjx_reacher
 from .pendulum import Pendulum
@@ -36,7 +37,8 @@ from .wind_gust import WindGust
 
 BUILT_IN = {"lqr": LQR, "pendulum": Pendulum, "cartpole_swingup": CartPoleSwingUp, "double_pendulum": DoublePendulum,
             "ball_wall": BallWall, "wind_gust": WindGust, "finite_mdp": FiniteMDP,
-            "mjx_reacher": mjx_reacher, "mjx_cartpole": mjx_cartpole, "mjx_push": mjx_push}
+            "mjx_reacher": mjx_reacher, "mjx_cartpole": mjx_cartpole, "mjx_push": mjx_push,
+            **{name: gymnasium_twin(name) for name in GYMNASIUM_TASKS}}
 """diffpg's own environments, registered under these names from the start."""
 
 _REGISTRY: dict[str, Callable] = dict(BUILT_IN)
