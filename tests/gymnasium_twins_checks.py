@@ -9,20 +9,13 @@ reward over the run, whether termination agreed at every step, the difference be
 qvel − init_qvel. One JSON object, last line. Each twin compiles one step (the slow part: frame_skip
 MuJoCo steps, RK4 ones four forward passes each) and its reset draw.
 """
-import importlib.util
 import json
 import sys
-import types
 import warnings
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
-
-if importlib.util.find_spec("imageio") is None:
-    # gymnasium's MuJoCo renderer imports imageio at module level (the gymnasium[mujoco] extra installs it);
-    # nothing here renders, so an empty module stands in when it is absent
-    sys.modules["imageio"] = types.ModuleType("imageio")
 
 import gymnasium  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -9,6 +9,7 @@ term, whose size is the term itself, ≥ 1e-3 for any weight here) and terminati
 import json
 import os
 import subprocess
+import warnings
 import sys
 from pathlib import Path
 
@@ -123,3 +124,19 @@ def test_the_observation_sizes_are_gymnasiums():
         env = diffpg.make(name)
         assert (env.observation_size, env.action_size) == size, name
     assert diffpg.make("HalfCheetah-v5", exclude_current_positions_from_observation=False).observation_size == 18
+
+
+@pytest.mark.slow
+def test_a_twin_trained_policy_is_judged_in_gymnasiums_own_env(tmp_path):
+    """Two APG updates on the InvertedPendulum-v5 twin, then ``diffpg eval --gymnasium InvertedPendulum-v5``:
+    the shapes agree, and each Gymnasium episode earns 1 per step survived (so a return is a whole number ≥ 1)."""
+    from diffpg.cli.main import main
+    from diffpg.gymnasium_eval import episode_returns
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        diffpg.train(tmp_path / "run", env="InvertedPendulum-v5", algo="apg", updates=2, num_envs=2, window=5,
+                     hidden=(8,))
+    returns = episode_returns(diffpg.load_policy(tmp_path / "run"), "InvertedPendulum-v5", episodes=2)
+    assert returns.shape == (2,) and np.all(returns >= 1) and np.all(returns == np.round(returns))
+    assert main(["eval", str(tmp_path / "run"), "--gymnasium", "InvertedPendulum-v5", "--episodes", "2"]) == 0
