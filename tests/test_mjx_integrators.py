@@ -87,6 +87,17 @@ def test_a_solver_setting_unlike_the_model_files_is_announced_once_with_both_val
     assert not [w for w in caught if "iterations" in str(w.message)]
 
 
+def test_the_notice_names_the_model_files_value_after_a_rebuild():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = from_mjcf(LIMITED, reward=REWARD)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        env.replace(iterations=16)
+    texts = [str(w.message) for w in caught if "iterations=16" in str(w.message)]
+    assert texts and all("model file's 100" in t for t in texts), texts
+
+
 def test_importing_mjx_through_diffpg_prints_nothing():
     code = "import diffpg.envs.mjx_solver"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -97,6 +97,9 @@ class MJXEnv:
     """What error messages call this environment."""
     params: MJXParams = MJXParams()
     """Empty: ``diffpg.make`` overrides reach the settings above."""
+    _file_solver: tuple | None = dataclasses.field(default=None, repr=False)
+    """(iterations, ls_iterations) of the model file, carried through ``replace`` so that the notice names the
+    file's values, not those an earlier build wrote into ``mj_model``; None: read from ``mj_model``."""
 
     def __post_init__(self):
         mjx = import_mjx()
@@ -113,8 +116,10 @@ class MJXEnv:
             raise ConfigError(f"{self.name}: frame_skip, max_steps, iterations and ls_iterations must be at least 1, "
                               f"got {self.frame_skip}, {self.max_steps}, {self.iterations}, {self.ls_iterations}")
         mj_model = copy.deepcopy(self.mj_model)
-        for option in ("iterations", "ls_iterations"):
-            ours, file = getattr(self, option), int(getattr(mj_model.opt, option))
+        if self._file_solver is None:
+            object.__setattr__(self, "_file_solver", (int(mj_model.opt.iterations), int(mj_model.opt.ls_iterations)))
+        for option, file in zip(("iterations", "ls_iterations"), self._file_solver):
+            ours = getattr(self, option)
             if ours != file:
                 warnings.warn(f"{self.name}: the constraint solve runs {option}={ours}, "
                               f"not the model file's {file} (pass {option}={file} to keep it)", stacklevel=2)

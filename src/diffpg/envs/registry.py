@@ -86,7 +86,8 @@ def settings(env) -> dict[str, str]:
     if dataclasses.is_dataclass(params) and not isinstance(params, type):
         found.update((f.name, "params") for f in dataclasses.fields(params))
     if dataclasses.is_dataclass(env):
-        found.update((f.name, "field") for f in dataclasses.fields(env) if f.name != "params" and f.init)
+        found.update((f.name, "field") for f in dataclasses.fields(env)
+                     if f.name != "params" and f.init and not f.name.startswith("_"))
         return found
     names = set(getattr(env, "__dict__", {})) | {n for klass in type(env).__mro__[:-1] for n in vars(klass)}
     for attr in names:
