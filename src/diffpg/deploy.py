@@ -13,7 +13,6 @@ observation of the wrong shape raises ``ShapeError``.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -49,9 +48,9 @@ def load_run(run_dir: str | os.PathLike, env=None, policy=None):
             pass
         record = record if isinstance(record, dict) else {}
         check_sizes(env, record, config.env)
-    if other and config.policy is None and config.action_scale is None:  # the built-in policy acts at the
+    if other and config.policy.spec is None and config.policy.action_scale is None:  # the built-in policy acts at the
         # scale it was trained at, not at the other env's bound
-        config = dataclasses.replace(config, action_scale=_trained_scale(config, record))
+        config = config.replace(action_scale=_trained_scale(config, record))
     trainer = make_trainer(config, env, policy=policy)
     _, state = restore_latest(run_dir, jax.eval_shape(trainer.init, jax.random.key(0)), config=config)
     return trainer, state

@@ -1,10 +1,13 @@
 """Training policies with the gradients: APG, SHAC, REINFORCE and PPO as configurations of one jitted loop."""
-from .config import ALGOS, TrainConfig, check, config_from_dict, defaults
+from .config import (ALGOS, CONFIGS, ApgConfig, AscentConfig, Budget, Evaluation, Optimizer, PolicySettings,
+                     PpoConfig, ReinforceConfig, SapoConfig, ShacConfig, TrainConfig, check, config_from_dict,
+                     defaults)
 from .evaluate import evaluate
 from .run import TrainResult, train
 from .run_dir import RunOptions
 from .state import TrainState
 from .trainer import Trainer, make_train, make_trainer
 
-__all__ = ["ALGOS", "RunOptions", "TrainConfig", "TrainResult", "TrainState", "Trainer", "check", "config_from_dict",
+__all__ = ["ALGOS", "CONFIGS", "ApgConfig", "AscentConfig", "Budget", "Evaluation", "Optimizer",
+           "PolicySettings", "PpoConfig", "ReinforceConfig", "SapoConfig", "ShacConfig", "RunOptions", "TrainConfig", "TrainResult", "TrainState", "Trainer", "check", "config_from_dict",
            "defaults", "evaluate", "make_train", "make_trainer", "train"]

@@ -29,13 +29,14 @@ from .window import Acting, run_window
 
 def update(parts, key, state, poison):
     """One APG update: (learner fields, window, metrics, finite)."""
-    cfg, env, policy = parts.config, parts.env, parts.policy
+    cfg, env, policy = parts.config.apg, parts.env, parts.policy
+    steps = parts.config.budget.window
     acting = Acting(policy, state.obs_stats, cfg.stochastic)
 
     def loss(params):
-        window = run_window(key, env, acting, params, state.env_state, cfg.window)
+        window = run_window(key, env, acting, params, state.env_state, steps)
         returns = jax.vmap(pathwise_surrogate, (0, None))(window.traj.reward * cfg.reward_scale, cfg.discount)
-        loss = -returns.mean() / cfg.window
+        loss = -returns.mean() / steps
         if cfg.bound_penalty:
             loss = loss + cfg.bound_penalty * bounds_loss(policy, params, state.obs_stats, window.traj.obs)
         return loss, window

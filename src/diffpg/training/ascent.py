@@ -34,5 +34,5 @@ def update(parts, key, state, poison):
     own = {f"estimator/{name}": value for name, value in diagnostics.items()
            if name not in ("return", "env_steps") and jnp.ndim(value) == 0}
     metrics = {**own, "grad_norm": optax.tree.norm(grads), "return": diagnostics["return"],
-               "env_steps_taken": jnp.asarray(diagnostics.get("env_steps", cfg.steps_per_update), jnp.int32)}
+               "env_steps_taken": jnp.asarray(diagnostics.get("env_steps", cfg.budget.steps_per_update), jnp.int32)}
     return dict(params=params, opt_state=opt_state), None, metrics, finite

@@ -1,7 +1,7 @@
 """A run directory on disk: its config as JSON and its TrainState checkpoints.
 
     runs/NAME/
-      config.json                 dataclasses.asdict(TrainConfig), written once
+      config.json                 the run's config (``config.to_dict``), written once
       checkpoints/<update>/       orbax-checkpoint, one directory per saved update
 
 Checkpoints are written by orbax-checkpoint's ``CheckpointManager`` (never
@@ -29,7 +29,6 @@ raises ``CheckpointError`` with one sentence that names the path.
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import os
@@ -43,27 +42,27 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from ..errors import CheckpointError, ConfigError
-from .config import config_from_dict
+from .config import config_from_dict, to_dict
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 
 
 def write_config(run_dir: str | os.PathLike, config) -> Path:
-    """Write ``dataclasses.asdict(config)`` to ``run_dir/config.json`` atomically (write, then rename)."""
+    """Write ``to_dict(config)`` to ``run_dir/config.json`` atomically (write, then rename)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CONFIG_FILE
     fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=run_dir)
     with os.fdopen(fd, "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=1)
+        json.dump(to_dict(config), f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
     return path
 
 
 def read_config(run_dir: str | os.PathLike):
-    """The TrainConfig stored in ``run_dir/config.json``."""
+    """The config stored in ``run_dir/config.json`` (any version's: ``config_from_dict``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {str(run_dir)!r} does not exist; "
@@ -229,7 +228,7 @@ class Checkpoints:
     def restore(self, template, update: int | None = None, config=None):
         """The state saved at ``update`` (default: the newest), shaped like ``template``.
 
-        ``config``, the TrainConfig the template comes from, is named when the checkpoint does not fit it.
+        ``config``, the config the template comes from, is named when the checkpoint does not fit it.
         """
         self.wait()
         if update is None:
@@ -242,8 +241,8 @@ class Checkpoints:
         path = self.directory / str(update)
         mismatch = self._mismatch(path, template)
         if mismatch is not None:
-            named = "" if config is None else (f" (env {config.env}, algo {config.algo}, hidden {config.hidden}"
-                                               f"{', obs_norm' if config.obs_norm else ''})")
+            named = "" if config is None else (f" (env {config.env}, algo {config.algo}, hidden "
+                                               f"{config.policy.hidden}{', obs_norm' if config.policy.obs_norm else ''})")
             raise CheckpointError(f"checkpoint {str(path)!r} does not match the run's config{named}: {mismatch}; "
                                   "load it with the config and environment it was trained with")
         try:

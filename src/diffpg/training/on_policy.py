@@ -18,7 +18,7 @@ def sampled_window(parts, key, state):
     cfg = parts.config
     acting = Acting(parts.policy, state.obs_stats, True)
     window = jax.lax.stop_gradient(
-        run_window(key, parts.env, acting, jax.lax.stop_gradient(state.params), state.env_state, cfg.window))
+        run_window(key, parts.env, acting, jax.lax.stop_gradient(state.params), state.env_state, cfg.budget.window))
     values = jax.vmap(jax.vmap(lambda o: critic_lib.value(parts.critic_net, state.critic, o)))
     obs = normalize(state.obs_stats, window.traj.obs)
     return window, obs, values(obs), values(normalize(state.obs_stats, window.next_obs))

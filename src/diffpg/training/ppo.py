@@ -47,7 +47,7 @@ def clipped_loss(log_prob, old_log_prob, advantage, weight, clip_eps: float, nor
 
 def update(parts, key, state, poison):
     """One PPO update: (learner fields, window, metrics, finite)."""
-    cfg, policy, net = parts.config, parts.policy, parts.critic_net
+    cfg, policy, net = parts.config.ppo, parts.policy, parts.critic_net
     k_window, k_epochs = jax.random.split(key)
     window, obs, value_now, value_next = sampled_window(parts, k_window, state)
     advantage, returns = jax.vmap(gae, (0, 0, 0, 0, 0, None, None))(
@@ -57,7 +57,7 @@ def update(parts, key, state, poison):
     flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
     batch = jax.tree.map(flat, (obs, window.traj.action, log_prob(state.params, obs, window.traj.action),
                                 advantage, returns, window.alive))
-    size = cfg.steps_per_update
+    size = parts.config.budget.steps_per_update
     mb = size // cfg.ppo_minibatches
 
     def actor_loss(params, obs, action, old_log_prob, adv, weight):

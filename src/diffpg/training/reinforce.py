@@ -36,7 +36,7 @@ def policy_loss(log_prob, advantage):
 
 def update(parts, key, state, poison):
     """One REINFORCE update: (learner fields, window, metrics, finite)."""
-    cfg, policy, net = parts.config, parts.policy, parts.critic_net
+    cfg, policy, net = parts.config.reinforce, parts.policy, parts.critic_net
     k_window, k_fit = jax.random.split(key)
     window, obs, value_now, value_next = sampled_window(parts, k_window, state)
     reward = window.traj.reward * cfg.reward_scale

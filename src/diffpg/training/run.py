@@ -1,14 +1,16 @@
 """``diffpg.train``: a training run on disk that survives being killed, from Python or ``diffpg train``.
 
     result = diffpg.train("runs/x", env="pendulum", algo="shac", seed=0, updates=None, **settings)
+    result = diffpg.train("runs/x", config=defaults("pendulum", "shac").replace(num_envs=4))  # a whole config
     result = diffpg.train("runs/x", resume=True)   # continue where it stopped; a finished run is returned
     result.act(obs), result.params, result.state, result.metrics, result.stopped_at
 
 What a run does, in order (``_drive``):
 
-1. the settings: ``defaults(env, algo)``, then ``updates`` and ``settings`` (a new run), or the run's own
-   ``config.json`` and ``run.json`` (a resumed one);
-2. the trainer (``make_trainer``), whose jitted ``init`` and ``run(state, n)`` compile on first use;
+1. the settings: ``defaults(env, algo)``, then ``updates`` and ``settings`` by name, or the caller's
+   ``config`` (a new run), or the run's own ``config.json`` and ``run.json`` (a resumed one);
+2. the trainer (``make_trainer``, which checks the config: once per run), whose jitted ``init`` and
+   ``run(state, n)`` compile on first use;
 3. the state: a fresh ``init(key)``, or the newest checkpoint;
 4. chunks of gcd(``log_every``, ``checkpoint_every``) updates (``chunk_ends``), each dispatched before
    the previous one is logged, so logging and checkpointing overlap the next chunk's compute; after each,
@@ -45,7 +47,7 @@ import numpy as np
 from ..errors import ConfigError, ShapeError
 from . import processes, zero_gradient
 from .checkpoint import Checkpoints, read_config, write_config
-from .config import new_config
+from .config import Config, new_config
 from .metrics_log import MetricsLog
 from .run_dir import RunOptions, cadence, prepare, read_run_file, write_run_file
 from .settings import check_sizes, env_name
@@ -59,7 +61,7 @@ class TrainResult:
 
     run_dir: Path
     config: Any
-    """The run's TrainConfig."""
+    """The run's config (``ShacConfig``, ...)."""
     seed: int
     metrics: list
     """The rows of metrics.jsonl, one dict per update."""
@@ -111,8 +113,8 @@ def _local(state):
 
 
 def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int = 0, updates: int | None = None,
-          resume: bool = False, options: RunOptions | None = None, watch=None, timings: Timings | None = None,
-          **settings) -> TrainResult:
+          resume: bool = False, config=None, options: RunOptions | None = None, watch=None,
+          timings: Timings | None = None, **settings) -> TrainResult:
     """Train a policy into ``run_dir``, or continue the run there with ``resume=True``.
 
     Args:
@@ -129,13 +131,17 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int
         normalization, the action's scale, the deterministic action): ``trainer.build_policy``.
       seed: the run's seed.
       updates: the number of updates (default: that of ``defaults(env, algo)``).
-      resume: continue the run in ``run_dir`` with its own settings (give none); a finished run is returned.
+      resume: continue the run in ``run_dir`` with its own settings (anything else given must agree with
+        them); a finished run is returned.
+      config: instead of ``algo``, ``updates`` and ``settings``, a whole config (``defaults(env, algo)``
+        changed with ``config.replace``), as ``diffpg train`` passes it; ``env`` may still be the env object.
       options: ``RunOptions``: chunk and checkpoint cadence, checkpoints kept, overwrite.
       watch: what to show while it trains, such as ``diffpg.report.LiveReport`` (progress bar, TensorBoard
         events, curve.png): an object with ``start(run_dir, title, total, done, kept)``, ``rows(new, done)``,
         ``finish()`` and ``close()`` (see ``report.live``). None: the run writes ``metrics.jsonl`` only.
       timings: a ``Timings`` to record the phases in (``diffpg train --timings``).
-      **settings: any other ``TrainConfig`` field, e.g. ``num_envs=4, hidden=(32, 32)``.
+      **settings: any setting of the algorithm's config by its name, whichever part holds it, e.g.
+        ``num_envs=4, hidden=(32, 32), target_alpha=0.3`` (``config.ShacConfig``, ...).
 
     Returns:
       A ``TrainResult``.
@@ -144,24 +150,25 @@ def train(run_dir, *, env="pendulum", algo: str = "shac", policy=None, seed: int
     timings = timings or Timings()
     timings.phase("checks")
     run_dir = Path(run_dir)
-    if resume:
-        refuse_on_resume(env, algo, seed, updates, settings, options)
+    if resume and config is not None:
+        raise ConfigError("resume=True continues a run with its own settings, so drop config")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     created = processes.primary_first(lambda: prepare(run_dir, resume, options.overwrite),
                                       f"prepare the run directory {str(run_dir)!r}")
     try:
-        return _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, watch)
+        return _drive(run_dir, env, algo, policy, seed, updates, resume, config, options, timings, settings, watch)
     except BaseException:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise
 
 
-def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, settings, watch) -> TrainResult:
+def _drive(run_dir, env, algo, policy, seed, updates, resume, config, options, timings, settings,
+           watch) -> TrainResult:
     timings.phase("config")
     env_object = None if isinstance(env, str) else env
-    config, record = _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings)
+    config, record = _settings(run_dir, env, algo, policy, seed, updates, resume, config, options, settings)
     seed, log_every, checkpoint_every, keep = (record[k] for k in ("seed", "log_every", "checkpoint_every", "keep"))
     key = jax.random.key(seed)
     checkpoints = resumed_at = None  # a new run opens its checkpoints at the first save, while orbax loads
@@ -169,7 +176,7 @@ def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, 
         timings.phase("checkpoints: open, save, restore (orbax)")
         checkpoints = Checkpoints(run_dir, keep=keep)
         resumed_at = checkpoints.latest()
-    finished = resumed_at is not None and resumed_at >= config.num_updates
+    finished = resumed_at is not None and resumed_at >= config.budget.num_updates
     timings.phase("build the trainer")
     trainer = make_trainer(config, env_object, policy=None if isinstance(policy, str) else policy)
     if resume:
@@ -194,7 +201,7 @@ def _drive(run_dir, env, algo, policy, seed, updates, resume, options, timings, 
     timings.phase("logs: metrics.jsonl")
     log_from = (resumed_at or 0) if resume else None  # a resumed run logs again after its checkpoint
     log = MetricsLog(run_dir, resume_at=log_from, write=processes.is_primary())
-    total, update, limit = config.num_updates, resumed_at or 0, config.max_bad_updates
+    total, update, limit = config.budget.num_updates, resumed_at or 0, config.max_bad_updates
     stopped, last_saved = None, resumed_at
     zero = zero_gradient.ZeroGradient(config.algo)  # warns once when the actor's gradient stays exactly zero
     watch = None if finished or not processes.is_primary() else watch
@@ -244,17 +251,21 @@ def _sizes(trainer) -> dict:
     """What run.json records of the environment (its sizes) and of the built-in policy (its action scale)."""
     env, policy = trainer.env, trainer.policy
     sizes = {"observation_size": int(env.observation_size), "action_size": int(env.action_size)}
-    return sizes if trainer.config.policy else {**sizes, "action_scale": float(policy.action_scale)}
+    return sizes if trainer.config.policy.spec else {**sizes, "action_scale": float(policy.action_scale)}
 
 
-def _settings(run_dir, env, algo, policy, seed, updates, resume, options, settings) -> tuple[Any, dict]:
-    """(TrainConfig, record): a resumed run's own config.json and run.json, or a new run's settings with
-    the seed, the cadence and the checkpoints to keep."""
+def _settings(run_dir, env, algo, policy, seed, updates, resume, config, options, settings) -> tuple[Any, dict]:
+    """(config, record): a resumed run's own config.json and run.json, or a new run's config with the seed,
+    the cadence and the checkpoints to keep. Nothing here checks the config: ``make_trainer`` does."""
     if resume:
-        return read_config(run_dir), read_run_file(run_dir)
-    config = new_config(env_name(env), algo, updates, settings, env_object=None if isinstance(env, str) else env,
-                        policy=policy)
-    log_every, checkpoint_every = cadence(config.num_updates, options.log_every, options.checkpoint_every)
+        config, record = read_config(run_dir), read_run_file(run_dir)
+        refuse_on_resume(config, record, env, algo, seed, updates, settings, options)
+        return config, record
+    if config is None:
+        config = new_config(env, algo, updates, settings, policy=policy)
+    else:
+        config = _given(config, env, algo, policy, updates, settings)
+    log_every, checkpoint_every = cadence(config.budget.num_updates, options.log_every, options.checkpoint_every)
     return config, {"seed": seed, "log_every": log_every, "checkpoint_every": checkpoint_every, "keep": options.keep}
 
 
@@ -284,11 +295,35 @@ def _one_ahead(run_chunk, state, update: int, ends: list[int], clock):
         yield pending
 
 
-def refuse_on_resume(env, algo, seed, updates, settings, options) -> None:
-    """A resumed run keeps its own settings: name whatever was given besides the env and policy objects."""
-    given = ([] if not isinstance(env, str) or env == "pendulum" else ["env"]) \
-        + (["algo"] if algo != "shac" else []) + (["seed"] if seed != 0 else []) \
-        + (["updates"] if updates is not None else []) + sorted(settings) \
-        + [name for name in ("log_every", "checkpoint_every", "overwrite") if getattr(options, name)]
+def _given(config, env, algo, policy, updates, settings):
+    """The caller's whole ``config``, with what else was given refused where it says something else."""
+    if not isinstance(config, Config):
+        raise ConfigError(f"config must be a training config such as defaults(env, algo), got "
+                          f"{type(config).__name__}")
+    other = [name for name, given in (("algo", algo not in ("shac", config.algo)), ("updates", updates is not None),
+                                      ("env", isinstance(env, str) and env not in ("pendulum", config.env)))
+             if given] + sorted(settings)
+    if other:
+        raise ConfigError(f"config holds every setting of the run, so drop {', '.join(other)} (change the config "
+                          "with config.replace)")
+    if policy is not None and config.policy.spec is None:
+        config = config.replace(spec=env_name(policy))
+    return config
+
+
+def refuse_on_resume(config, record, env, algo, seed, updates, settings, options) -> None:
+    """A resumed run keeps its own settings: name whatever was given that differs from the run's own
+    (``config.json`` and ``run.json``); a keyword left at its default, and the env and policy objects,
+    say nothing."""
+    own = {name: getattr(getattr(config, part) if part else config, name) for name, part in config.names().items()}
+    own.update(env=config.env, algo=config.algo, seed=record["seed"], updates=config.budget.num_updates,
+               log_every=record["log_every"], checkpoint_every=record["checkpoint_every"])
+    unasked = {"env": "pendulum", "algo": "shac", "seed": 0, "updates": None, "log_every": None,
+               "checkpoint_every": None}
+    asked = {"env": env if isinstance(env, str) else "pendulum", "algo": algo, "seed": seed, "updates": updates,
+             "log_every": options.log_every, "checkpoint_every": options.checkpoint_every}
+    given = [name for name, value in asked.items() if value != unasked[name] and value != own[name]]
+    given += [name for name, value in settings.items() if name not in own or value != own[name]]
+    given += ["overwrite"] if options.overwrite else []
     if given:
         raise ConfigError(f"resume=True continues a run with its own settings, so drop {', '.join(given)}")

@@ -1,7 +1,7 @@
 """A training run's directory and its options.
 
     runs/NAME/
-      config.json        the TrainConfig (``checkpoint.write_config``)
+      config.json        the run's config (``checkpoint.write_config``)
       run.json           the seed, the chunk and checkpoint cadence, and the environment's sizes
       checkpoints/       orbax, one directory per saved update
       metrics.jsonl      one row per update (``metrics_log``)

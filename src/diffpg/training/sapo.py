@@ -34,7 +34,7 @@ critics (clipped double V); and α = exp(log α) takes one Adam step on
 so α falls while the policy is more random than Ĥ and rises when it is less
 (SAC's rule, Haarnoja et al. 2018b).
 
-Each design choice is a ``sapo_*`` field of ``TrainConfig`` (the one source
+Each design choice is a ``sapo_*`` field of ``config.Sapo`` (the one source
 of SAPO's defaults), so it can be switched off: the entropy in the actor
 objective, the soft critic targets, the twin critics and the automatic
 temperature (off: α stays at its initial value). With all of them off the
@@ -140,10 +140,10 @@ def target_entropy(cfg, action_size: int) -> float:
     return cfg.sapo_target_entropy * action_size
 
 
-def temperature_optimizer(cfg) -> optax.GradientTransformation:
+def temperature_optimizer(config) -> optax.GradientTransformation:
     """Adam on log α (β = (0.7, 0.95), as mineral), its gradient clipped like the other optimizers'."""
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm),
-                       optax.adam(cfg.sapo_temperature_lr, b1=0.7, b2=0.95))
+    return optax.chain(optax.clip_by_global_norm(config.optimizer.max_grad_norm),
+                       optax.adam(config.sapo.sapo_temperature_lr, b1=0.7, b2=0.95))
 
 
 def temperature_loss(log_alpha, entropy, target_entropy: float, weight=None, scale: float = 1.0):
@@ -175,19 +175,20 @@ def temperature_update(optimizer: optax.GradientTransformation, log_alpha, opt_s
 # ---------------------------------------------------------------- the trainer's update
 
 
-def init_learners(key, cfg, net, critic_optimizer, observation_size: int):
-    """(critics, their optimizer state, temperature): one or two critics stacked on a leading axis, and
-    the temperature as {"log_alpha", "opt_state"}."""
+def init_learners(key, config, net, critic_optimizer, observation_size: int):
+    """(critics, their optimizer state, temperature) of a SapoConfig: one or two critics stacked on a leading
+    axis, and the temperature as {"log_alpha", "opt_state"}."""
+    cfg = config.sapo
     count = 2 if cfg.sapo_twin_critics else 1
     critics = jax.vmap(lambda k: net.init(k, jnp.zeros((observation_size,))))(jax.random.split(key, count))
     log_alpha = jnp.log(jnp.asarray(cfg.sapo_init_temperature, jnp.float32))
-    temperature = {"log_alpha": log_alpha, "opt_state": temperature_optimizer(cfg).init(log_alpha)}
+    temperature = {"log_alpha": log_alpha, "opt_state": temperature_optimizer(config).init(log_alpha)}
     return critics, jax.vmap(critic_optimizer.init)(critics), temperature
 
 
 def update(parts, key, state, poison):
     """One SAPO update: (learner fields, window, metrics, finite)."""
-    cfg, env, policy, net = parts.config, parts.env, parts.policy, parts.critic_net
+    cfg, env, policy, net = parts.config.sapo, parts.env, parts.policy, parts.critic_net
     k_window, k_fit = jax.random.split(key)
     acting = Acting(policy, state.obs_stats, True)
     alpha = jnp.exp(state.temperature["log_alpha"])
@@ -198,7 +199,7 @@ def update(parts, key, state, poison):
     per_step = lambda f: jax.vmap(jax.vmap(f))  # noqa: E731  over [N, T]
 
     def loss(params):
-        window = run_window(k_window, env, acting, params, state.env_state, cfg.window)
+        window = run_window(k_window, env, acting, params, state.env_state, parts.config.budget.window)
         reward = window.traj.reward * cfg.reward_scale
         obs = normalize(state.obs_stats, window.traj.obs)
         entropy = -per_step(lambda o, a: policy.log_prob(params, o, a))(obs, window.traj.action)
@@ -229,7 +230,7 @@ def update(parts, key, state, poison):
     temperature, temperature_ok = state.temperature, jnp.array(True)
     if cfg.sapo_auto_temperature:
         log_alpha, alpha_opt_state, _, temperature_ok = temperature_update(
-            temperature_optimizer(cfg), temperature["log_alpha"], temperature["opt_state"], entropy,
+            temperature_optimizer(parts.config), temperature["log_alpha"], temperature["opt_state"], entropy,
             target_entropy(cfg, env.action_size), window.alive)
         temperature = {"log_alpha": log_alpha, "opt_state": alpha_opt_state}
     metrics = {"grad_norm": optax.tree.norm(grads), "actor_loss": actor_loss, "critic_loss": critic_loss.mean(),

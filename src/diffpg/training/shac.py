@@ -55,11 +55,11 @@ def soft_update(target, critic, alpha: float):
 
 def update(parts, key, state, poison):
     """One SHAC update: (learner fields, window, metrics, finite)."""
-    cfg, env, policy, net = parts.config, parts.env, parts.policy, parts.critic_net
+    cfg, env, policy, net = parts.config.shac, parts.env, parts.policy, parts.critic_net
     k_window, k_fit = jax.random.split(key)
     acting = Acting(policy, state.obs_stats, cfg.stochastic)
     values = jax.vmap(jax.vmap(lambda o: critic_lib.value(net, state.target_critic, normalize(state.obs_stats, o))))
-    steps = cfg.window
+    steps = parts.config.budget.window
 
     def loss(params):
         window = run_window(k_window, env, acting, params, state.env_state, steps)

@@ -104,15 +104,17 @@ class Trainer:
 
 def _optimizer_steps(cfg: TrainConfig) -> tuple[int, int]:
     """Optimizer steps per update for (policy, critic); the learning rates decay over all of them."""
+    own = cfg.own
     if cfg.algo == "ppo":
-        return (cfg.ppo_epochs * cfg.ppo_minibatches,) * 2
-    return 1, cfg.critic_epochs * cfg.critic_minibatches
+        return (own.ppo_epochs * own.ppo_minibatches,) * 2
+    return 1, getattr(own, "critic_epochs", 1) * getattr(own, "critic_minibatches", 1)
 
 
 def action_scale(cfg: TrainConfig, env):
     """c in the policy's a = c · tanh(u): the config's ``action_scale``, else the env's ``action_bound``;
     None when neither says (the trainer then squashes to ±1, with a warning)."""
-    return cfg.action_scale if cfg.action_scale is not None else getattr(env, "action_bound", None)
+    scale = cfg.policy.action_scale
+    return scale if scale is not None else getattr(env, "action_bound", None)
 
 
 def build_policy(cfg: TrainConfig, env, policy=None):
@@ -128,21 +130,21 @@ def build_policy(cfg: TrainConfig, env, policy=None):
     with ``stochastic=False``) it calls ``mode``, or, for a policy without one, ``sample`` with a fixed
     key: a deterministic policy's action, a stochastic one's single draw of its noise (with a warning).
     """
-    if policy is None and cfg.policy is not None:
-        policy = settings.build_policy(cfg.policy)
+    if policy is None and cfg.policy.spec is not None:
+        policy = settings.build_policy(cfg.policy.spec)
     if policy is None:
         scale = action_scale(cfg, env)
         if scale is None:
             scale = 1.0
-            if cfg.squash:
+            if cfg.policy.squash:
                 warnings.warn(f"the environment {env_name(env)} declares no action_bound, so the policy's actions "
                               "are squashed into [-1, 1]; give the environment an action_bound, or set action_scale",
                               UserWarning, stacklevel=3)
-        return GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
-                           squash=cfg.squash, action_scale=float(scale))
+        return GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.policy.hidden),
+                           init_std=cfg.policy.init_std, squash=cfg.policy.squash, action_scale=float(scale))
     check_policy(policy, env, needs_log_prob=cfg.algo in ("sapo", "reinforce", "ppo"),
                  estimator=f"training with algo {cfg.algo!r}")
-    if cfg.bound_penalty and not isinstance(policy, GaussianMLP):
+    if getattr(cfg.own, "bound_penalty", 0.0) and not isinstance(policy, GaussianMLP):
         raise ConfigError(f"bound_penalty acts on the built-in policy's pre-squash mean, and "
                           f"{type(policy).__name__} is another policy; set bound_penalty=0")
     if not callable(getattr(policy, "mode", None)):
@@ -157,18 +159,18 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
     """Validate ``config`` and build its Trainer.
 
     Args:
-      config: the settings (``defaults(env, algo)``, changed with ``dataclasses.replace``).
+      config: the settings (``defaults(env, algo)``, changed with ``config.replace(name=value)``); checked here.
       env: an environment object to train on instead of ``diffpg.make(config.env)``.
       policy: any object of the Policy protocol to train instead of the one ``config`` describes (the
-        built-in tanh-Gaussian MLP, or the user's policy ``config.policy`` names). See ``build_policy``
+        built-in tanh-Gaussian MLP, or the user's policy ``config.policy.spec`` names). See ``build_policy``
         for what the trainer does around a user's policy.
       estimator: for ``algo="ascent"``, a factory with the estimators' signature
         ``factory(env, policy, *, horizon, num_envs, discount) -> estimate`` (your own, or one of
-        ``diffpg.estimators`` with options bound by ``functools.partial``) instead of ``config.estimator``.
+        ``diffpg.estimators`` with options bound by ``functools.partial``) instead of ``config.ascent.estimator``.
       optimizer: an optax ``GradientTransformation`` for the policy instead of clipped Adam.
     """
     cfg = check(config)
-    check_divisible(cfg.num_envs)  # the environments are laid over every device (diffpg.sharding)
+    check_divisible(cfg.budget.num_envs)  # the environments are laid over every device (diffpg.sharding)
     if estimator is not None and cfg.algo != "ascent":
         raise ConfigError(f"an estimator is followed by algo='ascent' only; {cfg.algo} computes its own gradient")
     env = build_env(cfg.env) if env is None else env
@@ -176,27 +178,28 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
     if cfg.algo in ("apg", "shac", "sapo"):
         require_gradient(env, cfg.algo)
     policy = build_policy(cfg, env, policy)
+    own, budget, opt = cfg.own, cfg.budget, cfg.optimizer
     has_critic = cfg.algo not in ("apg", "ascent")
-    critic_net = value_network(cfg.critic_hidden, cfg.critic_activation) if has_critic else None
+    critic_net = value_network(own.critic_hidden, own.critic_activation) if has_critic else None
     actor_steps, critic_steps = _optimizer_steps(cfg)
-    common = dict(max_grad_norm=cfg.max_grad_norm, b1=cfg.adam_b1, b2=cfg.adam_b2)
+    common = dict(max_grad_norm=opt.max_grad_norm, b1=opt.adam_b1, b2=opt.adam_b2)
     actor_opt = optimizer or make_optimizer(
-        cfg.actor_lr, decay_steps=cfg.num_updates * actor_steps if cfg.lr_decay else None, **common)
-    critic_opt = make_optimizer(cfg.critic_lr, decay_steps=cfg.num_updates * critic_steps if cfg.lr_decay else None,
-                                **common)
+        opt.actor_lr, decay_steps=budget.num_updates * actor_steps if opt.lr_decay else None, **common)
+    critic_opt = make_optimizer(own.critic_lr, decay_steps=budget.num_updates * critic_steps if opt.lr_decay
+                                else None, **common) if has_critic else None
     estimate = None
     if cfg.algo == "ascent":
-        factory = estimator or getattr(estimators, cfg.estimator)
-        estimate = factory(env, policy, horizon=cfg.window, num_envs=cfg.num_envs, discount=cfg.discount)
+        factory = estimator or getattr(estimators, own.estimator)
+        estimate = factory(env, policy, horizon=budget.window, num_envs=budget.num_envs, discount=own.discount)
     parts = Parts(cfg, env, policy, critic_net, actor_opt, critic_opt, estimate)
     algorithm = ALGORITHMS[cfg.algo]
     nan_at = jnp.asarray(cfg.debug_nan_at, jnp.int32)
-    every, eval_horizon = cfg.evaluations_every, getattr(env, "max_steps", None) or cfg.window
+    every, eval_horizon = cfg.evaluations_every, getattr(env, "max_steps", None) or budget.window
 
     def init(key) -> TrainState:
         k_policy, k_critic, k_env, key = jax.random.split(key, 4)
         params = policy.init(k_policy, env.observation_size)
-        env_state = jax.vmap(env.reset)(jax.random.split(k_env, cfg.num_envs))
+        env_state = jax.vmap(env.reset)(jax.random.split(k_env, budget.num_envs))
         critic = target = critic_opt_state = None
         if has_critic:
             critic = critic_net.init(k_critic, jnp.zeros((env.observation_size,)))
@@ -210,8 +213,8 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
         zero = jnp.zeros((), jnp.int32)
         state = TrainState(
             params=params, opt_state=actor_opt.init(params), critic=critic, critic_opt_state=critic_opt_state,
-            target_critic=target, obs_stats=normalizer.init(env.observation_size) if cfg.obs_norm else None,
-            env_state=env_state, episode_acc=jnp.zeros((cfg.num_envs,)), last_episode_return=jnp.array(jnp.nan),
+            target_critic=target, obs_stats=normalizer.init(env.observation_size) if cfg.policy.obs_norm else None,
+            env_state=env_state, episode_acc=jnp.zeros((budget.num_envs,)), last_episode_return=jnp.array(jnp.nan),
             key=key, update=zero, env_steps=zero, skipped=zero, bad_streak=zero, temperature=temperature)
         # Strong dtypes throughout, so the state that run() returns has the same types as this one
         # (a weakly typed leaf would make the second call of run() compile again).
@@ -227,7 +230,7 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
         key, k_algo, k_reset = jax.random.split(state.key, 3)
         state = state._replace(env_state=shard_batch(state.env_state), episode_acc=shard_batch(state.episode_acc))
         fields, window, metrics, finite = algorithm(parts, k_algo, state, poison_for(state.update))
-        if window is not None and cfg.obs_norm:  # observations after an episode's end are not counted
+        if window is not None and cfg.policy.obs_norm:  # observations after an episode's end are not counted
             fields["obs_stats"] = normalizer.update(state.obs_stats, window.traj.obs, window.alive)
         # A skipped update learns nothing: every learned quantity stays as it was.
         fields = {name: jax.tree.map(lambda new, old: jnp.where(finite, new, old), value, getattr(state, name))
@@ -236,7 +239,7 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
         if window is None:  # ascent: the estimator rolled its own episodes and reported their return
             steps, extra = metrics.pop("env_steps_taken"), {}
         else:
-            steps = cfg.steps_per_update
+            steps = budget.steps_per_update
             fields, extra = book_episodes(k_reset, fields, state, window)
         state = state._replace(**fields, key=key, update=state.update + 1, env_steps=state.env_steps + steps,
                                skipped=state.skipped + bad, bad_streak=(state.bad_streak + 1) * bad)
@@ -253,7 +256,7 @@ def make_trainer(config: TrainConfig, env=None, *, policy=None, estimator: Calla
 
         def returns():
             episodes = episode_returns(jax.random.key(EVAL_SEED), env, policy, state.params, state.obs_stats,
-                                       cfg.eval_episodes, eval_horizon)
+                                       cfg.evaluation.eval_episodes, eval_horizon)
             return episodes.mean().astype(jnp.float32)
 
         return jax.lax.cond(state.update % every == 0, returns, lambda: nan)
@@ -294,6 +297,6 @@ def make_train(config: TrainConfig, env=None) -> Callable[[jax.Array], tuple[Tra
 
     def train(key):
         return jax.lax.scan(lambda s, _: trainer.update(s), trainer.initial_state(key), None,
-                            length=trainer.config.num_updates)
+                            length=trainer.config.budget.num_updates)
 
     return train
