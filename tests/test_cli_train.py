@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -25,8 +26,8 @@ from diffpg.errors import CheckpointError, ShapeError
 from diffpg.training import make_trainer
 from diffpg.training.checkpoint import Checkpoints, read_config, restore_latest
 
-# --set comes last so that a test can append more KEY=VALUE items
-TINY = ["--no-compile-cache", "--env", "pendulum", "--algo", "apg", "--set", "num_envs=2", "window=4", "hidden=[8]"]
+TINY = ["--no-compile-cache", "--env", "pendulum", "--algo", "apg", "--budget.num-envs", "2", "--budget.window", "4",
+        "--policy.hidden", "8"]
 
 
 def train(*args) -> int:
@@ -46,7 +47,7 @@ def rows_of(run_dir):
 def run_dir(tmp_path_factory):
     """One finished tiny run: 12 updates, a NaN injected at update 4 (0-based 3), checkpoints every 4."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    status = train("--out", out, *TINY, "debug_nan_at=[3]", "--updates", 12, "--log-every", 2,
+    status = train("--out", out, *TINY, "--debug-nan-at", 3, "--updates", 12, "--log-every", 2,
                    "--checkpoint-every", 4, "--seed", 3)
     assert status == 0
     return out
@@ -70,10 +71,10 @@ def error_line(capsys) -> str:
     (["--updates", "0"], "--updates must be a positive integer"),
     (["--checkpoint-every", "0"], "--checkpoint-every must be a positive integer"),
     (["--seed", "-1"], "--seed must be a non-negative integer"),
-    (["--set", "colour=red"], "no such setting"),
-    (["--set", "num_envs"], "--set expects KEY=VALUE"),
-    (["--set", "num_envs=-4"], "num_envs must be a positive integer"),
-    (["--set", "num_updates=4"], "pass it as --updates"),
+    (["--budget.num-envs", "-4"], "--budget.num-envs must be a positive integer"),
+    (["--algo", "apg", "--apg.discount", "1.5"], "--apg.discount must lie in (0.0, 1.0]"),
+    (["ppo", "--ppo.ppo-minibatches", "3"], "--ppo.ppo-minibatches=3 must divide num_envs * window = 800"),
+    (["--algo", "ppo", "--ppo.ppo-minibatches", "3"], "--ppo.ppo-minibatches=3 must divide num_envs * window"),
 ])
 def test_invalid_settings_exit_2_and_create_nothing(tmp_path, capsys, args, phrase):
     out = tmp_path / "new"
@@ -161,7 +162,7 @@ def test_metrics_rows_one_per_update(run_dir):
     rows = rows_of(run_dir)
     config = read_config(run_dir)
     assert [r["update"] for r in rows] == list(range(1, 13))
-    assert [r["env_steps"] for r in rows] == [u * config.num_envs * config.window for u in range(1, 13)]
+    assert [r["env_steps"] for r in rows] == [u * config.budget.steps_per_update for u in range(1, 13)]
     walls = [r["wall_s"] for r in rows]
     assert all(w > 0 for w in walls) and walls == sorted(walls)
     for r in rows:
@@ -178,7 +179,7 @@ def test_run_dir_layout_config_and_checkpoints(run_dir):
                                                               "keep": 3, "observation_size": 3, "action_size": 1,
                                                               "action_scale": 2.0}
     config = read_config(run_dir)
-    assert (config.algo, config.env, config.num_updates, config.num_envs, config.hidden) == \
+    assert (config.algo, config.env, config.budget.num_updates, config.budget.num_envs, config.policy.hidden) == \
         ("apg", "pendulum", 12, 2, (8,))
     with Checkpoints(run_dir, create=False) as checkpoints:
         # update 4 was skipped (NaN), so the state after it is not saved: a checkpoint is always a good state
@@ -250,7 +251,7 @@ def test_resumed_logs_replace_what_came_after_the_checkpoint(tmp_path):
 
 
 def test_same_seed_same_run_other_seed_other_run(tmp_path, run_dir, bits):
-    args = [*TINY, "debug_nan_at=[3]", "--updates", 12, "--log-every", 2, "--checkpoint-every", 4]
+    args = [*TINY, "--debug-nan-at", 3, "--updates", 12, "--log-every", 2, "--checkpoint-every", 4]
     assert train("--out", tmp_path / "again", *args, "--seed", 3) == 0
     assert train("--out", tmp_path / "other", *args, "--seed", 4) == 0
     assert bits(final_state(tmp_path / "again")[1]) == bits(final_state(run_dir)[1])
@@ -265,7 +266,7 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path, run_dir, bits):
 def test_nan_guard_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "nan"
     # updates 6, 7, 8 (0-based 5, 6, 7) get a NaN gradient; more than 2 in a row stops the run at update 8
-    status = train("--out", out, *TINY, "debug_nan_at=[5,6,7]", "max_bad_updates=2", "--updates", 20,
+    status = train("--out", out, *TINY, "--debug-nan-at", 5, 6, 7, "--max-bad-updates", 2, "--updates", 20,
                    "--log-every", 1, "--checkpoint-every", 2)
     assert status == 1
     err = capsys.readouterr().err
@@ -290,8 +291,9 @@ def cli(*args):
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["shac", "sapo"])  # sapo: its twin critics and temperature in the checkpoint
 def test_resume_after_kill_9_is_bit_identical(tmp_path, bits, kill_at_checkpoint, algo):
-    settings = ["--env", "pendulum", "--algo", algo, "--set", "num_envs=2", "window=4", "hidden=[8]",
-                "critic_hidden=[8]", "critic_epochs=1", "critic_minibatches=1", "--updates", 1000,
+    settings = ["--env", "pendulum", "--algo", algo, "--budget.num-envs", 2, "--budget.window", 4, "--policy.hidden", 8,
+                f"--{algo}.critic-hidden", 8, f"--{algo}.critic-epochs", 1, f"--{algo}.critic-minibatches", 1,
+                "--updates", 1000,
                 "--log-every", 1, "--checkpoint-every", 100, "--seed", 5]
     # one update per jitted call keeps the run going for a few seconds after its checkpoint 200, time to kill it
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the first run fills it, the others hit it
@@ -387,15 +389,16 @@ def test_missing_or_corrupt_run_gets_one_sentence(tmp_path, capsys, run_dir, ass
 
 
 def test_ascent_trains_with_the_estimator_named_on_the_command_line(tmp_path, capsys):
-    # diffpg train --algo ascent --set estimator=zeroth_order: that estimator's own env-step count (2 N T) is logged
+    # diffpg train --algo ascent --ascent.estimator zeroth_order: that estimator's own env-step count (2 N T) is logged
     out = tmp_path / "ascent"
     args = [a if a != "apg" else "ascent" for a in TINY]
-    assert train("--out", out, *args, "estimator=zeroth_order", "--updates", 2, "--no-plot", "--no-tensorboard") == 0
+    assert train("--out", out, *args, "--ascent.estimator", "zeroth_order", "--updates", 2, "--no-plot",
+                 "--no-tensorboard") == 0
     rows = rows_of(out)
     assert [row["env_steps"] for row in rows] == [16, 32]
     assert all(np.isfinite(row["return"]) and np.isfinite(row["grad_norm"]) for row in rows)
-    assert read_config(out).estimator == "zeroth_order"
-    assert train("--out", tmp_path / "bad", *args, "estimator=magic") == 2
+    assert read_config(out).ascent.estimator == "zeroth_order"
+    assert train("--out", tmp_path / "bad", *args, "--ascent.estimator", "magic") == 2
     assert "unknown estimator 'magic'" in capsys.readouterr().err
 
 
@@ -410,12 +413,22 @@ def test_each_algorithm_lists_its_own_settings_with_their_docstrings(capsys):
     for flag in ("--shac.target-alpha", "--shac.critic-epochs", "--budget.num-updates", "--optimizer.actor-lr",
                  "--policy.hidden", "--evaluation.eval-every", "--out", "--seed"):
         assert flag in out, flag
-    assert "SHAC's target critic moves as target = alpha * target" in out
+    assert "The target critic moves as target = alpha * target" in out
     assert "(default: 2000)" in out  # defaults("pendulum", "shac"), the measured settings
-    assert "debug-nan-at" not in out and "fast-compile" not in out and "ppo-epochs" not in out
+    assert "ppo-epochs" not in out and "--apg." not in out and "--set" not in out
 
 
-def test_typed_flags_and_the_deprecated_set_give_the_same_run(tmp_path, bits):
+def test_unknown_flags_and_values_of_the_wrong_type_exit_2(tmp_path, capsys):
+    for args in (["--colour", "red"], ["shac", "--ppo.clip-eps", "0.1"], ["--budget.num-envs", "many"],
+                 ["--set", "num_envs=2"]):
+        with pytest.raises(SystemExit) as exit_:
+            train("--out", tmp_path / "new", *args)
+        assert exit_.value.code == 2
+        assert "Traceback" not in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_subcommand_and_the_algo_flag_take_the_same_flags(tmp_path, bits):
     common = ["--no-compile-cache", "--no-plot", "--no-tensorboard", "--log-every", 2]
     assert train("apg", "--out", tmp_path / "typed", "--budget.num-updates", 4, "--budget.num-envs", 2,
                  "--budget.window", 4, "--policy.hidden", 8, *common) == 0
@@ -429,9 +442,9 @@ def test_sapo_trains_from_its_subcommand_with_its_temperature_in_the_checkpoint(
     assert train("sapo", "--env", "pendulum", "--out", tmp_path / "typed", "--budget.num-updates", 4,
                  "--budget.num-envs", 2, "--budget.window", 4, "--policy.hidden", 8, "--sapo.critic-hidden", 8,
                  "--sapo.critic-minibatches", 1, "--evaluation.eval-every", 2, *common) == 0
-    assert train("--out", tmp_path / "set", "--no-compile-cache", "--env", "pendulum", "--algo", "sapo", "--set",
-                 "num_envs=2", "window=4", "hidden=[8]", "critic_hidden=[8]", "critic_minibatches=1", "eval_every=2",
-                 "--updates", 4, *common) == 0
+    assert train("--out", tmp_path / "set", "--no-compile-cache", "--env", "pendulum", "--algo", "sapo",
+                 "--budget.num-envs", 2, "--budget.window", 4, "--policy.hidden", 8, "--sapo.critic-hidden", 8,
+                 "--sapo.critic-minibatches", 1, "--evaluation.eval-every", 2, "--updates", 4, *common) == 0
     assert read_config(tmp_path / "typed") == read_config(tmp_path / "set")
     update, state = final_state(tmp_path / "typed")
     assert update == 4 and bits(state) == bits(final_state(tmp_path / "set")[1])
@@ -445,8 +458,9 @@ def test_sapo_trains_from_its_subcommand_with_its_temperature_in_the_checkpoint(
 
 
 def test_a_run_directory_of_the_previous_format_resumes(tmp_path, bits):
-    """Before eval_every, eval_episodes and the env's sizes were recorded, config.json and run.json lacked
-    them; such a run, killed after its checkpoint 4, resumes and ends as the run of today does."""
+    """Before issue 22 config.json was one flat dict, and before eval_every, eval_episodes, policy and the
+    env's sizes were recorded, config.json and run.json lacked them; such a run, killed after its checkpoint
+    4, resumes and ends as the run of today does."""
     args = [*TINY, "--updates", 8, "--log-every", 4, "--checkpoint-every", 4, "--no-plot", "--no-tensorboard"]
     assert train("--out", tmp_path / "whole", *args) == 0
     old = tmp_path / "old"
@@ -454,9 +468,42 @@ def test_a_run_directory_of_the_previous_format_resumes(tmp_path, bits):
 
     shutil.copytree(tmp_path / "whole", old)
     shutil.rmtree(old / "checkpoints" / "8")
-    for name, dropped in (("config.json", ("eval_every", "eval_episodes")),
-                          ("run.json", ("observation_size", "action_size"))):
-        record = json.loads((old / name).read_text())
-        (old / name).write_text(json.dumps({k: v for k, v in record.items() if k not in dropped}, indent=1))
+    nested = json.loads((old / "config.json").read_text())
+    flat = {k: v for part in nested.values() if isinstance(part, dict) for k, v in part.items()}
+    flat.update({k: v for k, v in nested.items() if not isinstance(v, dict)})
+    assert "budget" in nested and flat["num_envs"] == 2 and flat.pop("spec") is None
+    (old / "config.json").write_text(json.dumps({k: v for k, v in flat.items()
+                                                 if k not in ("eval_every", "eval_episodes")}, indent=1))
+    record = json.loads((old / "run.json").read_text())
+    (old / "run.json").write_text(json.dumps({k: v for k, v in record.items()
+                                              if k not in ("observation_size", "action_size")}, indent=1))
     assert train("--resume", old) == 0
     assert bits(final_state(old)[1]) == bits(final_state(tmp_path / "whole")[1])
+
+
+def test_one_diffpg_train_builds_and_checks_its_config_once(tmp_path, monkeypatch):
+    """The command parses its flags onto ``defaults(env, algo)`` and calls ``diffpg.train`` once with that
+    config, which ``make_trainer`` checks: one ``defaults`` and one ``check`` per run, new or resumed."""
+    from diffpg.cli import train as command
+    from diffpg.training import config as config_module
+
+    calls = {"defaults": 0, "check": 0}
+    defaults, check = config_module.defaults, config_module.Config.check
+
+    def counted_defaults(*args, **kwargs):
+        calls["defaults"] += 1
+        return defaults(*args, **kwargs)
+
+    def counted_check(self):
+        calls["check"] += 1
+        return check(self)
+
+    monkeypatch.setattr(command, "defaults", counted_defaults)
+    monkeypatch.setattr(config_module, "defaults", counted_defaults)
+    monkeypatch.setattr(config_module.Config, "check", counted_check)
+    out = tmp_path / "once"
+    assert train("--out", out, *TINY, "--updates", 2, "--checkpoint-every", 1, "--no-plot", "--no-tensorboard") == 0
+    assert calls == {"defaults": 1, "check": 1}
+    shutil.rmtree(out / "checkpoints" / "2")
+    assert train("--resume", out, "--no-compile-cache", "--no-plot", "--no-tensorboard") == 0
+    assert calls == {"defaults": 2, "check": 2}  # the resumed run: its parse's defaults, and its own config's check

@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"unknown command {name!r}; choose one of {', '.join(COMMANDS)}")
 
     module = importlib.import_module(f"diffpg.cli.{name}")
-    if hasattr(module, "parse"):  # a command with forms of its own (diffpg train ALGO)
-        config = module.parse(rest, f"diffpg {name}", COMMANDS[name])
-    else:
-        config = tyro.cli(module.Config, prog=f"diffpg {name}", args=rest, description=COMMANDS[name])
     try:
+        if hasattr(module, "parse"):  # a command with forms of its own (diffpg train ALGO)
+            config = module.parse(rest, f"diffpg {name}", COMMANDS[name])
+        else:
+            config = tyro.cli(module.Config, prog=f"diffpg {name}", args=rest, description=COMMANDS[name])
         return int(module.run(config))
     except DiffpgError as error:
         return fail(str(error))

@@ -2,21 +2,24 @@
 
     diffpg train --env pendulum --algo shac --out runs/NAME [--seed N] [--updates N]
     diffpg train shac --env pendulum --out runs/NAME --budget.num-updates 500 --shac.target-alpha 0.3
+    diffpg train --env pendulum --algo shac --out runs/NAME --budget.num-envs 32   # the same flags
     diffpg train shac --help                                # every SHAC setting, with its docstring
     diffpg train --env my_envs:make_env --out runs/NAME     # your own environment, as MODULE:ATTR
     diffpg train --resume runs/NAME
     diffpg train ... --coordinator HOST:PORT --num-processes N --process-id I   # one of N processes
     srun diffpg train ... --distributed                     # the same, under Slurm (or mpirun)
 
-``diffpg train ALGO`` takes that algorithm's own config (``training.algo_config``) as typed flags, its
-defaults those of ``defaults(env, algo)``. ``--set KEY=JSON`` still sets any TrainConfig field by name, for
-existing scripts; it is deprecated.
+Parsing (``parse``) is tyro's, in three small steps: ``--env`` and ``--algo`` (``Pick``, unknown flags
+returned), then the subcommand over the union of the algorithms (``diffpg train ALGO``), then the command
+of that algorithm, ``Command[ShacConfig]``: the run's flags (``Run``) and every field of the algorithm's
+config (``training.config``) as a typed flag (``--budget.num-envs``, ``--shac.target-alpha``), its
+defaults those of ``defaults(env, algo)``. Both forms, ``diffpg train ALGO`` and ``--algo ALGO``, take the
+same flags.
 
-The run itself is the library's (``diffpg.training.run``): this module turns
-the flags into its arguments, turns on JAX's persistent compilation cache
-(``compile_cache``), passes a ``report.LiveReport`` to show the run, says the
-library's errors in its flags (``in_flags``) and prints the outcome. A killed run continues with ``--resume`` from its
-newest checkpoint and ends with the parameters it would have had
+The run itself is the library's: this module calls ``diffpg.train`` once with the parsed config, turns
+on JAX's persistent compilation cache (``compile_cache``), passes a ``report.LiveReport`` to show the
+run, says the library's errors in its flags (``in_flags``) and prints the outcome. A killed run continues
+with ``--resume`` from its newest checkpoint and ends with the parameters it would have had
 uninterrupted; a run of ``MODULE:ATTR`` imports its environment again.
 
 With ``--coordinator``, ``--num-processes`` and ``--process-id`` (or ``--distributed`` under Slurm or Open
@@ -31,12 +34,11 @@ compiled.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar, Union
 
 import tyro
 from rich.console import Console
@@ -45,8 +47,7 @@ from ..errors import ConfigError
 from ..report.live import LiveReport
 from ..report.tensorboard import tensorboardx
 from ..training import processes
-from ..training.algo_config import config_class, flat, nested, subset
-from ..training.config import ALGOS, defaults
+from ..training.config import ALGOS, CONFIGS, Config, config_class, defaults
 from ..training.run import train
 from ..training.run_dir import RunOptions
 from ..training.timings import Timings
@@ -54,21 +55,24 @@ from . import compile_cache, multiprocess
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Pick:
+    """The first step of the parse: what the defaults depend on."""
+
+    env: str | None = None
+    algo: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """The run's directory and how it is driven and recorded (none of it changes what is learned, but the seed)."""
+
     out: Path | None = None
     """New run directory to create (runs/NAME); required unless --resume."""
-    env: str | None = None
-    """Environment (default pendulum): a built-in name (pendulum, cartpole_swingup, lqr, ...), or your own as
-    MODULE:ATTR (an env object, its class, or a zero-argument factory; MODULE may be a path to a .py file)."""
-    algo: str | None = None
-    """Algorithm (default shac): apg, shac, sapo, reinforce, ppo, or ascent (any estimator: --set estimator=auto)."""
     seed: int | None = None
     """Random seed (default 0); the same seed and settings give the same run."""
     updates: int | None = None
-    """Number of policy updates (default: the environment's and algorithm's own default)."""
-    set: tuple[str, ...] = ()
-    """Deprecated (use diffpg train ALGO --help for typed flags): further TrainConfig settings as KEY=VALUE
-    (VALUE in JSON), e.g. --set num_envs=16 hidden=[32,32]."""
+    """Number of policy updates, the same as --budget.num-updates (default: the environment's and algorithm's
+    own)."""
     resume: Path | None = None
     """Continue the interrupted run in this directory from its newest checkpoint, with its own settings."""
     overwrite: bool = False
@@ -102,68 +106,95 @@ class Config:
     the process count and the process id (instead of --coordinator, --num-processes, --process-id)."""
 
 
-_RUN_FLAGS = ("out", "seed", "overwrite", "checkpoint_every", "keep", "log_every", "compile_cache", "plot",
-              "tensorboard", "timings", "set", "coordinator", "num_processes", "process_id", "distributed")
+C = TypeVar("C", bound=Config)
 
 
-def parse(args: list[str], prog: str, description: str):
-    """``Config`` for the flat form; for ``diffpg train ALGO ...`` the run's flags and ALGO's own config."""
-    if not args or args[0] not in ALGOS:
-        return tyro.cli(Config, prog=prog, args=args, description=description)
-    algo, rest = args[0], args[1:]
-    env = next((a.split("=", 1)[1] for a in rest if a.startswith("--env=")), None) or \
-        next((b for a, b in zip(rest, rest[1:]) if a == "--env"), "pendulum")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # said once, by the run itself
-        default = nested(defaults(env, algo))
-    flags = subset(Config, "Run", _RUN_FLAGS, "The run's directory and how it is driven and recorded.")
-    command = dataclasses.make_dataclass(f"Train{type(default).__name__}", [
-        ("run", Annotated[flags, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=flags)),
-        ("settings", Annotated[config_class(algo), tyro.conf.arg(name="")], dataclasses.field(default=default))],
-        frozen=True)
-    parsed = tyro.cli(command, prog=f"{prog} {algo}", args=rest, description=config_class(algo).__doc__)
-    settings = dataclasses.asdict(flat(parsed.settings))
-    env, updates = settings.pop("env"), settings.pop("num_updates")
-    for name in ("algo", "fast_compile", "debug_nan_at"):
-        settings.pop(name)
-    return Config(**{name: getattr(parsed.run, name) for name in _RUN_FLAGS}, env=env, algo=algo,
-                  updates=updates), settings
+@dataclasses.dataclass(frozen=True)
+class Command(Generic[C]):
+    """``diffpg train ALGO``: the run's flags and the algorithm's config."""
+
+    run: Annotated[Run, tyro.conf.OmitArgPrefixes]
+    config: Annotated[C, tyro.conf.arg(name="")]
+    env: Annotated[str | None, tyro.conf.Suppress] = None
+    """--env as given (None: not given), so that --resume can refuse it."""
+    algo: Annotated[str | None, tyro.conf.Suppress] = None
+    """--algo or the subcommand as given (None: neither)."""
+    changed: Annotated[tuple[str, ...], tyro.conf.Suppress] = ()
+    """The flags that changed a setting from its default, so that --resume can refuse them."""
+    notes: Annotated[tuple[str, ...], tyro.conf.Suppress] = ()
+    """What the defaults assumed (their warnings), said once the run starts."""
 
 
-def _parse_set(items) -> dict:
-    overrides = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(text)
-        except json.JSONDecodeError:
-            overrides[key] = text
-    return overrides
+SUBCOMMANDS = Union[tuple(Annotated[Pick, tyro.conf.subcommand(algo, default=Pick(algo=algo),
+                                                               description=CONFIGS[algo].__doc__)]
+                          for algo in ALGOS) + (Annotated[None, tyro.conf.subcommand("none")],)]
+"""The union the subcommand is parsed over: ``diffpg train ALGO``, each algorithm's config described; None
+(the default) where no subcommand is named."""
+ABOUT = ("{}. Algorithms, as --algo ALGO or as the subcommand diffpg train ALGO (--help for its own settings): "
+         + ", ".join(CONFIGS[algo].__doc__.split(":")[0] for algo in ALGOS) + ".")
 
 
-def _checked(config: Config, typed: dict) -> tuple[dict, RunOptions]:
-    """The settings (``typed`` from ``diffpg train ALGO``, then --set) and the run options, with the checks of
-    what only this command has (its flags' combinations); ``diffpg.train`` checks the rest, once."""
-    if config.seed is not None and (isinstance(config.seed, bool) or config.seed < 0):
-        raise ConfigError(f"--seed must be a non-negative integer, got {config.seed!r}")
-    if config.updates is not None and config.updates < 1:
-        raise ConfigError(f"--updates must be a positive integer, got {config.updates!r}")
-    multiprocess.check(config)
-    options = RunOptions(log_every=config.log_every, checkpoint_every=config.checkpoint_every, keep=config.keep,
-                         overwrite=config.overwrite)
-    overrides = {**typed, **_parse_set(config.set)}
-    if config.resume is not None:
-        given = [name for name in ("out", "env", "algo", "seed", "updates", "checkpoint_every", "log_every")
-                 if getattr(config, name) is not None] + (["set"] if config.set else []) \
-            + (["overwrite"] if config.overwrite else [])
+def parse(args: list[str], prog: str, description: str) -> Command:
+    """The command ``args`` say: the algorithm's config, from ``defaults(env, algo)`` and the flags given."""
+    pick, rest = tyro.cli(Pick, prog=prog, args=args, return_unknown_args=True, add_help=False)
+    chosen = pick.algo
+    if chosen is None:  # diffpg train ALGO ...
+        named, rest = tyro.cli(SUBCOMMANDS, prog=prog, args=rest, default=None, return_unknown_args=True,
+                               add_help=False)
+        chosen = None if named is None else named.algo
+    cls = config_class(chosen or "shac")  # one sentence for an unknown algorithm
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always", UserWarning)
+        default = defaults(pick.env or "pendulum", cls.algo)
+    command = tyro.cli(Command[cls], prog=f"{prog} {cls.algo}", args=rest, description=ABOUT.format(description),
+                       default=Command(Run(), default))
+    return dataclasses.replace(command, env=pick.env, algo=chosen, changed=_changed(command.config, default),
+                               notes=tuple(dict.fromkeys(str(n.message) for n in notes)))
+
+
+def _given(command: Command) -> list[str]:
+    """The flags of ``command`` that set something, named as on the command line."""
+    run = command.run
+    given = [name for name in ("out", "seed", "updates", "checkpoint_every", "log_every") if getattr(run, name)
+             is not None] + (["overwrite"] if run.overwrite else []) \
+        + [name for name in ("env", "algo") if getattr(command, name) is not None]
+    return [f"--{name.replace('_', '-')}" for name in given] + list(command.changed)
+
+
+def _changed(config: Config, default: Config) -> tuple[str, ...]:
+    """The flags of the settings of ``config`` that differ from ``default``'s."""
+    def value(c, name, part):
+        return getattr(getattr(c, part) if part else c, name)
+
+    return tuple(flag(type(config), name) for name, part in config.names().items()
+                 if value(config, name, part) != value(default, name, part))
+
+
+def flag(cls: type[Config], name: str) -> str:
+    """The command-line flag of the setting ``name`` of ``cls``: ``--budget.num-envs`` for ``num_envs``."""
+    part = cls.names().get(name)
+    return f"--{part + '.' if part else ''}{name.replace('_', '-')}"
+
+
+def _checked(command: Command) -> RunOptions:
+    """The run options, with the checks of what only this command has (its flags' combinations); the
+    library checks the config, once."""
+    run = command.run
+    if run.seed is not None and (isinstance(run.seed, bool) or run.seed < 0):
+        raise ConfigError(f"--seed must be a non-negative integer, got {run.seed!r}")
+    if run.updates is not None and run.updates < 1:
+        raise ConfigError(f"--updates must be a positive integer, got {run.updates!r}")
+    multiprocess.check(run)
+    options = RunOptions(log_every=run.log_every, checkpoint_every=run.checkpoint_every, keep=run.keep,
+                         overwrite=run.overwrite)
+    if run.resume is not None:
+        given = _given(command)
         if given:
-            raise ConfigError(f"--resume continues a run with its own settings, so drop --{', --'.join(given)}")
-        return overrides, dataclasses.replace(options, overwrite=False)
-    if config.out is None:
+            raise ConfigError(f"--resume continues a run with its own settings, so drop {', '.join(given)}")
+        return options
+    if run.out is None:
         raise ConfigError("pass --out runs/NAME for a new run, or --resume runs/NAME to continue one")
-    return overrides, options
+    return options
 
 
 FLAGS = (("resume=True", "--resume {run_dir}"), ("overwrite=True", "--overwrite"), ("run_dir", "--out"),
@@ -172,42 +203,43 @@ FLAGS = (("resume=True", "--resume {run_dir}"), ("overwrite=True", "--overwrite"
 """The library's words (``diffpg.train``'s keywords) and the flags that say the same on this command line."""
 
 
-def in_flags(message: str, run_dir) -> str:
-    """A library error's sentence with ``diffpg.train``'s keywords replaced by this command's flags."""
-    for python, flag in FLAGS:
-        message = re.sub(rf"(?<![\w-]){re.escape(python)}(?![\w])", flag.format(run_dir=run_dir), message)
-    return re.sub(r"^(keep|updates) must be", r"--\1 must be", message)
+def in_flags(message: str, run_dir, cls: type[Config]) -> str:
+    """A library error's sentence with ``diffpg.train``'s keywords replaced by this command's flags, and a
+    sentence that opens with a setting's name (``num_envs must be ...``) opened with its flag."""
+    for python, name in FLAGS:
+        message = re.sub(rf"(?<![\w-]){re.escape(python)}(?![\w])", name.format(run_dir=run_dir), message)
+    message = re.sub(r"^(keep|updates) must be", r"--\1 must be", message)
+    return re.sub(r"^(\w+)(?=( must|=))", lambda m: flag(cls, m[1]) if m[1] in cls.names() else m[1], message)
 
 
-def run(config) -> int:
-    config, typed = config if isinstance(config, tuple) else (config, {})
+def run(command: Command) -> int:
     try:
-        return _run(config, typed)
+        return _run(command)
     except ConfigError as error:
-        raise ConfigError(in_flags(str(error), config.resume or config.out)) from None
+        raise ConfigError(in_flags(str(error), command.run.resume or command.run.out, type(command.config))) from None
 
 
-def _run(config, typed) -> int:
-    overrides, options = _checked(config, typed)
-    multiprocess.join(config)  # before anything uses JAX
-    if config.compile_cache:
+def _run(command: Command) -> int:
+    flags, options = command.run, _checked(command)
+    multiprocess.join(flags)  # before anything uses JAX
+    if flags.compile_cache:
         compile_cache.enable()
-    run_dir = config.resume or config.out
+    run_dir = flags.resume or flags.out
     console, timings = Console(stderr=True, quiet=not processes.is_primary()), Timings()
-    if config.tensorboard:
+    if flags.tensorboard:
         tensorboardx(hide_torch=True)  # this process needs no torch: its import would cost seconds
-    watch = LiveReport(plot=config.plot, tensorboard=config.tensorboard, progress=True, console=console)
+    watch = LiveReport(plot=flags.plot, tensorboard=flags.tensorboard, progress=True, console=console)
+    config = command.config if flags.updates is None else command.config.replace(num_updates=flags.updates)
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always", UserWarning)
-        result = train(run_dir, env=config.env or "pendulum", algo=config.algo or "shac", seed=config.seed or 0,
-                       updates=config.updates, resume=config.resume is not None, options=options, watch=watch,
-                       timings=timings, **overrides)
-    if config.set:
-        console.print("diffpg: note: --set is deprecated; diffpg train ALGO --help lists every setting as a "
-                      "typed flag", style="yellow", highlight=False, soft_wrap=True)
-    for note in dict.fromkeys(str(n.message) for n in notes):  # what was assumed, once each
+        if flags.resume is not None:
+            result = train(run_dir, resume=True, options=options, watch=watch, timings=timings)
+        else:
+            result = train(run_dir, config=config, seed=flags.seed or 0, options=options, watch=watch,
+                           timings=timings)
+    for note in dict.fromkeys([*command.notes, *(str(n.message) for n in notes)]):  # what was assumed, once each
         console.print(f"diffpg: note: {note}", style="yellow", highlight=False, soft_wrap=True)
-    if config.timings:
+    if flags.timings:
         console.print(timings.table())
     if not processes.is_primary():  # process 0 tells what happened
         return 1 if result.stopped_at is not None else 0

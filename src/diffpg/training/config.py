@@ -24,9 +24,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Annotated, ClassVar, Union
-
-import tyro
+from typing import ClassVar, Union
 
 from ..errors import ConfigError
 from ..estimators import FACTORIES
@@ -330,7 +328,7 @@ class Ppo(Critic):
 
 @dataclass(frozen=True)
 class Ascent:
-    """Gradient ascent along any estimator's estimate (training/ascent.py, docs/algorithms.md)."""
+    """ascent's own settings (training/ascent.py, docs/algorithms.md)."""
 
     estimator: str = "pathwise"
     """The diffpg.estimators factory followed (pathwise, score_function, zeroth_order, alpha_order,
@@ -364,7 +362,7 @@ class Config:
     """A run stops once more than this many consecutive updates had a non-finite gradient."""
     fast_compile: bool = False
     """Compile init and run with XLA backend optimizations off: ~1.5x faster to compile, ~3x slower to run."""
-    debug_nan_at: tyro.conf.Suppress[tuple[int, ...]] = ()
+    debug_nan_at: tuple[int, ...] = ()
     """For tests: updates (0-based) whose policy gradient is replaced by NaN before the guard."""
 
     PARTS: ClassVar[tuple[str, ...]] = ("budget", "optimizer", "policy", "evaluation")
@@ -447,7 +445,7 @@ class SapoConfig(Config):
 
 @dataclass(frozen=True)
 class ReinforceConfig(Config):
-    """REINFORCE with a learned baseline (training/reinforce.py)."""
+    """REINFORCE: the score-function gradient with a learned baseline (training/reinforce.py)."""
 
     algo: ClassVar[str] = "reinforce"
     reinforce: Reinforce = field(default_factory=Reinforce)
@@ -463,7 +461,7 @@ class PpoConfig(Config):
 
 @dataclass(frozen=True)
 class AscentConfig(Config):
-    """Gradient ascent along any estimator of diffpg.estimators (training/ascent.py)."""
+    """ascent: gradient ascent along any estimator of diffpg.estimators (training/ascent.py)."""
 
     algo: ClassVar[str] = "ascent"
     ascent: Ascent = field(default_factory=Ascent)
