@@ -217,8 +217,8 @@ class SessionClock(Timings):
 
 def run_diffpg(algo, updates, threshold, clock) -> Result:
     config = diffpg.training.defaults("mjx_reacher", algo)
-    result = Result(f"diffpg {algo}", f"{config.num_envs} envs x {config.window}, {updates} updates, "
-                                      f"lr {config.actor_lr}")
+    result = Result(f"diffpg {algo}", f"{config.budget.num_envs} envs x {config.budget.window}, {updates} updates, "
+                                      f"lr {config.optimizer.actor_lr}")
     timings = SessionClock()
     clock.reset()
     with tempfile.TemporaryDirectory() as run_dir:

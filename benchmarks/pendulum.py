@@ -130,15 +130,15 @@ def run_ours(algo: str, config: Config, overrides: dict | None = None, label: st
     from diffpg.training import defaults, make_trainer
 
     overrides = overrides or {}
-    train_config = dataclasses.replace(defaults(env=config.env, algo=algo), **overrides)
+    train_config = defaults(env=config.env, algo=algo).replace(**overrides)
     clock = Stopwatch(judge(config))
     trainer = make_trainer(train_config)
     state = trainer.init(jax.random.key(config.seed))
     act = jax.jit(jax.vmap(trainer.act, in_axes=(None, 0)))
-    chunk = max(1, train_config.num_updates // 50)
+    chunk = max(1, train_config.budget.num_updates // 50)
     env_steps, mean, update = 0, -np.inf, 0
-    while update < train_config.num_updates:  # the defaults' budget, as `diffpg train` runs it
-        n = min(chunk, train_config.num_updates - update)
+    while update < train_config.budget.num_updates:  # the defaults' budget, as `diffpg train` runs it
+        n = min(chunk, train_config.budget.num_updates - update)
         state, metrics = trainer.run(state, n)
         update += n
         env_steps = int(np.asarray(metrics["env_steps"])[-1])

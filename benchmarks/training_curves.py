@@ -93,14 +93,14 @@ def curves(cfg: Config, env: str, estimator: str) -> dict:
     """All seeds of one (env, estimator): env steps [C+1], eval returns [seeds, C+1], skipped updates, CPU s."""
     s = settings(cfg, env)
     train = {k: v for k, v in s.items() if k != "seeds"}
-    config = dataclasses.replace(defaults(env, "ascent"), estimator=estimator, **train)
+    config = defaults(env, "ascent").replace(estimator=estimator, **train)
     cpu = time.process_time()
     trainer = make_trainer(config)
-    chunk = config.num_updates // cfg.checkpoints
+    chunk = config.budget.num_updates // cfg.checkpoints
     eval_key = jax.random.key(1_000_003)  # never used in training; the same starts at every checkpoint
 
     def score(state):
-        return evaluate(trainer, state, eval_key, cfg.episodes, horizon=config.window).mean()
+        return evaluate(trainer, state, eval_key, cfg.episodes, horizon=config.budget.window).mean()
 
     def curve(key):
         def block(state, _):
@@ -120,7 +120,7 @@ def curves(cfg: Config, env: str, estimator: str) -> dict:
     steps, returns, skipped = jax.block_until_ready(compiled(keys))
     run_cpu = time.process_time() - cpu
     steps, returns = np.asarray(steps), np.asarray(returns)
-    expected = config.num_envs * config.window * chunk * np.arange(cfg.checkpoints + 1)
+    expected = config.budget.steps_per_update * chunk * np.arange(cfg.checkpoints + 1)
     if not (steps == expected).all():
         raise SystemExit(f"{estimator} on {env} took env steps {steps[0].tolist()}, not {expected.tolist()}")
     return {"steps": steps[0], "returns": returns, "skipped": int(np.asarray(skipped).sum()),

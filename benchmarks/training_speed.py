@@ -54,8 +54,8 @@ class Config:
 
 def one_run(cfg: Config, algo: str, seed: int) -> dict:
     config = defaults(cfg.env, algo)
-    budget = cfg.max_updates or config.num_updates
-    config = dataclasses.replace(config, num_updates=budget)
+    budget = cfg.max_updates or config.budget.num_updates
+    config = config.replace(num_updates=budget)
     eval_key = jax.random.key(1_000_003 + seed)  # never used in training
     clock = cpu = 0.0
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -84,8 +84,8 @@ def one_run(cfg: Config, algo: str, seed: int) -> dict:
 def parallel_run(cfg: Config, algo: str) -> dict:
     """K seeds in one jitted vmap: evaluation every ``chunk`` updates, inside the compiled loop."""
     config = defaults(cfg.env, algo)
-    budget = cfg.max_updates or config.num_updates
-    config = dataclasses.replace(config, num_updates=budget)
+    budget = cfg.max_updates or config.budget.num_updates
+    config = config.replace(num_updates=budget)
     trainer = make_trainer(config)
     chunks = budget // cfg.chunk
 

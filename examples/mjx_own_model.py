@@ -9,7 +9,6 @@ environment: every estimator, `diffpg check` and the training loop take it. The 
 the table (contact with friction), so the gradient goes through MuJoCo's constraint solve.
 """
 import argparse
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +41,7 @@ def reward(data, action, next_data):
 
 def main(updates: int) -> float:
     env = diffpg.envs.from_mjcf(PUCK, reward=reward, frame_skip=2, max_steps=50, iterations=4, ls_iterations=4)
-    config = dataclasses.replace(diffpg.training.defaults(env, "apg"), num_updates=updates, num_envs=4,
-                                 window=50, actor_lr=1e-2)
+    config = diffpg.training.defaults(env, "apg").replace(num_updates=updates, num_envs=4, window=50, actor_lr=1e-2)
     trainer = diffpg.training.make_trainer(config, env)
     state = trainer.init(jax.random.PRNGKey(0))
     state, metrics = trainer.run(state, updates)

@@ -5,7 +5,6 @@
 ``python sharding_worker.py resume OUT PORT ID RUN_DIR`` (one of two processes continuing a training run
 with ``diffpg.train(RUN_DIR, resume=True)``) saves the results to OUT (npz).
 """
-import dataclasses
 import sys
 
 import jax
@@ -37,7 +36,7 @@ def training_run():
     """Flat parameters after 2 apg updates of 4 environments, and whether the program all-reduces."""
     from diffpg.training import defaults, make_trainer
 
-    config = dataclasses.replace(defaults("pendulum", "apg"), num_envs=4, window=8, num_updates=2, hidden=(8,))
+    config = defaults("pendulum", "apg").replace(num_envs=4, window=8, num_updates=2, hidden=(8,))
     trainer = make_trainer(config)
     state = trainer.init(jax.random.PRNGKey(0))
     text = trainer.run.lower(state, 2).compile().as_text()

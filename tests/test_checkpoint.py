@@ -1,6 +1,5 @@
 """Checkpoints of a training run: orbax round trips that are bit-identical, atomic
 writes, and one clear sentence for every kind of missing or damaged run."""
-import dataclasses
 import json
 import shutil
 
@@ -153,7 +152,7 @@ def test_template_of_another_shape_gets_one_sentence(tmp_path):
 
 
 def test_config_round_trip_and_damage(tmp_path):
-    config = dataclasses.replace(defaults(env="pendulum", algo="apg"), hidden=(32, 16), debug_nan_at=(3,))
+    config = defaults(env="pendulum", algo="apg").replace(hidden=(32, 16), debug_nan_at=(3,))
     write_config(tmp_path, config)
     assert read_config(tmp_path) == config
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".config-")]  # the temporary was renamed

@@ -8,8 +8,8 @@ import sys
 
 
 def test_diffpg_train_keeps_its_compiled_programs_under_xdg_cache_home(tmp_path):
-    args = ["train", "--env", "pendulum", "--algo", "apg", "--updates", "2", "--set", "num_envs=2", "window=4",
-            "hidden=[8]", "--no-plot", "--no-tensorboard", "--out", str(tmp_path / "run")]
+    args = ["train", "--env", "pendulum", "--algo", "apg", "--updates", "2", "--budget.num-envs", "2",
+            "--budget.window", "4", "--policy.hidden", "8", "--no-plot", "--no-tensorboard", "--out", str(tmp_path / "run")]
     environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     result = subprocess.run([sys.executable, "-m", "diffpg", *args], capture_output=True, text=True, timeout=300,
                             env=environment)

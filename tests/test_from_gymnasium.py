@@ -1,6 +1,5 @@
 """A Gymnasium environment behind the Env protocol: exactly Gymnasium's own numbers, pure under jit and vmap
 (repeated and branching calls), refused by the estimators that need a gradient, and trainable by ppo."""
-import dataclasses
 
 import gymnasium
 import jax
@@ -175,7 +174,7 @@ def test_ppo_improves_clearly_on_black_box_pendulum():
     -1315 before and -593 after (a gain of ~720). It must gain at least 300 and at least 4 standard
     errors of the paired difference: a policy that did not learn (gain ~0 ± its SE) fails both.
     """
-    config = dataclasses.replace(diffpg.training.defaults("pendulum", "ppo"), num_updates=20)
+    config = diffpg.training.defaults("pendulum", "ppo").replace(num_updates=20)
     trainer = diffpg.training.make_trainer(config, env=from_gymnasium("Pendulum-v1"))
     act = jax.jit(jax.vmap(trainer.act, in_axes=(None, 0)))
     state = trainer.init(jax.random.key(0))

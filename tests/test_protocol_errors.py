@@ -148,7 +148,7 @@ def test_a_correct_plain_environment_passes_the_checks():
 @pytest.mark.parametrize("algo", ["shac", "ppo"])
 def test_training_checks_the_protocol_before_it_compiles(algo, assert_one_sentence):
     # The trainers step the environment through their own windows, not the estimator factories.
-    config = diffpg.training.TrainConfig(env="pendulum", algo=algo)
+    config = diffpg.training.CONFIGS[algo](env="pendulum")
     with pytest.raises(ProtocolError) as e:
         diffpg.training.make_trainer(config, env=VectorReward())
     assert_one_sentence(e, ProtocolError, "returns .reward of shape (1,)", "return a scalar")

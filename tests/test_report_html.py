@@ -30,7 +30,8 @@ from diffpg.report.sources import band, groups, read
 from diffpg.trust import Finding, Report
 
 TINY = ["--no-compile-cache", "--no-plot", "--no-tensorboard", "--env", "pendulum", "--updates", "4",
-        "--log-every", "2", "--algo", "ascent", "--set", "estimator=pathwise", "num_envs=4", "window=4", "hidden=[8]"]
+        "--log-every", "2", "--algo", "ascent", "--ascent.estimator", "pathwise", "--budget.num-envs", "4", "--budget.window", "4",
+        "--policy.hidden", "8"]
 
 
 @pytest.fixture(scope="module")

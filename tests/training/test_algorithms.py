@@ -9,9 +9,9 @@ static arguments as possible.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -21,14 +21,20 @@ import pytest
 
 import diffpg
 from diffpg.errors import ConfigError, UnknownEnvError
-from diffpg.training import (ALGOS, TrainConfig, config_from_dict, defaults, evaluate, make_train,
+from diffpg.training import (ALGOS, ShacConfig, config_from_dict, defaults, evaluate, make_train,
                              make_trainer)
+from diffpg.training.config import to_dict
 
 # Small enough to compile fast, big enough to exercise every path: two critic minibatches,
 # two PPO minibatches, windows that carry state across updates.
 TINY = dict(num_envs=2, window=4, hidden=(8,), critic_hidden=(8,), critic_epochs=2, critic_minibatches=2,
             ppo_epochs=2, ppo_minibatches=2, obs_norm=True, fast_compile=True)
 NAN_AT = (2, 3)
+
+
+def tiny(config, **settings):
+    """``config`` with those of TINY's settings that its algorithm has, and ``settings``."""
+    return config.replace(**{**{k: v for k, v in TINY.items() if k in config.names()}, **settings})
 
 
 def learner(state):
@@ -40,8 +46,8 @@ def learner(state):
 @pytest.fixture(scope="module", params=ALGOS)
 def split_runs(request):
     """One tiny trainer per algorithm, with NaN injected into updates 2 and 3, run as 2 + 2 + 2 and as 4."""
-    tiny = {**TINY, "obs_norm": request.param != "ascent"}  # ascent's estimators see raw observations
-    config = dataclasses.replace(defaults("pendulum", request.param), debug_nan_at=NAN_AT, max_bad_updates=1, **tiny)
+    config = tiny(defaults("pendulum", request.param), debug_nan_at=NAN_AT, max_bad_updates=1,
+                  obs_norm=request.param != "ascent")  # ascent's estimators see raw observations
     trainer = make_trainer(config)
     s0 = trainer.init(jax.random.key(3))
     a, metrics_a = trainer.run(s0, 2)
@@ -97,7 +103,7 @@ def test_metrics_have_the_promised_keys(split_runs):
 def test_return_is_the_mean_of_finished_episodes():
     # 2 environments, 10-step windows, 20-step episodes: both episodes end with the second update
     env = diffpg.make("pendulum", max_steps=20)
-    config = dataclasses.replace(defaults("pendulum", "apg"), **{**TINY, "window": 10}, num_updates=3)
+    config = tiny(defaults("pendulum", "apg"), window=10, num_updates=3)
     trainer = make_trainer(config, env=env)
     state, metrics = trainer.run(trainer.init(jax.random.key(0)), 3)
     rewards = np.asarray(metrics["reward"])  # mean over 2 envs x 10 steps
@@ -113,7 +119,7 @@ def test_eval_return_is_the_deterministic_policy_on_the_held_out_starts():
     from diffpg.training.trainer import EVAL_SEED
 
     env = diffpg.make("pendulum", max_steps=20)
-    config = dataclasses.replace(defaults("pendulum", "apg"), **TINY, num_updates=4, eval_every=2, eval_episodes=3)
+    config = tiny(defaults("pendulum", "apg"), num_updates=4, eval_every=2, eval_episodes=3)
     trainer = make_trainer(config, env=env)
     state, metrics = trainer.run(trainer.init(jax.random.key(0)), 2)
     evaluated = np.asarray(metrics["eval/return"])
@@ -123,7 +129,7 @@ def test_eval_return_is_the_deterministic_policy_on_the_held_out_starts():
 
 
 def test_seeds_run_in_parallel_with_vmap():
-    config = dataclasses.replace(defaults("pendulum", "apg"), num_updates=3, **TINY)
+    config = tiny(defaults("pendulum", "apg"), num_updates=3)
     train = make_train(config)
     keys = jax.random.split(jax.random.key(0), 2)
     fast = {"xla_backend_optimization_level": 0}  # compiles faster; the run is tiny
@@ -139,7 +145,7 @@ def test_seeds_run_in_parallel_with_vmap():
 
 
 def test_act_and_evaluate_agree_with_a_step_by_step_episode():
-    config = dataclasses.replace(defaults("pendulum", "apg"), num_updates=2, **TINY)
+    config = tiny(defaults("pendulum", "apg"), num_updates=2)
     trainer = make_trainer(config)
     state, _ = trainer.run(trainer.init(jax.random.key(1)), 2)
     key = jax.random.key(11)
@@ -164,14 +170,30 @@ def test_act_and_evaluate_agree_with_a_step_by_step_episode():
 @pytest.mark.parametrize("env", ["pendulum", "cartpole_swingup"])
 @pytest.mark.parametrize("algo", ALGOS)
 def test_defaults_are_valid_and_survive_json(env, algo):
-    config = defaults(env, algo)
+    config = defaults(env, algo).check()
     assert (config.env, config.algo) == (env, algo)
-    stored = json.loads(json.dumps(dataclasses.asdict(config)))
+    stored = json.loads(json.dumps(to_dict(config)))
     assert config_from_dict(stored) == config
 
 
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "old_run_v0" / "config.json"
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_a_flat_config_of_any_algorithm_maps_by_name(algo):
+    """config.json before issue 22: every algorithm's settings in one flat dict (the old run's, with its algo
+    changed). Each setting the algorithm has lands in its part with its value; the rest were never read."""
+    flat = {**json.loads(FIXTURE.read_text()), "algo": algo, "policy": "my_policies:Linear", "estimator": "auto"}
+    config = config_from_dict(flat)
+    assert type(config).algo == algo and config.policy.spec == "my_policies:Linear"
+    for name, part in config.names().items():
+        value = getattr(getattr(config, part) if part else config, name)
+        if name != "spec":
+            assert value == (tuple(flat[name]) if isinstance(flat[name], list) else flat[name]), name
+    assert len(config.names()) < len(flat)  # the other algorithms' settings are dropped
+
+
 @pytest.mark.parametrize("change, words", [
-    (dict(algo="sac"), "unknown algorithm"),
     (dict(num_envs=0), "num_envs"),
     (dict(num_updates=-5), "num_updates"),
     (dict(window=2.5), "window"),
@@ -189,7 +211,7 @@ def test_defaults_are_valid_and_survive_json(env, algo):
     (dict(action_scale=-1.0), "action_scale"),
 ])
 def test_bad_settings_get_one_sentence(change, words):
-    config = dataclasses.replace(defaults("pendulum", "shac"), **change)
+    config = defaults("pendulum", "shac").replace(**change)
     with pytest.raises(ConfigError) as error:
         make_trainer(config)
     message = str(error.value)
@@ -204,7 +226,7 @@ def test_ascent_follows_any_estimator_with_any_optimizer():
             return jax.tree.map(jnp.ones_like, params), {"return": jnp.float32(-1.0), "env_steps": 7}
         return estimate
 
-    config = dataclasses.replace(defaults("pendulum", "ascent"), **{**TINY, "obs_norm": False}, num_updates=3)
+    config = tiny(defaults("pendulum", "ascent"), obs_norm=False, num_updates=3)
     trainer = make_trainer(config, estimator=constant, optimizer=optax.sgd(0.1))
     s0 = trainer.init(jax.random.key(0))
     state, metrics = trainer.run(s0, 3)
@@ -216,18 +238,17 @@ def test_ascent_follows_any_estimator_with_any_optimizer():
 
 def test_ascent_counts_the_estimators_own_env_steps():
     # zeroth order rolls every perturbation twice: 2 N T env steps per update
-    config = dataclasses.replace(defaults("pendulum", "ascent"), **{**TINY, "obs_norm": False}, num_updates=1,
-                                 estimator="zeroth_order")
+    config = tiny(defaults("pendulum", "ascent"), obs_norm=False, num_updates=1, estimator="zeroth_order")
     trainer = make_trainer(config, estimator=functools.partial(diffpg.estimators.zeroth_order, variance_groups=2))
     state, _ = trainer.run(trainer.init(jax.random.key(0)), 1)
-    assert int(state.env_steps) == 2 * config.num_envs * config.window
+    assert int(state.env_steps) == 2 * config.budget.steps_per_update
 
 
 def test_ascent_settings_get_one_sentence():
     ascent = defaults("pendulum", "ascent")
     for change, words in ((dict(estimator="reinforce"), "unknown estimator"), (dict(obs_norm=True), "obs_norm")):
         with pytest.raises(ConfigError, match=words):
-            make_trainer(dataclasses.replace(ascent, **change))
+            make_trainer(ascent.replace(**change))
     with pytest.raises(ConfigError, match="algo='ascent' only"):
         make_trainer(defaults("pendulum", "shac"), estimator=diffpg.estimators.pathwise)
 
@@ -236,11 +257,13 @@ def test_bad_names_and_stored_configs():
     with pytest.raises(ConfigError, match="unknown algorithm"):
         defaults("pendulum", "ddpg")
     with pytest.raises(UnknownEnvError):
-        make_trainer(TrainConfig(env="nope"))
-    with pytest.raises(ConfigError, match="unknown fields"):
-        config_from_dict({**dataclasses.asdict(defaults()), "learning_rate": 1.0})
+        make_trainer(ShacConfig(env="nope"))
+    with pytest.raises(ConfigError, match="learning_rate: the shac config has no such setting"):
+        config_from_dict({**to_dict(defaults()), "learning_rate": 1.0})
+    with pytest.raises(ConfigError, match="colour: the apg config has no such setting; it has action_scale, "):
+        defaults("pendulum", "apg").replace(colour="red")
     with pytest.raises(ConfigError, match="ppo_minibatches"):
-        make_trainer(dataclasses.replace(defaults("pendulum", "ppo"), num_envs=3, window=5, ppo_minibatches=2))
+        make_trainer(defaults("pendulum", "ppo").replace(num_envs=3, window=5, ppo_minibatches=2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +279,7 @@ def evaluated(config, seed=0):
     state0 = trainer.init(jax.random.key(seed))
     key = jax.random.key(10_000 + seed)  # starts the run never trained from
     before = np.asarray(evaluate(trainer, state0, key, EVAL_EPISODES))
-    state, metrics = trainer.run(state0, config.num_updates)
+    state, metrics = trainer.run(state0, config.budget.num_updates)
     after = np.asarray(evaluate(trainer, state, key, EVAL_EPISODES))
     return before, after, state, metrics
 
@@ -292,7 +315,7 @@ def test_defaults_solve_pendulum(algo):
 def test_other_algorithms_improve(algo, budget):
     # A small budget, far from solving the env: the bar is a marked improvement, 300 in return,
     # against standard errors of about 10 for each mean.
-    before, after, state, metrics = evaluated(dataclasses.replace(defaults("pendulum", algo), **budget))
+    before, after, state, metrics = evaluated(defaults("pendulum", algo).replace(**budget))
     se = np.hypot(standard_error(before), standard_error(after))
     print(f"{algo}: {before.mean():.0f} -> {after.mean():.0f} (se of the difference {se:.1f}) "
           f"after {int(state.env_steps)} env steps")

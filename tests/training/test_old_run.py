@@ -1,7 +1,8 @@
 """A run directory written before issue 22 (``tests/fixtures/old_run_v0``, made by the code of 2026-12-04 with
 ``diffpg train --env pendulum --algo shac --updates 4 --log-every 2 --checkpoint-every 2 --no-plot
---no-tensorboard --set num_envs=2 window=4 hidden=[8] critic_hidden=[8] critic_minibatches=1``) still reads:
-its config.json (without the later ``policy``), its run.json and its checkpoints; cut back to its
+--no-tensorboard --set num_envs=2 window=4 hidden=[8] critic_hidden=[8] critic_minibatches=1``, a flag since
+removed) still reads: its config.json (flat, as before issue 22, and without the later ``policy``), its run.json
+and its checkpoints; cut back to its
 checkpoint 2, it resumes and ends where that version ended; ``load_policy`` reads it."""
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "old_run_v0"
 def test_an_old_run_directory_reads_resumes_and_loads(tmp_path):
     assert "policy" not in json.loads((FIXTURE / "config.json").read_text())
     config = read_config(FIXTURE)
-    assert (config.algo, config.num_updates, config.hidden, config.policy) == ("shac", 4, (8,), None)
+    assert (config.algo, config.budget.num_updates, config.policy.hidden, config.policy.spec) == ("shac", 4, (8,), None)
+    assert (config.budget.num_envs, config.shac.critic_hidden, config.shac.critic_minibatches) == (2, (8,), 1)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     shutil.copytree(FIXTURE, whole)  # orbax may tidy a directory it opens: work on copies
     shutil.copytree(FIXTURE, cut)

@@ -31,7 +31,7 @@ def test_result_holds_state_policy_and_metrics_and_a_finished_run_is_returned(tm
                           hidden=(8,), options=RunOptions(log_every=2))
     assert result.stopped_at is None and result.last_saved == 4
     assert [row["update"] for row in result.metrics] == [1, 2, 3, 4]
-    assert int(result.state.update) == 4 and result.config.hidden == (8,)
+    assert int(result.state.update) == 4 and result.config.policy.hidden == (8,)
     assert np.asarray(result.act(np.zeros(3, np.float32))).shape == (1,)
     again = diffpg.train(tmp_path / "run", resume=True)
     assert bits(again.params) == bits(result.params)

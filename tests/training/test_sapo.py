@@ -6,7 +6,6 @@ Adam step of log α; the reductions to SHAC at α = 0; jit and vmap. The update 
 in test_algorithms.py and test_cli_train.py."""
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax
@@ -265,7 +264,7 @@ def test_temperature_adam_first_step_with_the_trainers_settings_by_hand():
     # dL/dlog α = α (mean h − Ĥ) = 1.5. Adam's first step moves by lr · g / (|g| + ε) (after clipping to norm
     # max_grad_norm, which keeps the sign): log α falls by the learning rate while the policy is more random
     # than its target, and rises by it when less.
-    cfg = dataclasses.replace(defaults("pendulum", "sapo"), sapo_temperature_lr=0.01)
+    cfg = defaults("pendulum", "sapo").replace(sapo_temperature_lr=0.01)
     optimizer = sapo.temperature_optimizer(cfg)
     log_alpha, alive = f32(math.log(0.5)), f32([1.0, 1.0, 0.0])
     new, _, loss, ok = sapo.temperature_update(optimizer, log_alpha, optimizer.init(log_alpha),
@@ -278,8 +277,8 @@ def test_temperature_adam_first_step_with_the_trainers_settings_by_hand():
 
 
 def test_target_entropy_and_defaults_from_the_config():
-    cfg = defaults("pendulum", "sapo")
+    cfg = defaults("pendulum", "sapo").sapo
     assert (cfg.sapo_entropy_in_actor, cfg.sapo_soft_targets, cfg.sapo_twin_critics, cfg.sapo_auto_temperature) == (
         True, True, True, True)
-    assert cfg.sapo_init_temperature == 0.1  # pendulum's; TrainConfig's (the paper's) is 1.0
+    assert cfg.sapo_init_temperature == 0.1  # pendulum's; config.Sapo's (the paper's) is 1.0
     assert sapo.target_entropy(cfg, 6) == -3.0

@@ -52,7 +52,7 @@ HOVER = textwrap.dedent('''
         max_steps = None
 ''')
 TINY = ["--algo", "apg", "--updates", "8", "--log-every", "4", "--checkpoint-every", "4", "--no-plot",
-        "--no-tensorboard", "--set", "num_envs=2", "window=5", "hidden=[8]"]
+        "--no-tensorboard", "--budget.num-envs", "2", "--budget.window", "5", "--policy.hidden", "8"]
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_named_and_never_to_be_dele
     diffpg.train(here / "run", env="hover:Hover", algo="apg", updates=4, num_envs=2, window=5, hidden=(8,),
                  )
     config = json.loads((here / "run" / "config.json").read_text())
-    (here / "run" / "config.json").write_text(json.dumps({**config, "hidden": [16]}))
+    (here / "run" / "config.json").write_text(json.dumps({**config, "policy": {**config["policy"], "hidden": [16]}}))
     for load in (diffpg.load_policy, lambda run: diffpg.train(run, resume=True)):
         with pytest.raises(CheckpointError) as error:
             load(here / "run")
@@ -137,6 +137,6 @@ def test_what_is_assumed_is_said_once(here):
     with pytest.warns(UserWarning, match="no measured apg settings for hover:Hover .* window 20, which divides "
                                          "its episode length max_steps=20"):
         config = diffpg.training.defaults(hover.Hover(), "apg")
-    assert config.window == 20 and config.env == "hover:Hover"
+    assert config.budget.window == 20 and config.env == "hover:Hover"
     with pytest.warns(UserWarning, match="declares no action_bound, so the policy's actions are squashed into"):
         diffpg.training.make_trainer(config, hover.Unbounded())
