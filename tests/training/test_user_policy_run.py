@@ -65,7 +65,7 @@ def whole(here):
 def test_the_run_trains_the_users_policy_and_records_it(here, whole):
     import linear_policy
 
-    assert json.loads((here / "whole" / "config.json").read_text())["policy"] == "linear_policy:LinearGaussian"
+    assert json.loads((here / "whole" / "config.json").read_text())["policy"]["spec"] == "linear_policy:LinearGaussian"
     first = linear_policy.LinearGaussian().init(jax.random.key(0), 3)
     assert jax.tree.structure(whole.params) == jax.tree.structure(first)
     assert whole.last_saved == 4 and int(whole.state.update) == 4
@@ -112,7 +112,8 @@ def test_a_policy_that_cannot_be_imported_again_is_passed_again(here, whole, ass
 
     shutil.copytree(here / "whole", here / "moved")
     config = json.loads((here / "moved" / "config.json").read_text())
-    (here / "moved" / "config.json").write_text(json.dumps({**config, "policy": "gone_policy:LinearGaussian"}))
+    moved = {**config, "policy": {**config["policy"], "spec": "gone_policy:LinearGaussian"}}
+    (here / "moved" / "config.json").write_text(json.dumps(moved))
     with pytest.raises(ConfigError) as error:
         diffpg.load_policy(here / "moved")
     assert_one_sentence(error, ConfigError, "gone_policy:LinearGaussian cannot be imported",
