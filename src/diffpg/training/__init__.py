@@ -1,4 +1,5 @@
-"""Training policies with the gradients: APG, SHAC, REINFORCE and PPO as configurations of one jitted loop."""
+"""Training policies with the gradients: APG, SHAC, SAPO, REINFORCE, PPO and ascent as configurations of one
+jitted loop, each algorithm with its own frozen config (``ShacConfig``, ...)."""
 from .config import (ALGOS, CONFIGS, ApgConfig, AscentConfig, Budget, Evaluation, Optimizer, PolicySettings,
                      PpoConfig, ReinforceConfig, SapoConfig, ShacConfig, TrainConfig, check, config_from_dict,
                      defaults)
@@ -8,6 +9,7 @@ from .run_dir import RunOptions
 from .state import TrainState
 from .trainer import Trainer, make_train, make_trainer
 
-__all__ = ["ALGOS", "CONFIGS", "ApgConfig", "AscentConfig", "Budget", "Evaluation", "Optimizer",
-           "PolicySettings", "PpoConfig", "ReinforceConfig", "SapoConfig", "ShacConfig", "RunOptions", "TrainConfig", "TrainResult", "TrainState", "Trainer", "check", "config_from_dict",
-           "defaults", "evaluate", "make_train", "make_trainer", "train"]
+__all__ = ["ALGOS", "CONFIGS", "ApgConfig", "AscentConfig", "Budget", "Evaluation", "Optimizer", "PolicySettings",
+           "PpoConfig", "ReinforceConfig", "RunOptions", "SapoConfig", "ShacConfig", "TrainConfig", "TrainResult",
+           "TrainState", "Trainer", "check", "config_from_dict", "defaults", "evaluate", "make_train", "make_trainer",
+           "train"]
