@@ -38,6 +38,11 @@ def test_result_holds_state_policy_and_metrics_and_a_finished_run_is_returned(tm
     assert again.metrics == result.metrics
     with pytest.raises(diffpg.errors.ConfigError, match="drop seed"):
         diffpg.train(tmp_path / "run", resume=True, seed=3)
+    # what agrees with the run's own config.json and run.json is no change: the run's own algo, seed, settings
+    same = diffpg.train(tmp_path / "run", resume=True, algo="apg", seed=1, updates=4, num_envs=2)
+    assert bits(same.params) == bits(result.params)
+    with pytest.raises(diffpg.errors.ConfigError, match="so drop algo, num_envs, colour$"):
+        diffpg.train(tmp_path / "run", resume=True, algo="ppo", num_envs=3, colour="red")
     with pytest.raises(diffpg.errors.ConfigError, match="already exists; pass resume=True"):
         diffpg.train(tmp_path / "run", algo="apg", updates=4)
 
