@@ -47,10 +47,6 @@ def build_policy(name: str):
                           "its module, or pass the policy object as policy=") from None
 
 
-BUILT_IN_POLICY = ("hidden", "init_std", "squash", "action_scale")
-"""The settings that describe the built-in tanh-Gaussian MLP, and nothing else."""
-
-
 def check_sizes(env, record: dict, name: str) -> None:
     """Refuse an environment whose sizes differ from those a run recorded (``run.json``)."""
     for field in ("observation_size", "action_size"):
