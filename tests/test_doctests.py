@@ -1,8 +1,8 @@
 """Every docstring Example in diffpg runs as a doctest (each module's examples in one test).
 
 Modules are chosen by reading their source for ``>>>``, and only those are imported: importing every
-submodule would bind, say, the module ``diffpg.training.evaluate`` over the lazily exported function
-``diffpg.training.evaluate`` for the rest of the session.
+submodule could bind a module over a function of the same name that a package exports, for the rest of the
+session.
 """
 import doctest
 import importlib

@@ -3,7 +3,7 @@ jitted loop, each algorithm with its own frozen config (``ShacConfig``, ...)."""
 from .config import (ALGOS, CONFIGS, ApgConfig, AscentConfig, Budget, Evaluation, Optimizer, PolicySettings,
                      PpoConfig, ReinforceConfig, SapoConfig, ShacConfig, TrainConfig, check, config_from_dict,
                      defaults)
-from .evaluate import evaluate
+from .episodes import evaluate
 from .run import TrainResult, train
 from .run_dir import RunOptions
 from .state import TrainState
