@@ -15,7 +15,7 @@ import pytest
 from diffpg.training import critic as critic_lib
 from diffpg.training.ppo import clipped_loss
 from diffpg.training.reinforce import policy_loss
-from diffpg.training.returns import gae, lambda_returns
+from diffpg.training.critic import gae, lambda_returns
 from diffpg.training.shac import actor_objective, soft_update
 
 

@@ -15,7 +15,7 @@ import optax
 import pytest
 
 from diffpg.training import defaults, sapo, shac
-from diffpg.training.returns import lambda_returns
+from diffpg.training.critic import lambda_returns
 
 
 def f32(x):

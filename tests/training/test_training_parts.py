@@ -16,7 +16,7 @@ from diffpg.policies import GaussianMLP
 from diffpg.training import normalizer
 from diffpg.training.bounds_loss import bounds_loss
 from diffpg.training.optimizer import guarded_step, make_optimizer
-from diffpg.training.returns import gae, lambda_returns, standardize
+from diffpg.training.critic import gae, lambda_returns, standardize
 from diffpg.training.shac import bootstrap_weight
 from diffpg.training.window import Acting, reset_finished, run_window
 

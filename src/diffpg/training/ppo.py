@@ -2,7 +2,7 @@
 
 Each update samples a window of T steps from the N carried environments with
 the current policy π_old (no gradient through the environment), computes
-GAE advantages Â_t and returns G_t = Â_t + V(ô_t) (``returns.gae``), then
+GAE advantages Â_t and returns G_t = Â_t + V(ô_t) (``critic.gae``), then
 makes ``ppo_epochs`` passes over the N·T samples in ``ppo_minibatches``
 shuffled minibatches, each one guarded Adam step on
 
@@ -22,7 +22,7 @@ import optax
 
 from . import critic as critic_lib
 from .optimizer import guarded_step
-from .returns import gae, standardize
+from .critic import gae, standardize
 from .on_policy import sampled_window
 
 

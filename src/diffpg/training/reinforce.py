@@ -23,7 +23,7 @@ import optax
 from ..estimators.objectives import score_function_surrogate
 from . import critic as critic_lib
 from .optimizer import guarded_step
-from .returns import lambda_returns, standardize
+from .critic import lambda_returns, standardize
 from .on_policy import sampled_window
 
 

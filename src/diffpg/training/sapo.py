@@ -52,7 +52,6 @@ from . import critic as critic_lib
 from .bounds_loss import bounds_loss
 from .normalizer import normalize
 from .optimizer import guarded_step
-from .returns import lambda_returns
 from .shac import actor_objective as shac_actor_objective, bootstrap_weight, soft_update
 from .window import Acting, run_window
 
@@ -84,7 +83,7 @@ def critics_value(values, mode: str):
 def soft_lambda_returns(reward, entropy, next_value, ended, failed, discount: float, lam: float, alpha):
     """Soft TD(λ) targets for one environment; every array is time-major of length T.
 
-    The λ-return of ``returns.lambda_returns`` for the entropy-augmented reward
+    The λ-return of ``critic.lambda_returns`` for the entropy-augmented reward
     r̃_t = r_t + α H_t (pass m_t h_t to leave out the steps after an episode's end):
 
         b_t = (1 − failed_t) V(s_{t+1}),
@@ -97,7 +96,7 @@ def soft_lambda_returns(reward, entropy, next_value, ended, failed, discount: fl
     (mineral: ``compute_target_values_with_entropy``); α is never differentiated.
     """
     alpha = jax.lax.stop_gradient(alpha)
-    return lambda_returns(reward + alpha * entropy, next_value, ended, failed, discount, lam)
+    return critic_lib.lambda_returns(reward + alpha * entropy, next_value, ended, failed, discount, lam)
 
 
 # ---------------------------------------------------------------- actor

@@ -15,7 +15,7 @@ windows that start from carried states. The critic turns the myopic window objec
 the infinite-horizon one, while backpropagation stays T steps long.
 
 The critic is then fitted to TD(λ) returns computed with the target critic
-on the same window (``returns.lambda_returns``, ``critic.fit``), and the
+on the same window (``critic.lambda_returns``, ``critic.fit``), and the
 target follows it slowly: φ̄ ← α φ̄ + (1 − α) φ. Observations are normalized
 by running statistics for both networks.
 """
@@ -30,7 +30,6 @@ from . import critic as critic_lib
 from .normalizer import normalize
 from .bounds_loss import bounds_loss
 from .optimizer import guarded_step
-from .returns import lambda_returns
 from .window import Acting, run_window
 
 
@@ -75,7 +74,7 @@ def update(parts, key, state, poison):
     params, opt_state, actor_ok = guarded_step(parts.actor_optimizer, grads, state.opt_state, state.params)
 
     window = jax.lax.stop_gradient(window)
-    target = jax.vmap(lambda_returns, (0, 0, 0, 0, None, None))(
+    target = jax.vmap(critic_lib.lambda_returns, (0, 0, 0, 0, None, None))(
         window.traj.reward * cfg.reward_scale, next_value, window.ended, window.failed, cfg.discount, cfg.gae_lambda)
     obs = normalize(state.obs_stats, window.traj.obs).reshape(-1, env.observation_size)
     critic, critic_opt_state, critic_loss, critic_ok = critic_lib.fit(
