@@ -148,6 +148,75 @@ def test_gaussian_mlp_mode_is_the_network_mean(gaussian_mlp, quick_jit):
     np.testing.assert_allclose(mode, mean)
 
 
+# ----------------------------------------------------------------------------- state-dependent σ
+
+
+BOUNDS = (-2.0, 0.5)
+
+
+@pytest.fixture(scope="module")
+def state_std(random_params):
+    policy = GaussianMLP(action_size=2, hidden=(8,), init_std=0.6, state_std=BOUNDS)
+    return policy, random_params(policy, 3, seed=2, scale=3.0)
+
+
+def hand_mean_std(params, obs):
+    """The two heads by hand: one tanh layer, then [μ, log σ − log 0.6] = W h + b; log σ clipped to BOUNDS."""
+    layers = params["net"]["params"]
+    h = np.tanh(np.asarray(obs, np.float64) @ layers["Dense_0"]["kernel"] + layers["Dense_0"]["bias"])
+    out = h @ np.asarray(layers["Dense_1"]["kernel"], np.float64) + layers["Dense_1"]["bias"]
+    return out[:2], np.exp(np.clip(out[2:] + np.log(0.6), *BOUNDS))
+
+
+def test_state_std_starts_at_init_std_and_varies_with_the_state(quick_jit):
+    policy = GaussianMLP(action_size=2, hidden=(8,), init_std=0.6, state_std=BOUNDS)
+    params = quick_jit(policy.init, static_argnums=1)(jax.random.PRNGKey(1), 3)
+    assert set(params) == {"net"}
+    _, std = quick_jit(policy.mean_std)(params, OBS)
+    # the head starts near 0: its weights have variance 0.01 / fan_in, so with |tanh| ≤ 1 its output has a
+    # standard deviation of at most 0.1; 0.3 is three of them
+    assert np.all(np.abs(np.log(np.asarray(std) / 0.6)) < 0.3)
+
+
+def test_state_std_log_prob_is_the_normal_density_of_both_heads(state_std, quick_jit):
+    policy, params = state_std
+    observations = jnp.array([[0.3, -1.2, 0.7], [2.0, 1.0, -1.5], [-0.1, 0.0, 0.4]])
+    action = jnp.array([0.4, -0.9])
+    log_probs = quick_jit(jax.vmap(policy.log_prob, (None, 0, None)))(params, observations, action)
+    stds = []
+    for obs, log_prob in zip(observations, log_probs):
+        mean, std = hand_mean_std(params, obs)
+        stds.append(std)
+        np.testing.assert_allclose(log_prob, normal_log_pdf(action, mean, std).sum(), rtol=1e-5)
+    stds = np.array(stds)
+    assert np.ptp(stds, axis=0).max() > 1e-2, "σ should depend on the state"
+    assert np.all(stds >= np.exp(BOUNDS[0]) - 1e-7) and np.all(stds <= np.exp(BOUNDS[1]) + 1e-7)
+
+
+def test_state_std_is_clipped_and_passes_no_gradient_outside_the_bounds(quick_jit):
+    """With the head's bias pushed to +10, log σ sits at its upper bound and ∂σ/∂bias is 0; inside, it is σ."""
+    policy = GaussianMLP(action_size=1, hidden=(4,), init_std=0.6, state_std=BOUNDS)
+    params = quick_jit(policy.init, static_argnums=1)(jax.random.PRNGKey(3), 3)
+    std_of = lambda p: policy.mean_std(p, OBS)[1][0]  # noqa: E731
+    grad_of = quick_jit(jax.value_and_grad(std_of))
+    for shift, expected_std, expected_grad in ((10.0, np.exp(BOUNDS[1]), 0.0), (0.0, None, "std")):
+        bias = params["net"]["params"]["Dense_1"]["bias"].at[1].add(shift)
+        moved = jax.tree.map(lambda x: x, params)
+        moved["net"]["params"]["Dense_1"]["bias"] = bias
+        std, grad = grad_of(moved)
+        d_bias = float(grad["net"]["params"]["Dense_1"]["bias"][1])
+        if expected_std is not None:
+            np.testing.assert_allclose(std, expected_std, rtol=1e-6)
+        np.testing.assert_allclose(d_bias, float(std) if expected_grad == "std" else 0.0, rtol=1e-5, atol=1e-12)
+
+
+def test_state_std_mode_and_squash_use_the_mean_head(quick_jit, random_params):
+    policy = GaussianMLP(action_size=2, hidden=(8,), init_std=0.6, squash=True, action_scale=2.0, state_std=BOUNDS)
+    params = random_params(policy, 3, seed=4, scale=1.0)
+    mode = quick_jit(policy.mode)(params, OBS)
+    np.testing.assert_allclose(mode, 2.0 * np.tanh(hand_mean_std(params, OBS)[0]), rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------- tanh-squashed GaussianMLP
 
 SCALE = 2.0
@@ -326,6 +395,7 @@ def test_policies_vmap_over_keys_and_observations(gaussian_mlp, quick_jit):
     (lambda: LinearGaussian(action_size=1, init_std=-1.0), "init_std must be positive"),
     (lambda: GaussianMLP(action_size=1, squash=True, action_scale=0.0), "action_scale must be positive"),
     (lambda: DeterministicMLP(action_size=1, action_scale=-2.0), "action_scale must be positive"),
+    (lambda: GaussianMLP(action_size=1, init_std=1.0, state_std=(-5.0, -1.0)), "must hold log(init_std)"),
 ])
 def test_bad_policy_settings_are_one_sentence(build, phrase, assert_one_sentence):
     with pytest.raises(ConfigError) as e:

@@ -97,7 +97,13 @@ class DeterministicMLP:
 
 @struct.dataclass
 class GaussianMLP:
-    """a ~ N(μθ(s), diag σθ²), σ state-independent; with ``squash``, a = c · tanh(u)."""
+    """a ~ N(μθ(s), diag σθ(s)²); with ``squash``, a = c · tanh(u).
+
+    σ is a parameter of its own, σ = ``min_std`` + exp(log σ), the same in every state, unless
+    ``state_std = (lo, hi)``: then the network has a second head and log σ(s) = clip(head(s) + log
+    ``init_std``, lo, hi), the bounded state-dependent variance of SAC (Haarnoja et al. 2018) and of
+    SAPO's reference code (mineral: [−5, 2]). The clip passes no gradient outside [lo, hi].
+    """
 
     action_size: int = struct.field(pytree_node=False)
     hidden: tuple = struct.field(pytree_node=False, default=(64, 64))
@@ -105,23 +111,37 @@ class GaussianMLP:
     squash: bool = struct.field(pytree_node=False, default=False)
     action_scale: float = struct.field(pytree_node=False, default=1.0)
     min_std: float = struct.field(pytree_node=False, default=1e-3)
+    state_std: tuple[float, float] | None = struct.field(pytree_node=False, default=None)
 
     def __post_init__(self):
         _check(self.action_size, self.hidden, init_std=self.init_std,
                action_scale=self.action_scale, min_std=self.min_std)
+        if self.state_std is not None:
+            lo, hi = self.state_std
+            if not lo < jnp.log(self.init_std) < hi:
+                raise ConfigError(f"state_std's bounds (lo, hi) on log σ must hold log(init_std) = "
+                                  f"{float(jnp.log(self.init_std)):.3g} strictly inside, got {self.state_std!r}")
 
     @property
     def net(self):
-        return MLP(tuple(self.hidden), self.action_size)
+        return MLP(tuple(self.hidden), self.action_size * (1 if self.state_std is None else 2))
 
     def init(self, key, observation_size: int):
-        return {"mean": self.net.init(key, jnp.zeros((observation_size,), jnp.float32)),
-                "log_std": jnp.full((self.action_size,), jnp.log(self.init_std))}
+        net = self.net.init(key, jnp.zeros((observation_size,), jnp.float32))
+        if self.state_std is not None:
+            return {"net": net}
+        return {"mean": net, "log_std": jnp.full((self.action_size,), jnp.log(self.init_std))}
+
+    def mean_std(self, params, obs):
+        """(μθ(s), σθ(s)) of the Gaussian before any squashing."""
+        if self.state_std is None:
+            return self.net.apply(params["mean"], obs), self.min_std + jnp.exp(params["log_std"])
+        out = self.net.apply(params["net"], obs)
+        mean, head = out[..., :self.action_size], out[..., self.action_size:]
+        return mean, jnp.exp(jnp.clip(head + jnp.log(self.init_std), *self.state_std))
 
     def distribution(self, params, obs) -> dist.Distribution:
-        mean = self.net.apply(params["mean"], obs)
-        std = self.min_std + jnp.exp(params["log_std"])
-        base = dist.Normal(mean, std)
+        base = dist.Normal(*self.mean_std(params, obs))
         if not self.squash:
             return base.to_event(1)
         tanh = [transforms.AffineTransform(0.0, 2.0), transforms.SigmoidTransform(),
@@ -145,7 +165,7 @@ class GaussianMLP:
         return self.distribution(params, obs).log_prob(action)
 
     def mode(self, params, obs):
-        mean = self.net.apply(params["mean"], obs)
+        mean = self.mean_std(params, obs)[0]
         return self.action_scale * jnp.tanh(mean) if self.squash else mean
 
 

@@ -27,6 +27,6 @@ UNSQUASHED_SOFT_BOUND = 1.1
 def bounds_loss(policy, params, obs_stats, obs):
     """L_b averaged over observations ``obs`` (any leading axes); policy is a diffpg GaussianMLP."""
     flat = normalize(obs_stats, obs.reshape(-1, obs.shape[-1]))
-    mean = jax.vmap(lambda o: policy.net.apply(params["mean"], o))(flat)
+    mean = jax.vmap(lambda o: policy.mean_std(params, o)[0])(flat)
     bound = SQUASHED_SOFT_BOUND if policy.squash else UNSQUASHED_SOFT_BOUND * policy.action_scale
     return jnp.mean(jnp.sum(jnp.maximum(jnp.abs(mean) - bound, 0.0) ** 2, axis=-1))
