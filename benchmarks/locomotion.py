@@ -181,23 +181,25 @@ def run_diffpg(run: Run, clock: Clock) -> dict:
 
     import diffpg
     from diffpg.training import defaults, make_trainer
+    from diffpg.training.config import to_dict
 
     compiles = CompileClock()
-    config = dataclasses.replace(defaults(run.task, run.contender), **json.loads(run.override))
+    config = defaults(run.task, run.contender).replace(**json.loads(run.override))
     trainer = make_trainer(config, diffpg.make(run.task))
     state = trainer.init(jax.random.key(run.seed))
     act = jax.jit(jax.vmap(trainer.act, in_axes=(None, 0)))
-    chunk = max(1, min(config.num_updates // 100, 10))
+    total = config.budget.num_updates
+    chunk = max(1, min(total // 100, 10))
     update, env_steps = 0, 0
     clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps)  # the initial policy, as for the others
-    while update < config.num_updates and not clock.over():
-        state, metrics = trainer.run(state, min(chunk, config.num_updates - update))
-        update += min(chunk, config.num_updates - update)
+    while update < total and not clock.over():
+        state, metrics = trainer.run(state, min(chunk, total - update))
+        update += min(chunk, total - update)
         env_steps = int(np.asarray(metrics["env_steps"])[-1])
         if clock.due():
             clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps)
     clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps)
-    return dict(settings=dataclasses.asdict(config), compile_s=compiles.total, updates=update)
+    return dict(settings=to_dict(config), compile_s=compiles.total, updates=update)
 
 
 def run_sb3(run: Run, clock: Clock) -> dict:
