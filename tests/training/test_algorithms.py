@@ -47,7 +47,8 @@ def learner(state):
 def split_runs(request):
     """One tiny trainer per algorithm, with NaN injected into updates 2 and 3, run as 2 + 2 + 2 and as 4."""
     config = tiny(defaults("pendulum", request.param), debug_nan_at=NAN_AT, max_bad_updates=1,
-                  obs_norm=request.param != "ascent")  # ascent's estimators see raw observations
+                  obs_norm=request.param != "ascent",  # ascent's estimators see raw observations
+                  state_std=(-5.0, 2.0) if request.param == "sapo" else None)  # sapo: mineral's variance
     trainer = make_trainer(config)
     s0 = trainer.init(jax.random.key(3))
     a, metrics_a = trainer.run(s0, 2)
@@ -211,6 +212,7 @@ def test_a_flat_config_of_any_algorithm_maps_by_name(algo):
     (dict(max_bad_updates=0), "max_bad_updates"),
     (dict(obs_norm="yes"), "obs_norm"),
     (dict(action_scale=-1.0), "action_scale"),
+    (dict(state_std=(0.0, 2.0)), "state_std"),  # log(init_std) = 0 is not strictly inside
 ])
 def test_bad_settings_get_one_sentence(change, words):
     config = defaults("pendulum", "shac").replace(**change)

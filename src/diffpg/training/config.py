@@ -113,8 +113,8 @@ class PolicySettings:
     """The policy: the built-in tanh-Gaussian MLP that these settings describe, or the user's own."""
 
     spec: str | None = None
-    """None: the built-in tanh-Gaussian MLP that hidden, init_std, squash and action_scale describe; else the
-    user's own policy as MODULE:ATTR (an object, its class or a zero-argument factory), which those four
+    """None: the built-in tanh-Gaussian MLP that hidden, init_std, squash, action_scale and state_std describe;
+    else the user's own policy as MODULE:ATTR (an object, its class or a zero-argument factory), which those
     settings do not touch (diffpg.train(policy=...) records it)."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy network (tanh activations)."""
@@ -124,10 +124,14 @@ class PolicySettings:
     """Squash actions as action_scale * tanh(u): keeps the pathwise gradient alive at the action bounds."""
     action_scale: float | None = None
     """Bound c of the squashed action c * tanh(u); None: the environment's action_bound (1 if it has none)."""
+    state_std: tuple[float, float] | None = None
+    """None: σ is a parameter of its own, the same in every state; (lo, hi): a second head of the network gives
+    log σ(s), clipped to [lo, hi] (SAC's and SAPO's reference code's bounded state-dependent variance, which
+    uses (-5, 2))."""
     obs_norm: bool = False
     """Normalize observations by running mean and variance, for the policy and the critic."""
 
-    BUILT_IN: ClassVar[tuple[str, ...]] = ("hidden", "init_std", "squash", "action_scale")
+    BUILT_IN: ClassVar[tuple[str, ...]] = ("hidden", "init_std", "squash", "action_scale", "state_std")
     """The settings that describe the built-in tanh-Gaussian MLP, and nothing else."""
 
     def check(self) -> None:
@@ -139,6 +143,13 @@ class PolicySettings:
         _number(self, "init_std", 0.0, math.inf)
         if self.action_scale is not None:
             _number(self, "action_scale", 0.0, math.inf)
+        if self.state_std is not None and not (
+                isinstance(self.state_std, tuple) and len(self.state_std) == 2
+                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+                        for b in self.state_std)
+                and self.state_std[0] < math.log(self.init_std) < self.state_std[1]):
+            raise ConfigError(f"state_std must be None or bounds (lo, hi) on log σ with log(init_std) = "
+                              f"{math.log(self.init_std):.3g} strictly between them, got {self.state_std!r}")
 
 
 @dataclass(frozen=True)

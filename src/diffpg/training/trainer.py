@@ -141,7 +141,8 @@ def build_policy(cfg: TrainConfig, env, policy=None):
                               "are squashed into [-1, 1]; give the environment an action_bound, or set action_scale",
                               UserWarning, stacklevel=3)
         return GaussianMLP(action_size=env.action_size, hidden=tuple(cfg.policy.hidden),
-                           init_std=cfg.policy.init_std, squash=cfg.policy.squash, action_scale=float(scale))
+                           init_std=cfg.policy.init_std, squash=cfg.policy.squash, action_scale=float(scale),
+                           state_std=cfg.policy.state_std)
     check_policy(policy, env, needs_log_prob=cfg.algo in ("sapo", "reinforce", "ppo"),
                  estimator=f"training with algo {cfg.algo!r}")
     if getattr(cfg.own, "bound_penalty", 0.0) and not isinstance(policy, GaussianMLP):
