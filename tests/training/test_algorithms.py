@@ -48,7 +48,8 @@ def split_runs(request):
     """One tiny trainer per algorithm, with NaN injected into updates 2 and 3, run as 2 + 2 + 2 and as 4."""
     config = tiny(defaults("pendulum", request.param), debug_nan_at=NAN_AT, max_bad_updates=1,
                   obs_norm=request.param != "ascent",  # ascent's estimators see raw observations
-                  state_std=(-5.0, 2.0) if request.param == "sapo" else None)  # sapo: mineral's variance
+                  **(dict(state_std=(-5.0, 2.0), sapo_gaussian_entropy=True, sapo_normalize_entropy=True)
+                     if request.param == "sapo" else {}))  # sapo: mineral's variance and entropy
     trainer = make_trainer(config)
     s0 = trainer.init(jax.random.key(3))
     a, metrics_a = trainer.run(s0, 2)

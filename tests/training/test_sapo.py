@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from diffpg.training import defaults, sapo, shac
+from diffpg.training import defaults, make_trainer, sapo, shac
 from diffpg.training.critic import lambda_returns
 
 
@@ -282,3 +282,33 @@ def test_target_entropy_and_defaults_from_the_config():
         True, True, True, True)
     assert cfg.sapo_init_temperature == 0.1  # pendulum's; config.Sapo's (the paper's) is 1.0
     assert sapo.target_entropy(cfg, 6) == -3.0
+
+
+def test_gaussian_entropy_by_hand():
+    """H = Σ_i (½ log 2πe + log σ_i): for σ = (1, e) that is log 2πe + 1."""
+    std = jnp.array([[1.0, np.e], [0.5, 0.5]])
+    np.testing.assert_allclose(sapo.gaussian_entropy(std), [np.log(2 * np.pi * np.e) + 1.0,
+                                                           np.log(2 * np.pi * np.e) + 2 * np.log(0.5)], rtol=1e-6)
+
+
+def test_normalized_entropy_by_hand():
+    """Ĥ = −3: H = −3 → 0, H = 0 → ½, H = 3 → 1, H = 6 → 1.5 (an affine map, not a clip)."""
+    np.testing.assert_allclose(sapo.normalized_entropy(jnp.array([-3.0, 0.0, 3.0, 6.0]), -3.0), [0.0, 0.5, 1.0, 1.5])
+
+
+def test_temperature_loss_scaled_by_the_target_by_hand():
+    """c = |Ĥ| = 3, α = 2, mean h = −1.25, Ĥ = −3: L = 3 · 2 · 1.75 = 10.5, dL/dlog α = L."""
+    entropy = jnp.array(STEP_ENTROPY)
+    loss, grad = jax.value_and_grad(sapo.temperature_loss)(jnp.log(2.0), entropy, -3.0, None, 3.0)
+    np.testing.assert_allclose([loss, grad], [10.5, 10.5], rtol=1e-6)
+
+
+def test_gaussian_entropy_needs_mean_std(assert_one_sentence):
+    from diffpg.policies import LinearGaussian
+    from diffpg.errors import ConfigError
+
+    config = defaults("pendulum", "sapo").replace(sapo_gaussian_entropy=True)
+    with pytest.raises(ConfigError) as error:
+        make_trainer(config, policy=LinearGaussian(action_size=1))
+    assert_one_sentence(error, ConfigError, "sapo_gaussian_entropy")
+

@@ -288,10 +288,18 @@ class Sapo(ShortHorizon):
     """The target entropy per action dimension (the paper's -0.5 times dim(a))."""
     sapo_temperature_lr: float = 5e-3
     """Adam learning rate of log alpha."""
+    sapo_gaussian_entropy: bool = True
+    """The entropy term is the closed-form entropy of the policy's Gaussian before the squash,
+    sum_i (log(2 pi e) / 2 + log sigma_i(s)) (mineral's use_distr_ent); false: -log pi(a|s) of the action taken.
+    Needs the built-in policy (or one with mean_std)."""
+    sapo_normalize_entropy: bool = True
+    """The actor and the targets see (H + |H_target|) / (2 |H_target|), and alpha's loss is scaled by
+    |H_target| (mineral's offset_by_target_entropy, scale_by_target_entropy, unscale_entropy_alpha); false: H."""
 
     def check(self, budget: Budget) -> None:
         super().check(budget)
-        for name in ("sapo_entropy_in_actor", "sapo_soft_targets", "sapo_twin_critics", "sapo_auto_temperature"):
+        for name in ("sapo_entropy_in_actor", "sapo_soft_targets", "sapo_twin_critics", "sapo_auto_temperature",
+                     "sapo_gaussian_entropy", "sapo_normalize_entropy"):
             _flag(self, name)
         _number(self, "sapo_target_entropy", -math.inf, math.inf)
         _number(self, "sapo_init_temperature", 0.0, math.inf)
@@ -518,7 +526,9 @@ _SHAC = dict(num_updates=2000, num_envs=1, window=5, discount=0.95, stochastic=T
              bound_penalty=1.0, critic_lr=5e-3, critic_minibatches=1, lr_decay=True)
 # SAPO: SHAC's pendulum settings with the maximum-entropy parts on and alpha starting at 0.1 (seeds 0-2 end at
 # -153, -153, -147 over 500 held-out starts; starting at the paper's 1.0, seed 0 ended at -294; docs/algorithms.md).
-_SAPO = dict({k: v for k, v in _SHAC.items() if k != "stochastic"}, sapo_init_temperature=0.1)  # sapo always samples
+# sapo always samples; pendulum's settings were measured with the entropy of the action taken, unnormalized.
+_SAPO = dict({k: v for k, v in _SHAC.items() if k != "stochastic"}, sapo_init_temperature=0.1,
+             sapo_gaussian_entropy=False, sapo_normalize_entropy=False)
 _APG = dict(num_updates=400, num_envs=2, window=50, discount=0.99, stochastic=True, init_std=1.0,
             actor_lr=2e-2, bound_penalty=1.0, lr_decay=True)
 # cartpole_swingup keeps the settings measured on it before (docs/algorithms.md): 40-step shac windows.

@@ -131,6 +131,22 @@ def actor_objective(reward, entropy, next_value, beta, alive, discount: float, a
     return objective
 
 
+# ---------------------------------------------------------------- entropy
+
+
+def gaussian_entropy(std):
+    """H = Σ_i (½ log 2πe + log σ_i): the entropy of N(μ, diag σ²), over the last axis (mineral's
+    ``use_distr_ent``: the Gaussian before the squash, whose tanh Jacobian it leaves out)."""
+    return jnp.sum(0.5 * jnp.log(2.0 * jnp.pi * jnp.e) + jnp.log(std), axis=-1)
+
+
+def normalized_entropy(entropy, target_entropy: float):
+    """H̃ = (H + |Ĥ|) / (2 |Ĥ|): 0 at H = −|Ĥ|, ½ at H = 0 and 1 at H = |Ĥ| (mineral's
+    ``offset_by_target_entropy`` with ``scale_by_target_entropy``), so α weighs entropy on the scale of the
+    target whatever dim(a) is."""
+    return (entropy + abs(target_entropy)) / (2.0 * abs(target_entropy))
+
+
 # ---------------------------------------------------------------- temperature
 
 
@@ -152,8 +168,8 @@ def temperature_loss(log_alpha, entropy, target_entropy: float, weight=None, sca
     the target and raises it below (SAC's temperature objective, Haarnoja et al.
     2018b, eq. 18, which SAPO adopts; mineral writes the loss in α, not log α).
     ``entropy`` is averaged with ``weight`` (the trainer's ``alive``) if given.
-    The trainer uses c = 1; mineral's c = |Ĥ| goes with its normalized entropy,
-    which is not implemented (docs/algorithms.md).
+    The trainer uses c = |Ĥ| with ``sapo_normalize_entropy`` (mineral's ``unscale_entropy_alpha``: α
+    multiplies H̃ = H / (2|Ĥ|) + ½ in the objectives, so α|Ĥ| is its weight on H itself) and c = 1 without.
     """
     entropy = jax.lax.stop_gradient(entropy)
     if weight is None:
@@ -197,13 +213,19 @@ def update(parts, key, state, poison):
     values = jax.vmap(lambda c, o: critic_lib.value(net, c, o), (0, None))
     per_step = lambda f: jax.vmap(jax.vmap(f))  # noqa: E731  over [N, T]
 
+    goal = target_entropy(cfg, env.action_size)
+    bonus = (lambda h: normalized_entropy(h, goal)) if cfg.sapo_normalize_entropy else (lambda h: h)  # noqa: E731
+
     def loss(params):
         window = run_window(k_window, env, acting, params, state.env_state, parts.config.budget.window)
         reward = window.traj.reward * cfg.reward_scale
         obs = normalize(state.obs_stats, window.traj.obs)
-        entropy = -per_step(lambda o, a: policy.log_prob(params, o, a))(obs, window.traj.action)
+        if cfg.sapo_gaussian_entropy:
+            entropy = per_step(lambda o: gaussian_entropy(policy.mean_std(params, o)[1]))(obs)
+        else:
+            entropy = -per_step(lambda o, a: policy.log_prob(params, o, a))(obs, window.traj.action)
         next_values = per_step(lambda o: values(state.target_critic, normalize(state.obs_stats, o)))(window.next_obs)
-        loss = -actor_objective(reward, entropy, critics_value(next_values, "mean"), bootstrap_weight(window),
+        loss = -actor_objective(reward, bonus(entropy), critics_value(next_values, "mean"), bootstrap_weight(window),
                                 window.alive, cfg.discount, alpha, mode)
         if cfg.bound_penalty:
             loss = loss + cfg.bound_penalty * bounds_loss(policy, params, state.obs_stats, window.traj.obs)
@@ -215,7 +237,7 @@ def update(parts, key, state, poison):
 
     window = jax.lax.stop_gradient(window)
     target = jax.vmap(soft_lambda_returns, (0, 0, 0, 0, 0, None, None, None))(
-        window.traj.reward * cfg.reward_scale, window.alive * entropy, critics_value(next_values, "min"),
+        window.traj.reward * cfg.reward_scale, window.alive * bonus(entropy), critics_value(next_values, "min"),
         window.ended, window.failed, cfg.discount, cfg.gae_lambda, critic_alpha)
     obs = normalize(state.obs_stats, window.traj.obs).reshape(-1, env.observation_size)
 
@@ -230,7 +252,7 @@ def update(parts, key, state, poison):
     if cfg.sapo_auto_temperature:
         log_alpha, alpha_opt_state, _, temperature_ok = temperature_update(
             temperature_optimizer(parts.config), temperature["log_alpha"], temperature["opt_state"], entropy,
-            target_entropy(cfg, env.action_size), window.alive)
+            goal, window.alive, abs(goal) if cfg.sapo_normalize_entropy else 1.0)
         temperature = {"log_alpha": log_alpha, "opt_state": alpha_opt_state}
     metrics = {"grad_norm": optax.tree.norm(grads), "actor_loss": actor_loss, "critic_loss": critic_loss.mean(),
                "value": next_values.mean() / cfg.reward_scale, "alpha": alpha,

@@ -145,6 +145,10 @@ def build_policy(cfg: TrainConfig, env, policy=None):
                            state_std=cfg.policy.state_std)
     check_policy(policy, env, needs_log_prob=cfg.algo in ("sapo", "reinforce", "ppo"),
                  estimator=f"training with algo {cfg.algo!r}")
+    if getattr(cfg.own, "sapo_gaussian_entropy", False) and not callable(getattr(policy, "mean_std", None)):
+        raise ConfigError(f"sapo_gaussian_entropy reads the entropy of the policy's Gaussian from mean_std(params, "
+                          f"obs), which {type(policy).__name__} lacks; set sapo_gaussian_entropy=False to use "
+                          "-log pi(a|s) of the action taken")
     if getattr(cfg.own, "bound_penalty", 0.0) and not isinstance(policy, GaussianMLP):
         raise ConfigError(f"bound_penalty acts on the built-in policy's pre-squash mean, and "
                           f"{type(policy).__name__} is another policy; set bound_penalty=0")
