@@ -31,9 +31,9 @@ Hopper, Swimmer, Walker2d) or reset_noise_scale · N(0, 1) (HalfCheetah, Inverte
 
 Differences from Gymnasium: the control cost is of the action as clipped to ctrlrange (MuJoCo clips
 ctrl the same way, so inside the action space the two agree); the constraint solve runs ``iterations``
-(8 unless overridden; Gymnasium's model files say 100) with a notice saying so; Ant's physics is MJX's,
-and ``mjx.step`` itself departs from ``mujoco.mj_step`` once a foot touches the floor (docs/mjx.md);
-Ant's main_body is a body index (Gymnasium also takes a name).
+(8 unless overridden; Gymnasium's model files say 100) with a notice saying so; Ant's main_body is a
+body index (Gymnasium also takes a name). Where MJX's own step departs from ``mujoco.mj_step`` (a leg
+touching the floor steeply: ``diffpg.envs.mjx_contact``), the twins step as MuJoCo does.
 """
 from __future__ import annotations
 

@@ -150,7 +150,8 @@ class MJXEnv:
 
     def reset(self, key) -> State:
         """The start state: ``reset_fn(key, data)`` from the model's initial data, or uniform noise of half-width
-        ``reset_noise`` added to qpos (not to quaternions) and qvel; derived quantities recomputed after."""
+        ``reset_noise`` added to qpos (not to quaternions) and qvel; derived quantities recomputed after, as by
+        ``mujoco.mj_forward`` (the forward pass of ``mjx_solver``)."""
         mjx = import_mjx()
 
         data = mjx.make_data(self.model)
@@ -165,8 +166,9 @@ class MJXEnv:
         return self._state(data)
 
     def state_from(self, qpos, qvel) -> State:
-        """The state at these joint positions and velocities (derived quantities computed, obs filled in,
-        reward 0, done 0, t 0), from the model's initial data otherwise."""
+        """The state at these joint positions and velocities, as ``mujoco.mj_forward`` leaves it (positions,
+        velocities, contacts, accelerations and constraint forces derived; obs filled in; reward 0, done 0,
+        t 0), from the model's initial data otherwise (ctrl 0)."""
         mjx = import_mjx()
 
         data = mjx.make_data(self.model)
@@ -178,12 +180,13 @@ class MJXEnv:
         return self._state(data.replace(qpos=jnp.asarray(qpos, dtype), qvel=jnp.asarray(qvel, dtype)))
 
     def _state(self, data) -> State:
-        mjx = import_mjx()
+        from . import mjx_solver
 
         with mjx_numpy():
-            derived = mjx.fwd_velocity(self.model, mjx.fwd_position(self.model, data))
-        # as mujoco.mj_forward, qpos stays as given (MJX's kinematics writes back normalized quaternions;
-        # the first step normalizes them, as mj_step does)
+            derived = mjx_solver.forward(self.model, data)
+        # mujoco.mj_forward's quantities, constraint forces (qfrc_constraint) included, and as after it qpos
+        # stays as given (MJX's kinematics writes back normalized quaternions; the first step normalizes
+        # them, as mj_step does)
         data = derived.replace(qpos=data.qpos)
         zero = jnp.zeros((), data.qpos.dtype)
         return State(obs=self.observe(data), reward=zero, done=jnp.zeros((), jnp.float32), data=data,

@@ -46,6 +46,7 @@ from mujoco.mjx._src import scan as mjx_scan
 from mujoco.mjx._src import solver as mjx_solver
 
 from ..errors import ConfigError
+from . import mjx_contact
 
 RELIES_ON = {
     "Context.create": ("m", "d", "grad"),
@@ -116,8 +117,8 @@ def solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
 
 
 def forward(m: mjx.Model, d: mjx.Data) -> mjx.Data:
-    """``mjx.forward`` with the scanned constraint solve."""
-    d = mjx.fwd_position(m, d)
+    """``mjx.forward`` with the scanned constraint solve (and MuJoCo's contact frames, ``mjx_contact``)."""
+    d = mjx_contact.fwd_position(m, d)
     d = mjx.sensor_pos(m, d)
     d = mjx.fwd_velocity(m, d)
     d = mjx.sensor_vel(m, d)
