@@ -116,6 +116,28 @@ def test_an_override_reaches_the_reward():
     assert float(low.reward(state.data, action, state.data)) == 0.0
 
 
+def test_every_params_field_has_a_docstring():
+    """The project's convention for frozen dataclasses, on the twins' Gymnasium keywords (read from the source)."""
+    import ast
+    import inspect
+
+    from diffpg.envs import gymnasium_twins
+
+    tree = ast.parse(inspect.getsource(gymnasium_twins))
+    params = {type(task.params).__name__ for task in gymnasium_twins.TASKS.values()}
+    undocumented = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in params:
+            body = node.body
+            for field, after in zip(body, body[1:] + [None]):
+                if isinstance(field, ast.AnnAssign) and not (isinstance(after, ast.Expr)
+                                                             and isinstance(after.value, ast.Constant)
+                                                             and isinstance(after.value.value, str)):
+                    undocumented.append(f"{node.name}.{field.target.id}")
+            params.discard(node.name)
+    assert not params and not undocumented, (params, undocumented)
+
+
 def test_an_unknown_keyword_gets_one_sentence():
     with pytest.raises(ConfigError) as error:
         diffpg.make("Swimmer-v5", healthy_reward=1.0)
