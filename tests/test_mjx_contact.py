@@ -71,3 +71,22 @@ def test_the_friction_and_the_acceleration_are_mujocos(both):
     _, data, ours, _ = both
     assert np.abs(data.qfrc_constraint[:2]).max() > 0.1  # friction acts sideways
     np.testing.assert_allclose(np.asarray(ours.qacc), data.qacc, atol=1e-5 * np.abs(data.qacc).max())
+
+
+def test_the_gradient_stays_finite_where_a_frame_is_left_alone():
+    """A sphere standing upright on the floor has a geom axis exactly along the normal, so its projected axis is
+    zero: the correction leaves its frame alone, and the derivative of the discarded normalization must not turn
+    into NaN (a where's unselected branch still carries a 0 · ∞ cotangent otherwise)."""
+    model = mujoco.MjModel.from_xml_string(XML.replace(
+        "<body pos", '<body pos="1 1 0.099"><freejoint/><geom type="sphere" size="0.1"/></body><body pos', 1))
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    assert data.ncon == 2  # the sphere and the capsule both touch the floor
+    m, d = mjx.put_model(model), mjx.put_data(model, data)
+
+    def frames(qpos):
+        with mjx_numpy():
+            return jax.numpy.sum(mjx_contact.fwd_position(m, d.replace(qpos=qpos))._impl.contact.frame ** 3)
+
+    gradient = jax.jit(jax.grad(frames))(d.qpos)
+    assert np.all(np.isfinite(np.asarray(gradient)))

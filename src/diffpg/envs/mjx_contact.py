@@ -52,10 +52,12 @@ def plane_capsule_frames(m: mjx.Model, d: mjx.Data) -> mjx.Data:
     normal = contact.frame[:, 0]
     axis = d.geom_xmat[contact.geom[:, 1], :, 2]
     tangent = axis - normal * jnp.sum(normal * axis, axis=-1, keepdims=True)
-    length = jnp.linalg.norm(tangent, axis=-1, keepdims=True)
+    square = jnp.sum(tangent ** 2, axis=-1, keepdims=True)
     ours = ((types[:, 0] == mjx.GeomType.PLANE) & (types[:, 1] == mjx.GeomType.CAPSULE)
-            & (length[:, 0] >= mujoco.mjMINVAL))
-    tangent = tangent / jnp.where(ours[:, None], length, 1.0)  # (the where keeps the discarded branch finite)
+            & (square[:, 0] >= mujoco.mjMINVAL ** 2))
+    # the square root only of what is kept: elsewhere (a sphere upright on the floor: square 0) its derivative,
+    # though discarded by the where below, would be 0 · ∞ = NaN in reverse mode
+    tangent = tangent / jnp.sqrt(jnp.where(ours[:, None], square, 1.0))
     frame = jnp.stack([normal, tangent, jnp.cross(normal, tangent)], axis=1)
     frame = jnp.where(ours[:, None, None], frame, contact.frame)
     return d.tree_replace({"_impl.contact": contact.replace(frame=frame)})
