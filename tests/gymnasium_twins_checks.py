@@ -3,8 +3,11 @@
 
 For each twin: from the state Gymnasium's own env resets to (seed 0), both sides take the same
 random actions from the action space; printed are the largest differences in qpos, qvel, obs and
-reward over the run, whether termination agreed at every step, the difference between
-``state_from``'s observation and Gymnasium's at the start, the settings beside Gymnasium's, and, over
+reward over the run, whether termination agreed at every step, the most contacts at once and how many
+were a capsule on the floor steeper than MJX's own contact frame allows (diffpg.envs.mjx_contact), the
+difference between ``state_from``'s observation and Gymnasium's at the start (and, for
+InvertedDoublePendulum, at the rail's end, where the observation reads a constraint force), the
+settings beside Gymnasium's, and, over
 2000 draws of the twin's reset distribution, the extremes and spread of qpos − init_qpos and
 qvel − init_qvel. One JSON object, last line. Each twin compiles one step (the slow part: frame_skip
 MuJoCo steps, RK4 ones four forward passes each) and its reset draw.
@@ -27,9 +30,13 @@ import diffpg  # noqa: E402
 QUICK = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 STEPS = 12
 RESETS = 2000
-FORMULAS_ONLY = {"Ant-v5"}
-"""Twins whose physics MJX does not reproduce (mjx.step itself departs from mj_step once a foot touches the floor
-during an RK4 stage): their reward, observation and termination are checked on Gymnasium's own data instead."""
+EDGE_STATES = {"InvertedDoublePendulum-v5": ([0.9903, 0.05, -0.03], [0.0, 0.0, 0.0])}
+"""(qpos, qvel) where a twin's observation reads a constraint force: the cart at rest 0.0097 from its rail's
+end, inside the slider limit's margin of 0.01, where Gymnasium's obs ends with qfrc_constraint₀ ≈ −4.8
+(inside the ±10 clip, so the value itself is compared)."""
+STEEP = 0.5
+"""MJX's plane_capsule keeps the capsule's projected axis as t₁ only while its length is at least this
+(diffpg.envs.mjx_contact)."""
 
 
 def measure(name):
@@ -44,35 +51,33 @@ def measure(name):
            "obs_size": [int(state.obs.shape[0]), int(gym_obs.shape[0])],
            "max_steps": [env.max_steps, gym_env.spec.max_episode_steps], "frame_skip": [env.frame_skip, raw.frame_skip],
            "dt": [env.dt, raw.dt], "reset_noise_scale": getattr(raw, "_reset_noise_scale", None)}
-    if name in FORMULAS_ONLY:
-        out.update(formulas(env, gym_env))
-    else:
-        out.update(trajectory(env, gym_env, state))
+    out.update(trajectory(env, gym_env, state))
+    if name in EDGE_STATES:
+        out.update(edge_state(env, gym_env, *EDGE_STATES[name]))
     out.update(reset_distribution(env))
     return out
 
 
-def formulas(env, gym_env):
-    """Reward, observation and termination of the twin computed on Gymnasium's own data before and after
-    each of its steps (cfrc_ext as Gymnasium's mj_rnePostConstraint left it)."""
-    raw, rng = gym_env.unwrapped, np.random.default_rng(1)
-    errors = {"obs": 0.0, "reward": 0.0}
-    same_termination, steps_run, moved, contacts = True, 0, 0.0, 0
-    for _ in range(STEPS):
-        before = mjx.put_data(raw.model, raw.data)
-        action = rng.uniform(gym_env.action_space.low, gym_env.action_space.high)
-        obs, reward, terminated, _, _ = gym_env.step(action)
-        after = mjx.put_data(raw.model, raw.data)
-        errors["obs"] = max(errors["obs"], float(np.abs(np.asarray(env.observe(after)) - obs).max()))
-        ours = float(env.reward(before, jnp.asarray(action), after))
-        errors["reward"] = max(errors["reward"], abs(ours - float(reward)))
-        same_termination &= bool(env.done(after)) == bool(terminated)
-        moved, contacts = max(moved, float(np.abs(raw.data.qvel).max())), max(contacts, int(raw.data.ncon))
-        steps_run += 1
-        if terminated:
-            break
-    return {**errors, "same_termination": same_termination, "steps": steps_run,
-            "largest_qvel": moved, "contacts": contacts, "physics_compared": False}
+def edge_state(env, gym_env, qpos, qvel):
+    """state_from's observation beside Gymnasium's after its set_state (mj_forward), ctrl 0 on both sides."""
+    raw = gym_env.unwrapped
+    raw.data.ctrl[:] = 0.0
+    raw.set_state(np.asarray(qpos), np.asarray(qvel))
+    gym_obs = raw._get_obs()
+    ours = env.state_from(jnp.asarray(qpos, jnp.float64), jnp.asarray(qvel, jnp.float64)).obs
+    return {"edge_obs": float(np.abs(np.asarray(ours) - gym_obs).max()),
+            "edge_gymnasium_obs": gym_obs.tolist()}
+
+
+def steep_capsule_contacts(model, data):
+    """How many of MuJoCo's contacts are a capsule on a plane steeper than MJX's own frame allows."""
+    count = 0
+    for contact in data.contact[:data.ncon]:
+        g1, g2 = contact.geom
+        if model.geom_type[g1] == mjx.GeomType.PLANE and model.geom_type[g2] == mjx.GeomType.CAPSULE:
+            normal, axis = contact.frame[:3], data.geom_xmat[g2].reshape(3, 3)[:, 2]
+            count += np.linalg.norm(axis - normal * (normal @ axis)) < STEEP
+    return int(count)
 
 
 def trajectory(env, gym_env, state):
@@ -81,10 +86,11 @@ def trajectory(env, gym_env, state):
     step = jax.jit(env.step).lower(state, jnp.zeros(env.action_size)).compile(QUICK)
     rng = np.random.default_rng(1)
     errors = {"qpos": 0.0, "qvel": 0.0, "obs": 0.0, "reward": 0.0}
-    same_termination, steps_run, moved = True, 0, 0.0
+    same_termination, steps_run, moved, contacts, steep = True, 0, 0.0, 0, 0
     for _ in range(STEPS):
         action = rng.uniform(gym_env.action_space.low, gym_env.action_space.high)
         obs, reward, terminated, _, _ = gym_env.step(action)
+        contacts, steep = max(contacts, int(raw.data.ncon)), steep + steep_capsule_contacts(raw.model, raw.data)
         state = step(state, jnp.asarray(action))
         errors["qpos"] = max(errors["qpos"], float(np.abs(np.asarray(state.data.qpos) - raw.data.qpos).max()))
         errors["qvel"] = max(errors["qvel"], float(np.abs(np.asarray(state.data.qvel) - raw.data.qvel).max()))
@@ -96,7 +102,7 @@ def trajectory(env, gym_env, state):
         if terminated:
             break
     return {**errors, "same_termination": same_termination, "steps": steps_run, "largest_qvel": moved,
-            "physics_compared": True}
+            "contacts": contacts, "steep_capsule_contacts": steep}
 
 
 def reset_distribution(env):

@@ -2,9 +2,9 @@
 
 The comparisons run in float64 in a subprocess (tests/gymnasium_twins_checks.py; ``jax_enable_x64`` is
 process-wide): from the state Gymnasium resets to, both take the same random actions; qpos, qvel, obs and
-reward must agree to 1e-9 (MuJoCo's C step and MJX's differ by summation order only: ~1e-13 here, and
-contact-free runs ~1e-16; 1e-9 leaves room for the chaotic growth of a dozen steps without hiding a wrong
-term, whose size is the term itself, ≥ 1e-3 for any weight here) and termination at every step.
+reward must agree to 1e-9 (MuJoCo's C step and ours differ by summation order only: ~1e-13 here, Ant's
+contacts included, and contact-free runs ~1e-16; 1e-9 leaves room for the chaotic growth of a dozen steps
+without hiding a wrong term, whose size is the term itself, ≥ 1e-3 for any weight here) and termination at every step.
 """
 import json
 import os
@@ -46,17 +46,13 @@ def measured():
 def test_the_twin_steps_as_gymnasiums_own_env(measured, name):
     m = measured[name]
     assert m["largest_qvel"] > 0.5  # the run went somewhere
-    if name == "Ant-v5":
-        # MJX's own step departs from mj_step once a foot touches the floor (docs/mjx.md): the reward, observation
-        # and termination are checked on Gymnasium's own data, over a run where the feet touch
-        assert not m["physics_compared"] and m["contacts"] > 0
-    else:
-        assert m["physics_compared"]
-        for what in ("qpos", "qvel"):
-            assert m[what] < EXACT, (what, m[what])
-    for what in ("obs", "reward"):
+    for what in ("qpos", "qvel", "obs", "reward"):
         assert m[what] < EXACT, (what, m[what])
     assert m["same_termination"]
+    if name == "Ant-v5":
+        # the feet touched the floor steeper than MJX's own contact frame allows, where mjx.step alone left
+        # mj_step by 0.07 in qvel (diffpg.envs.mjx_contact)
+        assert m["steep_capsule_contacts"] > 0
 
 
 @pytest.mark.slow
@@ -66,6 +62,15 @@ def test_state_from_gives_gymnasiums_observation_and_the_settings_are_v5s(measur
     assert m["obs_size"][0] == m["obs_size"][1] and m["start_obs"] < EXACT
     assert m["max_steps"][0] == m["max_steps"][1] and m["frame_skip"][0] == m["frame_skip"][1]
     assert m["dt"][0] == pytest.approx(m["dt"][1], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_state_from_gives_gymnasiums_observation_at_the_rails_end(measured):
+    """InvertedDoublePendulum's obs ends with the cart's constraint force: at the rail's end (inside the slider
+    limit's margin) Gymnasium's mj_forward makes it −4.8, and state_from's forward pass must too."""
+    m = measured["InvertedDoublePendulum-v5"]
+    assert abs(m["edge_gymnasium_obs"][-1]) > 1
+    assert m["edge_obs"] < EXACT
 
 
 @pytest.mark.slow
@@ -109,6 +114,28 @@ def test_an_override_reaches_the_reward():
     assert r[0].shape == () and r[1].shape == ()
     assert float(high.reward(state.data, action, state.data)) == pytest.approx(-1.5)
     assert float(low.reward(state.data, action, state.data)) == 0.0
+
+
+def test_every_params_field_has_a_docstring():
+    """The project's convention for frozen dataclasses, on the twins' Gymnasium keywords (read from the source)."""
+    import ast
+    import inspect
+
+    from diffpg.envs import gymnasium_twins
+
+    tree = ast.parse(inspect.getsource(gymnasium_twins))
+    params = {type(task.params).__name__ for task in gymnasium_twins.TASKS.values()}
+    undocumented = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in params:
+            body = node.body
+            for field, after in zip(body, body[1:] + [None]):
+                if isinstance(field, ast.AnnAssign) and not (isinstance(after, ast.Expr)
+                                                             and isinstance(after.value, ast.Constant)
+                                                             and isinstance(after.value.value, str)):
+                    undocumented.append(f"{node.name}.{field.target.id}")
+            params.discard(node.name)
+    assert not params and not undocumented, (params, undocumented)
 
 
 def test_an_unknown_keyword_gets_one_sentence():

@@ -13,7 +13,7 @@ pytest.importorskip("mujoco.mjx")
 
 import mujoco  # noqa: E402
 
-from diffpg.envs import from_mjcf, mjx_models  # noqa: E402
+from diffpg.envs import SolverSettingWarning, from_mjcf, mjx_models  # noqa: E402
 from diffpg.errors import ConfigError  # noqa: E402
 
 QUICK = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
@@ -77,7 +77,7 @@ def test_a_solver_setting_unlike_the_model_files_is_announced_once_with_both_val
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         from_mjcf(LIMITED, reward=REWARD)
-    texts = [str(w.message) for w in caught]
+    texts = [str(w.message) for w in caught if w.category is SolverSettingWarning]
     assert any("iterations=8" in t and "100" in t for t in texts), texts
     assert any("ls_iterations=8" in t and "50" in t for t in texts), texts
     assert all("\n" not in t for t in texts)
@@ -85,6 +85,15 @@ def test_a_solver_setting_unlike_the_model_files_is_announced_once_with_both_val
         warnings.simplefilter("always")
         from_mjcf(LIMITED, reward=REWARD, iterations=100, ls_iterations=50)
     assert not [w for w in caught if "iterations" in str(w.message)]
+
+
+def test_the_notice_is_a_user_warning_that_can_be_filtered_alone():
+    assert issubclass(SolverSettingWarning, UserWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=SolverSettingWarning)
+        from_mjcf(LIMITED, reward=REWARD)
+    assert not [w for w in caught if "iterations" in str(w.message)], [str(w.message) for w in caught]
 
 
 def test_the_notice_names_the_model_files_value_after_a_rebuild():

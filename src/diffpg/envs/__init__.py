@@ -7,7 +7,7 @@ from .finite_mdp import FiniteMDP, FiniteMDPParams
 from .gymnasium_black_box import from_gymnasium
 from .gymnasium_wrapper import to_gymnasium, to_gymnasium_vector
 from .lqr import LQR, LQRParams
-from .mjx import MJXEnv, from_mjcf
+from .mjx import MJXEnv, SolverSettingWarning, from_mjcf
 from .one_step import OneStep
 from .pendulum import Pendulum, PendulumParams
 from .registry import make, register, registered
@@ -19,5 +19,5 @@ __all__ = [
     "BallWall", "BallWallParams", "DoublePendulum", "DoublePendulumParams", "FiniteMDP", "FiniteMDPParams",
     "OneStep", "WindGust", "WindGustParams",
     "from_gymnasium", "to_gymnasium", "to_gymnasium_vector",
-    "MJXEnv", "from_mjcf",
+    "MJXEnv", "SolverSettingWarning", "from_mjcf",
 ]

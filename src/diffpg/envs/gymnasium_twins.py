@@ -31,9 +31,9 @@ Hopper, Swimmer, Walker2d) or reset_noise_scale · N(0, 1) (HalfCheetah, Inverte
 
 Differences from Gymnasium: the control cost is of the action as clipped to ctrlrange (MuJoCo clips
 ctrl the same way, so inside the action space the two agree); the constraint solve runs ``iterations``
-(8 unless overridden; Gymnasium's model files say 100) with a notice saying so; Ant's physics is MJX's,
-and ``mjx.step`` itself departs from ``mujoco.mj_step`` once a foot touches the floor (docs/mjx.md);
-Ant's main_body is a body index (Gymnasium also takes a name).
+(8 unless overridden; Gymnasium's model files say 100) with a notice saying so; Ant's main_body is a
+body index (Gymnasium also takes a name). Where MJX's own step departs from ``mujoco.mj_step`` (a leg
+touching the floor steeply: ``diffpg.envs.mjx_contact``), the twins step as MuJoCo does.
 """
 from __future__ import annotations
 
@@ -88,7 +88,11 @@ def _inside(value, bounds):
 
 @dataclasses.dataclass(frozen=True)
 class InvertedPendulumParams:
+    """The keywords of ``gymnasium.make("InvertedPendulum-v5", ...)`` that change the task, with v5's defaults."""
+
     reset_noise_scale: float = 0.01
+    """Scale of the random perturbation of the initial position and velocity: U(±scale) on both (Gymnasium's Starting
+    State)."""
 
 
 def _inverted_pendulum_done(params, data):
@@ -107,8 +111,12 @@ def _qpos_qvel(params, data):
 
 @dataclasses.dataclass(frozen=True)
 class InvertedDoublePendulumParams:
+    """The keywords of ``gymnasium.make("InvertedDoublePendulum-v5", ...)`` that change the task, with v5's defaults."""
+
     healthy_reward: float = 10.0
+    """Constant reward given while the pendulum is healthy (upright: the tip's height > 1)."""
     reset_noise_scale: float = 0.1
+    """Scale of the random perturbation of the initial state: U(±scale) on qpos, scale · N(0, 1) on qvel."""
 
 
 def _double_pendulum_done(params, data):
@@ -131,18 +139,31 @@ def _double_pendulum_observe(params, data):
 
 @dataclasses.dataclass(frozen=True)
 class HalfCheetahParams:
+    """The keywords of ``gymnasium.make("HalfCheetah-v5", ...)`` that change the task, with v5's defaults."""
+
     forward_reward_weight: float = 1.0
+    """Weight of the forward reward, the x velocity (Gymnasium: the _forward_reward_ term)."""
     ctrl_cost_weight: float = 0.1
+    """Weight of the control cost ‖a‖² (Gymnasium: the _ctrl_cost_ term)."""
     reset_noise_scale: float = 0.1
+    """Scale of the random perturbation of the initial state: U(±scale) on qpos, scale · N(0, 1) on qvel."""
     exclude_current_positions_from_observation: bool = True
+    """Whether to omit the x-coordinate from the observation (an inductive bias toward position-agnostic policies)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class SwimmerParams:
+    """The keywords of ``gymnasium.make("Swimmer-v5", ...)`` that change the task, with v5's defaults."""
+
     forward_reward_weight: float = 1.0
+    """Weight of the forward reward, the x velocity (Gymnasium: the _forward_reward_ term)."""
     ctrl_cost_weight: float = 1e-4
+    """Weight of the control cost ‖a‖² (Gymnasium: the _ctrl_cost_ term)."""
     reset_noise_scale: float = 0.1
+    """Scale of the random perturbation of the initial position and velocity: U(±scale) on both."""
     exclude_current_positions_from_observation: bool = True
+    """Whether to omit the x- and y-coordinates from the observation (an inductive bias toward position-agnostic
+    policies)."""
 
 
 def _runner_reward(params, dt, data, action, next_data):
@@ -164,27 +185,49 @@ def _swimmer_observe(params, data):
 
 @dataclasses.dataclass(frozen=True)
 class HopperParams:
+    """The keywords of ``gymnasium.make("Hopper-v5", ...)`` that change the task, with v5's defaults."""
+
     forward_reward_weight: float = 1.0
+    """Weight of the forward reward, the x velocity (Gymnasium: the _forward_reward_ term)."""
     ctrl_cost_weight: float = 1e-3
+    """Weight of the control cost ‖a‖² (Gymnasium: the _ctrl_cost_ term)."""
     healthy_reward: float = 1.0
+    """Reward per step while healthy (Gymnasium: the _healthy_reward_ term)."""
     terminate_when_unhealthy: bool = True
+    """If True, the episode ends (terminated) once the hopper is unhealthy."""
     healthy_state_range: tuple = (-100.0, 100.0)
+    """Every element of (qpos, qvel)[2:] (all but the x-coordinate and the height, qvel unclipped) must lie strictly
+    inside this range for the hopper to be healthy."""
     healthy_z_range: tuple = (0.7, float("inf"))
+    """The torso's z-coordinate must lie strictly inside this range for the hopper to be healthy."""
     healthy_angle_range: tuple = (-0.2, 0.2)
+    """The torso's angle (qpos[2]) must lie strictly inside this range for the hopper to be healthy."""
     reset_noise_scale: float = 5e-3
+    """Scale of the random perturbation of the initial position and velocity: U(±scale) on both."""
     exclude_current_positions_from_observation: bool = True
+    """Whether to omit the x-coordinate from the observation (an inductive bias toward position-agnostic policies)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Walker2dParams:
+    """The keywords of ``gymnasium.make("Walker2d-v5", ...)`` that change the task, with v5's defaults."""
+
     forward_reward_weight: float = 1.0
+    """Weight of the forward reward, the x velocity (Gymnasium: the _forward_reward_ term)."""
     ctrl_cost_weight: float = 1e-3
+    """Weight of the control cost ‖a‖² (Gymnasium: the _ctrl_cost_ term)."""
     healthy_reward: float = 1.0
+    """Reward per step while healthy (Gymnasium: the _healthy_reward_ term)."""
     terminate_when_unhealthy: bool = True
+    """If True, the episode ends (terminated) once the walker is unhealthy."""
     healthy_z_range: tuple = (0.8, 2.0)
+    """The torso's z-coordinate must lie strictly inside this range for the walker to be healthy."""
     healthy_angle_range: tuple = (-1.0, 1.0)
+    """The torso's angle (qpos[2]) must lie strictly inside this range for the walker to be healthy."""
     reset_noise_scale: float = 5e-3
+    """Scale of the random perturbation of the initial position and velocity: U(±scale) on both."""
     exclude_current_positions_from_observation: bool = True
+    """Whether to omit the x-coordinate from the observation (an inductive bias toward position-agnostic policies)."""
 
 
 def _healthy(params, data):
@@ -214,8 +257,13 @@ def _walker_done(params, data):
 
 @dataclasses.dataclass(frozen=True)
 class ReacherParams:
+    """The keywords of ``gymnasium.make("Reacher-v5", ...)`` that change the task, with v5's defaults."""
+
     reward_dist_weight: float = 1.0
+    """Weight of the distance term, −‖fingertip − target‖ (Gymnasium: _reward_dist_)."""
     reward_control_weight: float = 1.0
+    """Weight of the control term, −‖a‖² (Gymnasium: _reward_control_; its code's default is 1, its docs table says
+    0.1)."""
 
 
 def _reacher_vector(data):
@@ -249,17 +297,32 @@ def _reacher_reset(params, key, data):
 
 @dataclasses.dataclass(frozen=True)
 class AntParams:
+    """The keywords of ``gymnasium.make("Ant-v5", ...)`` that change the task, with v5's defaults."""
+
     forward_reward_weight: float = 1.0
+    """Weight of the forward reward, main_body's x velocity (Gymnasium: the _forward_reward_ term)."""
     ctrl_cost_weight: float = 0.5
+    """Weight of the control cost ‖a‖² (Gymnasium: the _ctrl_cost_ term)."""
     contact_cost_weight: float = 5e-4
+    """Weight of the contact cost, ‖clip(cfrc_ext, contact_force_range)‖² (Gymnasium: the _contact_cost_ term)."""
     healthy_reward: float = 1.0
+    """Reward per step while healthy (Gymnasium: the _healthy_reward_ term)."""
     main_body: int = 1
+    """Index of the body whose x displacement gives the forward reward (1, the torso; Gymnasium also takes a name)."""
     terminate_when_unhealthy: bool = True
+    """If True, the episode ends (terminated) once the ant is unhealthy."""
     healthy_z_range: tuple = (0.2, 1.0)
+    """The torso's z-coordinate must lie in this range, ends included, for the ant to be healthy (and qpos, qvel
+    finite)."""
     contact_force_range: tuple = (-1.0, 1.0)
+    """Contact forces (cfrc_ext) are clipped to this range in the contact cost and the observation."""
     reset_noise_scale: float = 0.1
+    """Scale of the random perturbation of the initial state: U(±scale) on qpos, scale · N(0, 1) on qvel."""
     exclude_current_positions_from_observation: bool = True
+    """Whether to omit the x- and y-coordinates from the observation (an inductive bias toward position-agnostic
+    policies)."""
     include_cfrc_ext_in_observation: bool = True
+    """Whether the observation includes cfrc_ext (clipped) of every body but the world."""
 
 
 def _ant_contact_forces(params, data):

@@ -39,6 +39,13 @@ ENUM_OPTIONS = {"solver": "mjtSolver", "cone": "mjtCone", "integrator": "mjtInte
 """MuJoCo options that take a name (``solver="newton"``), with the mujoco enum each name is looked up in."""
 
 
+class SolverSettingWarning(UserWarning):
+    """The constraint solve runs other settings than the model file's (``iterations``, ``ls_iterations``).
+
+    One line per setting when an environment is built; to silence it, pass the file's values or filter it:
+    ``warnings.filterwarnings("ignore", category=diffpg.envs.SolverSettingWarning)``."""
+
+
 @dataclasses.dataclass(frozen=True)
 class MJXParams:
     """No separate physical constants: the physics is the MJCF's (change it there, or on ``mj_model``)."""
@@ -122,7 +129,8 @@ class MJXEnv:
             ours = getattr(self, option)
             if ours != file:
                 warnings.warn(f"{self.name}: the constraint solve runs {option}={ours}, "
-                              f"not the model file's {file} (pass {option}={file} to keep it)", stacklevel=2)
+                              f"not the model file's {file} (pass {option}={file} to keep it)",
+                              SolverSettingWarning, stacklevel=2)
         mj_model.opt.iterations, mj_model.opt.ls_iterations = self.iterations, self.ls_iterations
         object.__setattr__(self, "mj_model", mj_model)
         try:
@@ -150,7 +158,8 @@ class MJXEnv:
 
     def reset(self, key) -> State:
         """The start state: ``reset_fn(key, data)`` from the model's initial data, or uniform noise of half-width
-        ``reset_noise`` added to qpos (not to quaternions) and qvel; derived quantities recomputed after."""
+        ``reset_noise`` added to qpos (not to quaternions) and qvel; derived quantities recomputed after, as by
+        ``mujoco.mj_forward`` (the forward pass of ``mjx_solver``)."""
         mjx = import_mjx()
 
         data = mjx.make_data(self.model)
@@ -165,8 +174,9 @@ class MJXEnv:
         return self._state(data)
 
     def state_from(self, qpos, qvel) -> State:
-        """The state at these joint positions and velocities (derived quantities computed, obs filled in,
-        reward 0, done 0, t 0), from the model's initial data otherwise."""
+        """The state at these joint positions and velocities, as ``mujoco.mj_forward`` leaves it (positions,
+        velocities, contacts, accelerations and constraint forces derived; obs filled in; reward 0, done 0,
+        t 0), from the model's initial data otherwise (ctrl 0)."""
         mjx = import_mjx()
 
         data = mjx.make_data(self.model)
@@ -178,12 +188,13 @@ class MJXEnv:
         return self._state(data.replace(qpos=jnp.asarray(qpos, dtype), qvel=jnp.asarray(qvel, dtype)))
 
     def _state(self, data) -> State:
-        mjx = import_mjx()
+        from . import mjx_solver
 
         with mjx_numpy():
-            derived = mjx.fwd_velocity(self.model, mjx.fwd_position(self.model, data))
-        # as mujoco.mj_forward, qpos stays as given (MJX's kinematics writes back normalized quaternions;
-        # the first step normalizes them, as mj_step does)
+            derived = mjx_solver.forward(self.model, data)
+        # mujoco.mj_forward's quantities, constraint forces (qfrc_constraint) included, and as after it qpos
+        # stays as given (MJX's kinematics writes back normalized quaternions; the first step normalizes
+        # them, as mj_step does)
         data = derived.replace(qpos=data.qpos)
         zero = jnp.zeros((), data.qpos.dtype)
         return State(obs=self.observe(data), reward=zero, done=jnp.zeros((), jnp.float32), data=data,
@@ -305,8 +316,8 @@ def from_mjcf(xml, *, reward, observe=None, done=None, reset=None, frame_skip: i
         distributions), replacing the uniform noise; positions and velocities derived from it are recomputed.
       frame_skip, max_steps, reset_noise: see ``MJXEnv``.
       iterations, ls_iterations: the constraint solve's iterations; these replace the MJCF's (MuJoCo's defaults,
-        100 and 50, would all run under vmap); a warning names both values whenever they differ from the
-        model file's. ``diffpg check`` says whether they are enough for the gradient.
+        100 and 50, would all run under vmap); a ``SolverSettingWarning`` names both values whenever they differ
+        from the model file's. ``diffpg check`` says whether they are enough for the gradient.
       name: what error messages call the environment.
       **options: any other field of MuJoCo's ``opt`` (``timestep=0.01``, ``tolerance=1e-10``,
         ``solver="newton"``, ``cone="elliptic"``, ``integrator="implicitfast"``). The model steps with its own

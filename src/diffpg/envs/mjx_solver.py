@@ -22,12 +22,14 @@ Newton's method it converges to the implicit-function gradient as fast as the
 solve converges). The scan computes every iteration under ``vmap`` (a batched
 ``cond`` is a select), so ``opt.iterations`` is also what a step costs.
 
-This is the one module that uses MJX internals: the solver's ``Context``,
-``_linesearch``, ``_update_constraint``, ``_update_gradient`` and ``_rescale``
-from ``mujoco.mjx._src.solver``, and, for RK4, ``_integrate_pos`` and ``_advance`` from ``mujoco.mjx._src.forward``
-and ``scan.flat``. ``RELIES_ON`` names them with the parameters
-used, and ``tests/test_mjx_solver.py`` fails loudly when an MJX upgrade
-changes any of them. Everything else is MJX's public API.
+This module uses MJX internals: the solver's ``Context``, ``_linesearch``,
+``_update_constraint``, ``_update_gradient`` and ``_rescale`` from
+``mujoco.mjx._src.solver`` (and ``math.norm``), and, for RK4, ``_integrate_pos``
+and ``_advance`` from ``mujoco.mjx._src.forward`` and ``scan.flat``.
+``RELIES_ON`` names them with their parameters, and ``tests/test_mjx_solver.py``
+fails loudly when an MJX upgrade changes any of them (or when this source uses
+one not listed). ``mjx_contact`` reads MJX's contact fields (its
+``CONTACT_FIELDS``, checked there too). Everything else is MJX's public API.
 """
 from __future__ import annotations
 
@@ -46,15 +48,21 @@ from mujoco.mjx._src import scan as mjx_scan
 from mujoco.mjx._src import solver as mjx_solver
 
 from ..errors import ConfigError
+from . import mjx_contact
 
 RELIES_ON = {
-    "Context.create": ("m", "d", "grad"),
-    "_linesearch": ("m", "d", "ctx"),
-    "_update_constraint": ("m", "d", "ctx"),
-    "_update_gradient": ("m", "d", "ctx"),
-    "_rescale": ("m", "d", "value"),
+    "solver.Context.create": ("m", "d", "grad"),
+    "solver._linesearch": ("m", "d", "ctx"),
+    "solver._update_constraint": ("m", "d", "ctx"),
+    "solver._update_gradient": ("m", "d", "ctx"),
+    "solver._rescale": ("m", "d", "value"),
+    "math.norm": ("x", "axis"),
+    "forward._integrate_pos": ("jnt_typs", "qpos", "qvel", "dt"),
+    "forward._advance": ("m", "d", "act_dot", "qacc", "qvel"),
+    "scan.flat": ("m", "f", "in_types", "out_types", "args", "group_by"),
 }
-"""The private names of ``mujoco.mjx._src.solver`` used here, with their parameters."""
+"""Every name used here from MJX's private modules, ``mujoco.mjx._src.<module>.<name>``, with its parameters
+(``tests/test_mjx_solver.py`` checks that this lists every one the source uses, and that they still exist)."""
 
 CONTEXT_FIELDS = ("qacc", "qfrc_constraint", "efc_force", "grad", "Mgrad", "search", "cost", "prev_cost",
                   "solver_niter")
@@ -116,8 +124,8 @@ def solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
 
 
 def forward(m: mjx.Model, d: mjx.Data) -> mjx.Data:
-    """``mjx.forward`` with the scanned constraint solve."""
-    d = mjx.fwd_position(m, d)
+    """``mjx.forward`` with the scanned constraint solve (and MuJoCo's contact frames, ``mjx_contact``)."""
+    d = mjx_contact.fwd_position(m, d)
     d = mjx.sensor_pos(m, d)
     d = mjx.fwd_velocity(m, d)
     d = mjx.sensor_vel(m, d)
