@@ -184,7 +184,8 @@ def run_diffpg(run: Run, clock: Clock) -> dict:
     from diffpg.training.config import to_dict
 
     compiles = CompileClock()
-    config = defaults(run.task, run.contender).replace(**json.loads(run.override))
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(run.override).items()}
+    config = defaults(run.task, run.contender).replace(**overrides)
     trainer = make_trainer(config, diffpg.make(run.task))
     state = trainer.init(jax.random.key(run.seed))
     act = jax.jit(jax.vmap(trainer.act, in_axes=(None, 0)))
