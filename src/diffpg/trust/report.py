@@ -14,7 +14,8 @@ from . import mjx
 from .action_gradient import action_gradient_findings
 from .agreement import agreement_findings, estimator_sweep, z_threshold
 from .growth import growth_rates, variance_findings
-from .settings import PROBLEM, Finding, Settings
+from .native_linalg import native_linalg
+from .settings import PROBLEM, QUICK_COMPILE, Finding, Settings
 from .steps import finite_difference_findings, nonfinite_findings, random_states
 from .termination import ended_fractions
 
@@ -112,7 +113,15 @@ def check(env, policy, settings: Settings = Settings(),
       settings: how many states, horizons, rollouts and repeats.
       progress: called as ``progress(phase, done, total)`` before each stage, with the work done and in all
         (estimated in simulated steps), for a progress display.
+
+    Its programs factor and solve with XLA's own ops, not jaxlib's LAPACK calls, which can hang a batched MJX step
+    on a CPU of few cores (``native_linalg``).
     """
+    with native_linalg():
+        return _check(env, policy, settings, progress)
+
+
+def _check(env, policy, settings: Settings, progress) -> Report:
     settings = settings.for_env(env)
     settings.validate()
     check_protocol(env, policy, needs_log_prob=True)
@@ -139,7 +148,7 @@ def check(env, policy, settings: Settings = Settings(),
     stage("stepping from random states", "states")
     states, actions = random_states(k_states, env, settings)
     stage("differentiating single steps", "derivatives")
-    derivatives = step_derivatives(k_inputs, env, states, actions, settings.max_inputs)
+    derivatives = step_derivatives(k_inputs, env, states, actions, settings.max_inputs, QUICK_COMPILE)
     findings, usable = nonfinite_findings(states, derivatives)
     findings = finite_difference_findings(derivatives, usable) + findings
 
