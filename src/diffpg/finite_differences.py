@@ -75,8 +75,7 @@ class StepDerivatives(NamedTuple):
                 | close(self.backward, 2 * self.floor))
 
 
-def step_derivatives(key, env, states, actions, max_inputs: int = 256,
-                     compiler_options: dict | None = None) -> StepDerivatives:
+def step_derivatives(key, env, states, actions, max_inputs: int = 256) -> StepDerivatives:
     """Reverse-mode and finite-difference Jacobians of ``env.step`` at each (state, action) of a batch.
 
     Args:
@@ -85,17 +84,15 @@ def step_derivatives(key, env, states, actions, max_inputs: int = 256,
       states, actions: a batch of B states (leaves with a leading axis B) and actions [B, action_size].
       max_inputs: at most this many input coordinates are perturbed, and at most this many output coordinates
         differentiated (``obs``, ``reward`` and ``done``, then a random subset), beyond which they are sampled.
-      compiler_options: XLA's options for the one compiled program (``jax.jit``'s), such as a lower
-        optimization level where compiling the step costs more than running it.
 
     Runs in float64 under ``jax.enable_x64`` when the step allows it, in the
     default precision otherwise.
     """
     try:
         with jax.enable_x64(True):
-            return _step_derivatives(key, env, states, actions, max_inputs, jnp.float64, compiler_options)
+            return _step_derivatives(key, env, states, actions, max_inputs, jnp.float64)
     except Exception:  # a step that cannot run in float64 (a fixed dtype in a scan carry, ...) is checked as it is
-        return _step_derivatives(key, env, states, actions, max_inputs, None, compiler_options)
+        return _step_derivatives(key, env, states, actions, max_inputs, None)
 
 
 def floating(x) -> bool:
@@ -107,7 +104,7 @@ def leaf_names(tree) -> list[str]:
     return [jax.tree_util.keystr(path).lstrip(".") for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def _step_derivatives(key, env, states, actions, max_inputs, dtype, compiler_options):
+def _step_derivatives(key, env, states, actions, max_inputs, dtype):
     one_state = jax.tree.map(lambda x: x[0], states)
     leaves = jax.tree.leaves(one_state)
     treedef = jax.tree.structure(one_state)
@@ -171,7 +168,7 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype, compiler_opt
         columns = jax.vmap(lambda v: jax.jvp(F, (x,), (v,))[1])(basis).T  # jax.jacfwd(F)(x)[:, chosen]
         return reverse[:, chosen], columns, central, forward, backward, y, 0.5 * (h_up + h_down)
 
-    arrays = jax.jit(jax.vmap(one), compiler_options=compiler_options)(states, actions)
+    arrays = jax.jit(jax.vmap(one))(states, actions)
     autodiff, forward_mode, central, forward, backward, outputs, steps = (np.asarray(a, np.float64) for a in arrays)
     return StepDerivatives(autodiff, forward_mode, central, forward, backward, outputs, steps, eps,
                            [output_names[i] for i in kept], [input_names[j] for j in chosen])

@@ -15,7 +15,7 @@ from .action_gradient import action_gradient_findings
 from .agreement import agreement_findings, estimator_sweep, z_threshold
 from .growth import growth_rates, variance_findings
 from .native_linalg import native_linalg
-from .settings import PROBLEM, QUICK_COMPILE, Finding, Settings
+from .settings import PROBLEM, Finding, Settings
 from .steps import finite_difference_findings, nonfinite_findings, random_states
 from .termination import ended_fractions
 
@@ -148,7 +148,7 @@ def _check(env, policy, settings: Settings, progress) -> Report:
     stage("stepping from random states", "states")
     states, actions = random_states(k_states, env, settings)
     stage("differentiating single steps", "derivatives")
-    derivatives = step_derivatives(k_inputs, env, states, actions, settings.max_inputs, QUICK_COMPILE)
+    derivatives = step_derivatives(k_inputs, env, states, actions, settings.max_inputs)
     findings, usable = nonfinite_findings(states, derivatives)
     findings = finite_difference_findings(derivatives, usable) + findings
 
