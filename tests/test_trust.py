@@ -358,6 +358,11 @@ def test_the_recommendation_follows_the_first_problem():
     agree = [(1, 1.0, 1.0, 5.0, 0.0), (5, 2.0, 2.0, 9.0, 0.0)]
     assert trust.recommend(report_of(agree)) == ("use pathwise (no bias found, and the less noisy estimator, up to "
                                                  "H = 5), and apg or shac to train")
+    ending = agree + [(50, 3.0, 3.0, 90.0, 0.25)]  # Hopper-v5 with 8 repeats: all end by 100, no |z| above 11.8
+    assert trust.recommend(report_of(ending)) == (
+        "use pathwise (no bias found, and the less noisy estimator, up to H = 50), and apg or shac to train; but 25% "
+        "of the rollouts terminate by H = 50, whose effect on the return pathwise cannot see, and a bias below the "
+        "z-test's threshold (4) goes unseen: confirm with more --repeats, or use auto")
     biased = agree + [(50, 30.0, 3.0, 90.0, 0.4)]
     assert trust.recommend(report_of(biased)) == ("use auto (pathwise is biased at H ≥ 50, where episodes "
                                                   "terminate), or shac with windows ≤ 5")

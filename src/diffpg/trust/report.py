@@ -64,7 +64,8 @@ def recommend(report: Report) -> str:
     meanwhile), then a return with no gradient with respect to the actions (only the score function learns);
     then the first horizon F where pathwise disagrees with the score function (biased from F on: auto, which
     falls back to the score function where pathwise is biased, or windows shorter than F); then the first
-    horizon V where the pathwise variance exceeds the score function's.
+    horizon V where the pathwise variance exceeds the score function's. Pathwise recommended where rollouts
+    terminate comes with that caveat: the z-test has only R − 1 degrees of freedom to see the termination's bias.
     """
     problems = {f.check for f in report.findings if f.status == PROBLEM}
     if "non-finite values" in problems:
@@ -97,7 +98,14 @@ def recommend(report: Report) -> str:
     longest = max((r["horizon"] for r in rows), default=None)
     if longest is None:
         return "use auto: no horizon could be compared"
-    return f"use pathwise (no bias found, and the less noisy estimator, up to H = {longest}), and apg or shac to train"
+    advice = f"use pathwise (no bias found, and the less noisy estimator, up to H = {longest}), and apg or shac to train"
+    ending = next((r for r in rows if r.get("ended_fraction", 0.0) > 0), None)
+    if ending is None:
+        return advice
+    # The z-test found no bias, but a termination's bias is real wherever episodes end; say how little was seen.
+    return (f"{advice}; but {ending['ended_fraction']:.0%} of the rollouts terminate by H = {ending['horizon']}, "
+            f"whose effect on the return pathwise cannot see, and a bias below the z-test's threshold "
+            f"({ending['z_threshold']:.3g}) goes unseen: confirm with more --repeats, or use auto")
 
 
 def check(env, policy, settings: Settings = Settings(),
