@@ -204,16 +204,19 @@ class LateNaN:
 
 
 @pytest.mark.slow
-def test_a_horizon_spoiled_only_by_later_steps_is_recomputed_exactly():
+def test_the_steps_after_the_horizon_are_not_computed_so_a_later_nan_spoils_nothing():
     env, policy = LateNaN(), diffpg.policies.LinearGaussian(action_size=1)
     params = policy.init(jax.random.PRNGKey(0), 1)
     settings = trust.Settings(horizons=(2, 5), num_envs=4, repeats=4)
     key = jax.random.PRNGKey(3)
-    # Masking the rewards after step 2 of a 5-step rollout does not keep NaN out of the backward pass (0 · NaN) ...
+    samples = jax.jit(diagnostics.gradient_samples, static_argnums=(0, 3))
+    # RewardsUpTo's active_steps: unroll takes only the first 2 steps of the 5-step rollout (a lax.cond, not a
+    # select), so the NaN from step 3 on enters neither the forward nor the backward pass (masking the rewards
+    # alone would let it in as 0 · NaN) ...
     masked = diffpg.estimators.pathwise(diffpg.diagnostics.RewardsUpTo(env, 2), policy, horizon=5, num_envs=4)
-    assert not np.isfinite(jax.jit(diagnostics.gradient_samples, static_argnums=(0, 3))(
-        masked, key, params, 4)[0]).all()
-    # ... so the sweep recomputes horizon 2 with rollouts of exactly 2 steps, which are finite.
+    exact = diffpg.estimators.pathwise(env, policy, horizon=2, num_envs=4)
+    np.testing.assert_allclose(samples(masked, key, params, 4)[0], samples(exact, key, params, 4)[0], rtol=1e-6)
+    # ... and the sweep finds horizon 2 finite, horizon 5 not.
     rows = trust.estimator_sweep(key, env, policy, params, settings)
     assert rows[0]["nonfinite"] == {"pathwise": 0, "score_function": 0}
     assert rows[1]["nonfinite"] == {"pathwise": 4, "score_function": 4}
@@ -355,6 +358,11 @@ def test_the_recommendation_follows_the_first_problem():
     agree = [(1, 1.0, 1.0, 5.0, 0.0), (5, 2.0, 2.0, 9.0, 0.0)]
     assert trust.recommend(report_of(agree)) == ("use pathwise (no bias found, and the less noisy estimator, up to "
                                                  "H = 5), and apg or shac to train")
+    ending = agree + [(50, 3.0, 3.0, 90.0, 0.25)]  # Hopper-v5 with 8 repeats: all end by 100, no |z| above 11.8
+    assert trust.recommend(report_of(ending)) == (
+        "use pathwise (no bias found, and the less noisy estimator, up to H = 50), and apg or shac to train; but 25% "
+        "of the rollouts terminate by H = 50, whose effect on the return pathwise cannot see, and a bias below the "
+        "z-test's threshold (4) goes unseen: confirm with more --repeats, or use auto")
     biased = agree + [(50, 30.0, 3.0, 90.0, 0.4)]
     assert trust.recommend(report_of(biased)) == ("use auto (pathwise is biased at H ≥ 50, where episodes "
                                                   "terminate), or shac with windows ≤ 5")
@@ -416,3 +424,25 @@ def test_check_reports_its_progress_phase_by_phase_with_the_horizon(alive_bonus_
     assert "pathwise gradients at horizon 5 (rollouts of 20 steps)" in phases and phases[-1] == "done"
     done = [d for _, d, _ in calls]
     assert done == sorted(done) and done[-1] == calls[-1][2] > 0  # the work done only grows, to the total
+
+
+# ---------------------------------------------------------------- the deadlock of jaxlib's batched LAPACK calls
+def test_check_compiles_cholesky_and_triangular_solve_without_lapack_and_restores_the_rules():
+    """jaxlib 0.10's batched potrf/trsm block XLA's CPU pool waiting on chunks queued on that same pool: with two
+    such calls running at once on a 2-core machine, check's MJX derivatives hung forever (trust.native_linalg).
+    Inside ``native_linalg`` the program has no LAPACK call and solves the same system; after it, a fresh program
+    calls LAPACK again (the process is left as it was found)."""
+    from diffpg.trust.native_linalg import native_linalg
+
+    def solve(a, b):  # what MJX's step does with its mass matrix and its Newton solve
+        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a), b)
+
+    a = 2.0 * jnp.eye(4)[None] + 0.1 * jax.random.normal(jax.random.PRNGKey(0), (3, 4, 4))
+    a = a @ jnp.swapaxes(a, 1, 2)  # a batch of symmetric positive definite matrices
+    b = jax.random.normal(jax.random.PRNGKey(1), (3, 4))
+    with native_linalg():
+        inside = jax.jit(jax.vmap(solve))
+        assert "lapack" not in inside.lower(a, b).as_text()
+        x = inside(a, b)
+    assert "lapack" in jax.jit(jax.vmap(lambda a, b: solve(a, b))).lower(a, b).as_text()
+    np.testing.assert_allclose(x, np.linalg.solve(np.asarray(a), np.asarray(b)[..., None])[..., 0], rtol=1e-5)

@@ -85,12 +85,17 @@ class RewardsUpTo:
 
     A rollout of H_max steps of this env has return J_H, so one compiled
     estimator of horizon H_max serves every H ≤ H_max (``samples_up_to``).
-    For the pathwise estimator a non-finite derivative after step H still
-    spoils the backward pass (0 · NaN), so callers check the samples.
+    ``active_steps`` = ``horizon``: ``diffpg.rollouts.unroll`` does not even
+    compute the steps after it, so a horizon H costs about H steps and a
+    non-finite step after H cannot spoil its estimates. The rewards are masked
+    all the same, for an estimator that steps the environment itself; there a
+    non-finite derivative after step H still spoils the backward pass
+    (0 · NaN), so callers check the samples.
     """
 
     def __init__(self, env, horizon):
         self.env, self.horizon = env, horizon
+        self.active_steps = horizon
         self.observation_size, self.action_size = env.observation_size, env.action_size
 
     def reset(self, key):

@@ -27,6 +27,12 @@ Two options make long horizons affordable for reverse-mode autodiff:
   carried states and the policy's noise, O(H · (|s| + |a|)) rather than
   O(H · |activations|). The noise is kept because regenerating it (a
   counter-based hash per draw) costs more than storing a few numbers per step.
+
+An environment with an ``active_steps`` attribute (an int, possibly traced, the same for the whole batch;
+``diffpg.diagnostics.RewardsUpTo`` has one) is stepped only for its first ``active_steps`` steps: after
+them the rollout stays at its state and earns 0, as an ended one does, but through a ``lax.cond`` on the
+scan's own step count, so those steps are not computed at all, forward or backward. One compiled rollout
+of H_max steps then costs a horizon H ≤ H_max about H steps, not H_max.
 """
 from __future__ import annotations
 
@@ -81,6 +87,13 @@ def advance(env, state, ended, action):
     return _select(over, state, next_state), ended_after, reward, event
 
 
+def _stay(state, ended):
+    """``advance``'s outputs for a step not taken: the same state, no new end, reward 0 and event log-prob 0."""
+    event = getattr(state, "event_log_prob", None)
+    return (state, ended, jnp.zeros_like(as_real(state.reward)),
+            None if event is None else jnp.zeros_like(as_real(event)))
+
+
 def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int | None = None,
            remat: bool = False):
     """Step ``env`` from ``state`` for ``horizon`` steps; return (final state, Trajectory).
@@ -88,6 +101,8 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
     This is the building block for estimators and for training loops that
     carry the state from one window to the next (APG, SHAC).
     """
+
+    active = getattr(env, "active_steps", None)
 
     def step(carry, inputs):
         state, ended = carry
@@ -97,7 +112,11 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
             state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x), state)
         action = policy.sample(k, params, state.obs)
         _check_shapes(env, state.obs, action)
-        next_state, ended_after, reward, event = advance(env, state, ended, action)
+        if active is None:
+            next_state, ended_after, reward, event = advance(env, state, ended, action)
+        else:  # t is the scan's counter, unbatched under vmap, so the cond stays a branch and is not a select
+            next_state, ended_after, reward, event = jax.lax.cond(
+                t < active, lambda: advance(env, state, ended, action), lambda: _stay(state, ended))
         out = Trajectory(obs=state.obs, action=action, reward=reward, done=ended_after, event_log_prob=event)
         return (next_state, ended_after), out
 

@@ -34,6 +34,7 @@ from ..estimators.validate import check_env, check_policy
 from ..oracles import lqr as lqr_oracle
 from ..report.horizons import per_rollout_variances
 from ..report.stages import Stages
+from ..trust.native_linalg import native_linalg
 from . import compile_cache
 
 
@@ -151,7 +152,8 @@ def run(config: Config) -> int:
     horizons = sorted(set(config.horizons) | {config.horizon})
     results, means = {}, {}
     steps = len(chosen) * len(horizons)  # progress counts estimates; each horizon runs rollouts of --horizon steps
-    with Stages(f"compare on {config.env}", Console(stderr=True)) as progress:
+    # native_linalg: jaxlib's batched LAPACK calls can hang a vmapped MJX step on a CPU of few cores
+    with native_linalg(), Stages(f"compare on {config.env}", Console(stderr=True)) as progress:
         for k, (name, (factory, kw)) in enumerate(chosen.items()):
             # One compile per estimator serves the table and the sweep (diagnostics.samples_up_to).
             samples_at = diagnostics.samples_up_to(

@@ -42,11 +42,11 @@ def estimator_sweep(key, env, policy, params, settings: Settings,
 
     Every horizon H is computed by one compiled function per estimator
     (``diagnostics.samples_up_to``): rollouts of H_max = max(horizons) steps
-    whose rewards after step H are zero. That objective is J_H itself, so the
-    estimates are those of horizon H; for the pathwise estimator, though, a
-    non-finite derivative after step H still spoils the backward pass
-    (0 · NaN), so a horizon whose samples come out non-finite is recomputed
-    with rollouts of exactly H steps.
+    whose steps after step H are not taken (``RewardsUpTo.active_steps``: a
+    ``lax.cond`` in ``unroll``, so horizon H costs about H steps) and earn
+    zero. That objective is J_H itself, so the estimates are those of horizon
+    H. Should a horizon's samples still come out non-finite, they are
+    recomputed with rollouts of exactly H steps.
     """
     longest = max(settings.horizons)
     options = dict(num_envs=settings.num_envs, discount=settings.discount)

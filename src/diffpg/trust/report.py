@@ -14,6 +14,7 @@ from . import mjx
 from .action_gradient import action_gradient_findings
 from .agreement import agreement_findings, estimator_sweep, z_threshold
 from .growth import growth_rates, variance_findings
+from .native_linalg import native_linalg
 from .settings import PROBLEM, Finding, Settings
 from .steps import finite_difference_findings, nonfinite_findings, random_states
 from .termination import ended_fractions
@@ -63,7 +64,8 @@ def recommend(report: Report) -> str:
     meanwhile), then a return with no gradient with respect to the actions (only the score function learns);
     then the first horizon F where pathwise disagrees with the score function (biased from F on: auto, which
     falls back to the score function where pathwise is biased, or windows shorter than F); then the first
-    horizon V where the pathwise variance exceeds the score function's.
+    horizon V where the pathwise variance exceeds the score function's. Pathwise recommended where rollouts
+    terminate comes with that caveat: the z-test has only R − 1 degrees of freedom to see the termination's bias.
     """
     problems = {f.check for f in report.findings if f.status == PROBLEM}
     if "non-finite values" in problems:
@@ -96,7 +98,14 @@ def recommend(report: Report) -> str:
     longest = max((r["horizon"] for r in rows), default=None)
     if longest is None:
         return "use auto: no horizon could be compared"
-    return f"use pathwise (no bias found, and the less noisy estimator, up to H = {longest}), and apg or shac to train"
+    advice = f"use pathwise (no bias found, and the less noisy estimator, up to H = {longest}), and apg or shac to train"
+    ending = next((r for r in rows if r.get("ended_fraction", 0.0) > 0), None)
+    if ending is None:
+        return advice
+    # The z-test found no bias, but a termination's bias is real wherever episodes end; say how little was seen.
+    return (f"{advice}; but {ending['ended_fraction']:.0%} of the rollouts terminate by H = {ending['horizon']}, "
+            f"whose effect on the return pathwise cannot see, and a bias below the z-test's threshold "
+            f"({ending['z_threshold']:.3g}) goes unseen: confirm with more --repeats, or use auto")
 
 
 def check(env, policy, settings: Settings = Settings(),
@@ -112,7 +121,15 @@ def check(env, policy, settings: Settings = Settings(),
       settings: how many states, horizons, rollouts and repeats.
       progress: called as ``progress(phase, done, total)`` before each stage, with the work done and in all
         (estimated in simulated steps), for a progress display.
+
+    Its programs factor and solve with XLA's own ops, not jaxlib's LAPACK calls, which can hang a batched MJX step
+    on a CPU of few cores (``native_linalg``).
     """
+    with native_linalg():
+        return _check(env, policy, settings, progress)
+
+
+def _check(env, policy, settings: Settings, progress) -> Report:
     settings = settings.for_env(env)
     settings.validate()
     check_protocol(env, policy, needs_log_prob=True)
