@@ -61,6 +61,8 @@ EVAL_SEED = 10_000
 THRESHOLDS = {"HalfCheetah-v5": (1500.0, 3000.0), "Hopper-v5": (1000.0, 2500.0), "Walker2d-v5": (1000.0, 3000.0),
               "Ant-v5": (1000.0, 3000.0)}
 """Returns whose first crossing is reported, per task."""
+DIAGNOSTICS = ("grad_norm", "return", "alpha", "entropy", "critic_loss")
+"""diffpg's training metrics kept beside each judged return (the means over the last chunk)."""
 CHECKPOINTS_S = (300.0, 900.0, 1800.0)
 """Wall times at which the table gives each contender's return."""
 
@@ -142,7 +144,7 @@ class Clock:
     def over(self) -> bool:
         return self.elapsed() >= self.run.budget_s
 
-    def judge(self, act, env_steps: int) -> None:
+    def judge(self, act, env_steps: int, **training) -> None:
         """Judge ``act`` (numpy batch of observations -> actions) now, off the clock (once per env step count)."""
         if self.curve and self.curve[-1]["env_steps"] == int(env_steps):
             return
@@ -152,10 +154,11 @@ class Clock:
         self.paused += time.perf_counter() - t
         self.cpu_paused += time.process_time() - c
         self.curve.append(dict(env_steps=int(env_steps), wall_s=wall, cpu_s=cpu, mean=float(np.mean(returns)),
-                               std=float(np.std(returns))))
+                               std=float(np.std(returns)), **training))
         self.next_eval = (math.floor(wall / self.run.eval_every_s) + 1) * self.run.eval_every_s
         print(f"  {self.run.label or self.run.contender} seed {self.run.seed}: {int(env_steps):,} env steps, "
-              f"{wall:.0f} s, return {np.mean(returns):.0f} ± {np.std(returns):.0f}", flush=True)
+              f"{wall:.0f} s, return {np.mean(returns):.0f} ± {np.std(returns):.0f}"
+              + "".join(f", {k} {v:.3g}" for k, v in training.items()), flush=True)
 
 
 class CompileClock:
@@ -192,14 +195,17 @@ def run_diffpg(run: Run, clock: Clock) -> dict:
     total = config.budget.num_updates
     chunk = max(1, min(total // 100, 10))
     update, env_steps = 0, 0
+    seen = {}
     clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps)  # the initial policy, as for the others
     while update < total and not clock.over():
         state, metrics = trainer.run(state, min(chunk, total - update))
         update += min(chunk, total - update)
         env_steps = int(np.asarray(metrics["env_steps"])[-1])
+        # the last chunk's training diagnostics, beside the judged return (why a curve rises or falls)
+        seen.update({k: float(np.nanmean(np.asarray(metrics[k]))) for k in DIAGNOSTICS if k in metrics})
         if clock.due():
-            clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps)
-    clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps)
+            clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps, **seen)
+    clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps, **seen)
     return dict(settings=to_dict(config), compile_s=compiles.total, updates=update)
 
 
