@@ -16,10 +16,14 @@ from diffpg.report import LiveReport
 
 
 def children() -> set[int]:
-    """This process's child processes (Linux: /proc/self/task/*/children)."""
+    """This process's child processes (Linux: /proc/self/task/*/children). A thread that ends between the
+    listing and the read (XLA's and orbax's come and go) has no children to report, and is skipped."""
     found = set()
     for task in Path("/proc/self/task").iterdir():
-        found |= {int(pid) for pid in (task / "children").read_text().split()}
+        try:
+            found |= {int(pid) for pid in (task / "children").read_text().split()}
+        except FileNotFoundError:
+            continue
     return found
 
 
