@@ -22,6 +22,7 @@ the change-of-variables term
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import flax.linen as nn
@@ -67,6 +68,17 @@ def _check(action_size, hidden, **positive):
     for name, value in positive.items():
         if value is not None and not value > 0:
             raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+def check_state_std(state_std, init_std: float) -> None:
+    """Refuse ``state_std`` unless it is None or finite bounds (lo, hi) on log σ with lo < log(init_std) < hi."""
+    if state_std is None:
+        return
+    if not (isinstance(state_std, tuple) and len(state_std) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in state_std)
+            and state_std[0] < math.log(init_std) < state_std[1]):
+        raise ConfigError(f"state_std must be None or bounds (lo, hi) on log σ, which must hold log(init_std) = "
+                          f"{math.log(init_std):.3g} strictly inside; got {state_std!r}")
 
 
 @struct.dataclass
@@ -116,11 +128,7 @@ class GaussianMLP:
     def __post_init__(self):
         _check(self.action_size, self.hidden, init_std=self.init_std,
                action_scale=self.action_scale, min_std=self.min_std)
-        if self.state_std is not None:
-            lo, hi = self.state_std
-            if not lo < jnp.log(self.init_std) < hi:
-                raise ConfigError(f"state_std's bounds (lo, hi) on log σ must hold log(init_std) = "
-                                  f"{float(jnp.log(self.init_std)):.3g} strictly inside, got {self.state_std!r}")
+        check_state_std(self.state_std, self.init_std)
 
     @property
     def net(self):

@@ -28,6 +28,7 @@ from typing import ClassVar, Union
 
 from ..errors import ConfigError
 from ..estimators import FACTORIES
+from ..policies import check_state_std
 from .settings import build_env, env_name
 
 ALGOS = ("apg", "shac", "sapo", "reinforce", "ppo", "ascent")
@@ -143,13 +144,7 @@ class PolicySettings:
         _number(self, "init_std", 0.0, math.inf)
         if self.action_scale is not None:
             _number(self, "action_scale", 0.0, math.inf)
-        if self.state_std is not None and not (
-                isinstance(self.state_std, tuple) and len(self.state_std) == 2
-                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
-                        for b in self.state_std)
-                and self.state_std[0] < math.log(self.init_std) < self.state_std[1]):
-            raise ConfigError(f"state_std must be None or bounds (lo, hi) on log σ with log(init_std) = "
-                              f"{math.log(self.init_std):.3g} strictly between them, got {self.state_std!r}")
+        check_state_std(self.state_std, self.init_std)
 
 
 @dataclass(frozen=True)
