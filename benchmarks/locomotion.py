@@ -250,7 +250,6 @@ def run_sb3(run: Run, clock: Clock) -> dict:
 
 def brax_twin(task: str):
     """A Brax PipelineEnv (backend "mjx") over the twin of ``task``: its MuJoCo model and its functions."""
-    import jax
     import jax.numpy as jnp
     from brax.envs.base import PipelineEnv, State
     from brax.io import mjcf
@@ -275,7 +274,6 @@ def brax_twin(task: str):
             done = jnp.zeros(()) if twin.done is None else jnp.asarray(twin.done(data), jnp.float32)
             return state.replace(pipeline_state=data, obs=twin.observe(data), reward=reward, done=done)
 
-    del jax
     return Twin(), twin.max_steps
 
 
