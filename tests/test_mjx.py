@@ -117,7 +117,8 @@ def test_float32_pathwise_gradient_through_contact_with_several_solver_iteration
 
 
 def test_the_mjx_check_names_an_unconverged_solve_and_a_non_finite_gradient(monkeypatch):
-    """The verdict logic of diffpg check's MJX findings, with the gradients (compiled elsewhere) replaced."""
+    """The verdict logic of diffpg check's MJX findings, with the gradients (the sweep's, and one compiled there)
+    replaced."""
     from diffpg.trust import mjx as mjx_check
 
     env = diffpg.make("mjx_push")
@@ -125,7 +126,7 @@ def test_the_mjx_check_names_an_unconverged_solve_and_a_non_finite_gradient(monk
     monkeypatch.setattr(mjx_check, "_gradient", lambda key, e, *args: gradients[e.iterations])
 
     def found(unconstrained=False):
-        return {f.check: f for f in mjx_check.findings(None, env, None, None, contacts=1, states=16,
+        return {f.check: f for f in mjx_check.findings(None, env, None, None, gradients[8], contacts=1, states=16,
                                                         unconstrained=unconstrained, horizon=10, num_envs=8)}
 
     first = found()

@@ -150,7 +150,7 @@ def test_nan_in_the_step_and_in_its_derivative_are_told_apart():
 def lqr_sweep(lqr_problem):
     p = lqr_problem
     settings = trust.Settings(horizons=(5, 20), discount=p["discount"], num_envs=64, repeats=64)
-    rows = trust.estimator_sweep(jax.random.PRNGKey(7), p["env"], p["policy"], p["params"], settings)
+    rows, _ = trust.estimator_sweep(jax.random.PRNGKey(7), p["env"], p["policy"], p["params"], settings)
     return rows, settings
 
 
@@ -189,6 +189,27 @@ def test_the_masked_sweep_equals_rollouts_of_exactly_h_steps(lqr_sweep, lqr_prob
                                    rtol=1e-3)
 
 
+def test_the_paired_estimates_are_the_pathwise_and_score_function_estimates_on_the_same_rollouts():
+    """check's sweep computes both gradients from one batch of rollouts: with the same key they must be the
+    separate estimators' (which roll out the same N rollouts), and done the rollouts' own flags. On an env whose
+    episodes end (the leave-one-out advantage and the masking after the end are exercised)."""
+    env, policy = user_envs.LeavesTheBox(), diffpg.policies.LinearGaussian(action_size=1)
+    params = {"K": jnp.array([[0.3]]), "log_std": jnp.log(jnp.array([0.6]))}
+    options = dict(horizon=30, num_envs=8, discount=0.97)
+    key = jax.random.PRNGKey(5)
+    path, score, done = jax.jit(trust.agreement.paired_estimates(env, policy, **options))(key, params)
+    expected_path, _ = jax.jit(diffpg.estimators.pathwise(env, policy, **options))(key, params)
+    expected_score, _ = jax.jit(diffpg.estimators.score_function(env, policy, baseline="leave_one_out",
+                                                                 **options))(key, params)
+    for got, expected in ((path, expected_path), (score, expected_score)):
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    rollouts = jax.vmap(lambda k: diffpg.rollouts.rollout(k, env, policy, params, 30).done)(
+        diffpg.estimators.batch.batch_keys(key, 8))
+    np.testing.assert_array_equal(done, rollouts)
+    assert 0 < float(done[:, -1].mean()) < 1  # some episodes ended, some did not: both branches were taken
+
+
 class LateNaN:
     """x' = (x + u) · (NaN from step 3 on): finite for two steps, then not."""
 
@@ -217,7 +238,7 @@ def test_the_steps_after_the_horizon_are_not_computed_so_a_later_nan_spoils_noth
     exact = diffpg.estimators.pathwise(env, policy, horizon=2, num_envs=4)
     np.testing.assert_allclose(samples(masked, key, params, 4)[0], samples(exact, key, params, 4)[0], rtol=1e-6)
     # ... and the sweep finds horizon 2 finite, horizon 5 not.
-    rows = trust.estimator_sweep(key, env, policy, params, settings)
+    rows, _ = trust.estimator_sweep(key, env, policy, params, settings)
     assert rows[0]["nonfinite"] == {"pathwise": 0, "score_function": 0}
     assert rows[1]["nonfinite"] == {"pathwise": 4, "score_function": 4}
     assert [f.message for f in trust.agreement_findings(rows, threshold=10.0)][:2] == [
@@ -339,12 +360,12 @@ def test_default_rollouts_shrink_with_episode_length_frame_skip_and_action_size(
         max_steps, frame_skip, action_size = 1000, 5, 6
 
     small = trust.Settings().for_env(user_envs.Linear())
-    assert (small.num_envs, small.repeats) == (64, 32)  # 5 horizons x 100 steps: the full budget
+    assert (small.num_envs, small.repeats) == (64, 32)  # horizons 1, 5, 20, 50, 100: the full 64 x 32
     cheetah = trust.Settings().for_env(Cheetah())
-    # BUDGET / (4 horizons x 1000 steps x 5 x 6) = 50 rollouts: 8 repeats (the fewest) of 6
-    assert (cheetah.num_envs, cheetah.repeats) == (6, 8)
+    # BUDGET / ((1 + 10 + 100 + 1000) steps x 5 x 6) = 16 rollouts: 8 repeats (the fewest) of 2
+    assert (cheetah.num_envs, cheetah.repeats) == (2, 8)
     assert trust.Settings(num_envs=3, repeats=5).for_env(Cheetah()).num_envs == 3
-    assert "horizons 1, 10, 100, 1000; 6 rollouts per estimate, 8 estimates" in cheetah.describe()
+    assert "horizons 1, 10, 100, 1000; 2 rollouts per estimate, 8 estimates" in cheetah.describe()
 
 
 def report_of(rows, findings=()):
@@ -421,7 +442,7 @@ def test_check_reports_its_progress_phase_by_phase_with_the_horizon(alive_bonus_
     _, calls = alive_bonus_report
     phases = [phase for phase, _, _ in calls]
     assert phases[:2] == ["stepping from random states", "differentiating single steps"]
-    assert "pathwise gradients at horizon 5 (rollouts of 20 steps)" in phases and phases[-1] == "done"
+    assert "pathwise and score-function gradients at horizon 5 (64 rollouts)" in phases and phases[-1] == "done"
     done = [d for _, d, _ in calls]
     assert done == sorted(done) and done[-1] == calls[-1][2] > 0  # the work done only grows, to the total
 

@@ -40,7 +40,7 @@ def main(out: Path = HERE, tiny: bool = False):
     policy = diffpg.policies.LinearGaussian(action_size=1)
     params = {"K": jnp.array([[-0.5, -0.8]]), "log_std": jnp.log(jnp.array([0.5]))}
     settings = trust.Settings(horizons=horizons, num_envs=num_envs, repeats=repeats)
-    rows = trust.estimator_sweep(jax.random.PRNGKey(0), env, policy, params, settings)
+    rows, _ = trust.estimator_sweep(jax.random.PRNGKey(0), env, policy, params, settings)
 
     print(f"LQR, K = [-0.5, -0.8], sigma = 0.5; {num_envs} rollouts per estimate, {repeats} estimates per row.\n")
     print("| H | J_H (exact) | norm of exact gradient | pathwise variance per rollout | score-function variance "

@@ -45,7 +45,8 @@ class StepDerivatives(NamedTuple):
     """Autodiff and finite-difference Jacobians of one step at B states, over M outputs and C perturbed inputs."""
 
     autodiff: np.ndarray       # [B, M, C] reverse-mode ∂F_i/∂x_j
-    forward_mode: np.ndarray   # [B, M, C] the same by forward mode: a non-finite entry stays in its own row
+    forward_mode: np.ndarray   # [B, M, C] the same by forward mode, where autodiff is not finite (else autodiff):
+    #                            a non-finite entry stays in its own row there
     central: np.ndarray        # [B, M, C]
     forward: np.ndarray        # [B, M, C]
     backward: np.ndarray       # [B, M, C]
@@ -75,7 +76,8 @@ class StepDerivatives(NamedTuple):
                 | close(self.backward, 2 * self.floor))
 
 
-def step_derivatives(key, env, states, actions, max_inputs: int = 256) -> StepDerivatives:
+def step_derivatives(key, env, states, actions, max_inputs: int = 256, leaves=None,
+                     compiler_options: dict | None = None) -> StepDerivatives:
     """Reverse-mode and finite-difference Jacobians of ``env.step`` at each (state, action) of a batch.
 
     Args:
@@ -84,15 +86,22 @@ def step_derivatives(key, env, states, actions, max_inputs: int = 256) -> StepDe
       states, actions: a batch of B states (leaves with a leading axis B) and actions [B, action_size].
       max_inputs: at most this many input coordinates are perturbed, and at most this many output coordinates
         differentiated (``obs``, ``reward`` and ``done``, then a random subset), beyond which they are sampled.
+      leaves: ``leaves(name) -> bool`` on a state leaf's name (``leaf_names``, such as ``data.qpos``): which
+        state leaves are perturbed and differentiated (``obs``, ``reward``, ``done`` and the action always are);
+        None: every floating leaf. For a state that also carries quantities the step recomputes from others.
+      compiler_options: XLA's options for the one compiled program (``jax.jit``'s).
+
+    The forward-mode Jacobian is computed only where the reverse-mode one is not finite (a second program):
+    elsewhere both are the same finite numbers, and ``forward_mode`` is the reverse-mode Jacobian.
 
     Runs in float64 under ``jax.enable_x64`` when the step allows it, in the
     default precision otherwise.
     """
     try:
         with jax.enable_x64(True):
-            return _step_derivatives(key, env, states, actions, max_inputs, jnp.float64)
+            return _step_derivatives(key, env, states, actions, max_inputs, jnp.float64, leaves, compiler_options)
     except Exception:  # a step that cannot run in float64 (a fixed dtype in a scan carry, ...) is checked as it is
-        return _step_derivatives(key, env, states, actions, max_inputs, None)
+        return _step_derivatives(key, env, states, actions, max_inputs, None, leaves, compiler_options)
 
 
 def floating(x) -> bool:
@@ -104,7 +113,8 @@ def leaf_names(tree) -> list[str]:
     return [jax.tree_util.keystr(path).lstrip(".") for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def _step_derivatives(key, env, states, actions, max_inputs, dtype):
+def _step_derivatives(key, env, states, actions, max_inputs, dtype, wanted=None, compiler_options=None):
+    wanted = wanted or (lambda name: True)
     one_state = jax.tree.map(lambda x: x[0], states)
     leaves = jax.tree.leaves(one_state)
     treedef = jax.tree.structure(one_state)
@@ -118,9 +128,10 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
     n = x0.shape[0]
     input_names = [f"state.{name}" for name, leaf, f in zip(leaf_names(one_state), leaves, is_float) if f
                    for _ in range(int(np.size(leaf)))] + ["action"] * int(actions.shape[-1])
-    chosen = np.arange(n)
-    if n > max_inputs:
-        chosen = np.sort(np.asarray(jax.random.choice(key, n, (max_inputs,), replace=False)))
+    pool = np.array([j for j, name in enumerate(input_names) if name == "action" or wanted(name[len("state."):])])
+    chosen = pool
+    if len(pool) > max_inputs:
+        chosen = np.sort(np.asarray(jax.random.choice(key, pool, (max_inputs,), replace=False)))
     # the step's outputs at the inputs F takes (cast to dtype), so that its dtypes are the ones F computes with
     floats, action = pack(one_state, actions[0])
     floats = iter(floats)
@@ -128,9 +139,10 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
     next_state = jax.eval_shape(env.step, cast_state, action)
     output_names = [name for name, leaf in zip(leaf_names(next_state), jax.tree.leaves(next_state))
                     if floating(leaf) for _ in range(int(np.prod(leaf.shape, dtype=int)))]
-    kept = np.arange(len(output_names))  # reverse mode costs one pass per output: obs, reward and done, then a sample
+    always = np.array([i for i, name in enumerate(output_names) if name in ("obs", "reward", "done")], int)
+    # reverse mode costs one pass per output: obs, reward and done, then a sample of the wanted others
+    kept = np.union1d(always, [i for i, name in enumerate(output_names) if wanted(name)]).astype(int)
     if len(kept) > max_inputs:
-        always = np.array([i for i, name in enumerate(output_names) if name in ("obs", "reward", "done")], int)
         others = np.setdiff1d(kept, always)
         size = (max(0, max_inputs - len(always)),)
         sample = np.asarray(jax.random.choice(jax.random.fold_in(key, 1), others, size, replace=False))
@@ -153,9 +165,9 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
     def one(state, action):
         F = function(state)
         x, _ = ravel_pytree(pack(state, action))
-        # Each program below holds a copy of the step, and compiling the copies is most of this function's cost
-        # (minutes for an MJX step on 2 CPU cores): so y comes with the pullback (jacrev's own two parts), both
-        # perturbations go through one vmap of F, and forward mode computes only the chosen columns.
+        # The program holds copies of the step, and compiling them is most of this function's cost (minutes for
+        # an MJX step on 2 CPU cores): so y comes with the pullback (jacrev's own two parts), and both
+        # perturbations go through one vmap of F.
         y, pullback = jax.vjp(F, x)
         reverse = jax.vmap(pullback)(jnp.eye(y.shape[0], dtype=y.dtype))[0]  # jax.jacrev(F)(x): [M, n]
         h = eps ** (1.0 / 3.0) * jnp.maximum(1.0, jnp.abs(x[chosen]))
@@ -165,11 +177,18 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype):
         central = ((f_up - f_down) / (h_up + h_down)[:, None]).T
         forward = ((f_up - y[None, :]) / h_up[:, None]).T
         backward = ((y[None, :] - f_down) / h_down[:, None]).T
-        columns = jax.vmap(lambda v: jax.jvp(F, (x,), (v,))[1])(basis).T  # jax.jacfwd(F)(x)[:, chosen]
-        return reverse[:, chosen], columns, central, forward, backward, y, 0.5 * (h_up + h_down)
+        return reverse[:, chosen], central, forward, backward, y, 0.5 * (h_up + h_down)
 
-    arrays = jax.jit(jax.vmap(one))(states, actions)
-    autodiff, forward_mode, central, forward, backward, outputs, steps = (np.asarray(a, np.float64) for a in arrays)
+    def columns(state, action):  # jax.jacfwd(F)(x)[:, chosen]
+        x, _ = ravel_pytree(pack(state, action))
+        return jax.vmap(lambda v: jax.jvp(function(state), (x,), (v,))[1])(basis).T
+
+    arrays = jax.jit(jax.vmap(one), compiler_options=compiler_options)(states, actions)
+    autodiff, central, forward, backward, outputs, steps = (np.asarray(a, np.float64) for a in arrays)
+    forward_mode = autodiff
+    if not np.isfinite(autodiff).all():  # where a non-finite derivative sits, which reverse mode spreads
+        forward_mode = np.asarray(jax.jit(jax.vmap(columns), compiler_options=compiler_options)(states, actions),
+                                  np.float64)
     return StepDerivatives(autodiff, forward_mode, central, forward, backward, outputs, steps, eps,
                            [output_names[i] for i in kept], [input_names[j] for j in chosen])
 

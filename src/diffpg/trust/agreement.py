@@ -20,70 +20,118 @@ average.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import jax
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from .. import diagnostics
 from ..estimators import pathwise, score_function
+from ..estimators.baselines import leave_one_out
+from ..estimators.batch import batch_keys
+from ..estimators.objectives import mask_ended, pathwise_surrogate, reward_to_go, score_function_surrogate
+from ..rollouts import rollout
 from .settings import OK, PROBLEM, Finding, Settings
+
+VECTOR = 32
+"""Rollouts computed side by side (one ``vmap``) in the sweep; its R estimates run in chunks of about this many."""
+
+
+def paired_estimates(env, policy, *, horizon: int, num_envs: int, discount: float) -> Callable:
+    """``estimate(key, params) -> (pathwise gradient, score-function gradient, done [N, H])`` from one batch.
+
+    Both gradients come from the same N rollouts of ``horizon`` steps (one program, one rollout, remat as
+    ``pathwise`` does): the pathwise one differentiates Σ γᵗ r_t through them, the score-function one is
+    Σ γᵗ ∇θ log π(a_t|s_t) (G_t − b_t) on them with the leave-one-out baseline b_t. With the same key they are
+    ``pathwise(...)`` and ``score_function(..., baseline="leave_one_out")``'s estimates, which roll out the
+    same N rollouts, to rounding (tested); ``done`` is their sticky done flags. Both builders are called once,
+    so that bad settings are refused in their words.
+    """
+    pathwise(env, policy, horizon=horizon, num_envs=num_envs, discount=discount, variance_groups=2)
+    score_function(env, policy, horizon=horizon, num_envs=num_envs, discount=discount, variance_groups=2)
+    log_probs = jax.vmap(jax.vmap(policy.log_prob, (None, 0, 0)), (None, 0, 0))
+
+    def estimate(key, params):
+        keys = batch_keys(key, num_envs)
+
+        def objective(p):
+            traj = jax.vmap(lambda k: rollout(k, env, policy, p, horizon, remat=True))(keys)
+            return jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount).mean(), traj
+
+        path, traj = jax.grad(objective, has_aux=True)(params)
+        traj = jax.lax.stop_gradient(traj)
+        returns_to_go = jax.vmap(reward_to_go, (0, None))(traj.reward, discount)
+        advantage = jax.vmap(mask_ended)(returns_to_go - leave_one_out(returns_to_go), traj.done)
+        score = jax.grad(lambda p: jax.vmap(score_function_surrogate, (0, 0, None))(
+            log_probs(p, traj.obs, traj.action), advantage, discount).mean())(params)
+        return path, score, traj.done
+
+    return estimate
+
+
+def paired_samples(env, policy, settings: Settings, horizon, longest: int):
+    """R = ``settings.repeats`` paired estimates at ``horizon``: (pathwise [R, P], score function [R, P], done).
+
+    ``done`` is [R, N, ``longest``]. The rollouts are ``longest`` steps of ``RewardsUpTo(env, horizon)``, so a
+    traced ``horizon`` serves every horizon from one compiled program, and costs about ``horizon`` steps.
+    """
+    estimate = paired_estimates(diagnostics.RewardsUpTo(env, horizon), policy, horizon=longest,
+                                num_envs=settings.num_envs, discount=settings.discount)
+
+    def one(key, params):
+        path, score, done = estimate(key, params)
+        return ravel_pytree(path)[0], ravel_pytree(score)[0], done
+
+    def samples(key, params):
+        keys = jax.random.split(key, settings.repeats)
+        return jax.lax.map(lambda k: one(k, params), keys, batch_size=max(1, VECTOR // settings.num_envs))
+
+    return samples
 
 
 def estimator_sweep(key, env, policy, params, settings: Settings,
-                    progress: Callable[[str, int], Any] = lambda name, horizon: None) -> list[dict]:
-    """Pathwise and score-function gradient samples at each horizon, on the same keys.
+                    progress: Callable[[int], Any] = lambda horizon: None) -> tuple[list[dict], np.ndarray]:
+    """Pathwise and score-function gradient samples at each horizon, paired on the same rollouts.
 
-    For each horizon: ``diffpg.diagnostics.statistics`` of both estimators,
-    the paired z-scores of their difference, how many samples were
-    non-finite, the root mean square √(mean_r ‖ĝ_r‖²) of each estimator's samples (``norm``) and the
-    machine epsilon of their dtype (``eps``). ``progress(name, horizon)`` is called before each estimate.
+    Returns the rows and the done flags [R, N, H_max] of the longest horizon's rollouts. Each row holds, for one
+    horizon, ``diffpg.diagnostics.statistics`` of both estimators, the paired z-scores of their difference,
+    how many samples were non-finite, the root mean square √(mean_r ‖ĝ_r‖²) of each estimator's samples
+    (``norm``) and the machine epsilon of their dtype (``eps``). ``progress(horizon)`` is called before each.
 
-    Every horizon H is computed by one compiled function per estimator
-    (``diagnostics.samples_up_to``): rollouts of H_max = max(horizons) steps
-    whose steps after step H are not taken (``RewardsUpTo.active_steps``: a
-    ``lax.cond`` in ``unroll``, so horizon H costs about H steps) and earn
-    zero. That objective is J_H itself, so the estimates are those of horizon
-    H. Should a horizon's samples still come out non-finite, they are
+    Every horizon H is computed by one compiled program (``paired_samples``): rollouts of H_max =
+    max(horizons) steps whose steps after step H are not taken (``RewardsUpTo.active_steps``: a ``lax.cond``
+    in ``unroll``, so horizon H costs about H steps) and earn zero. That objective is J_H itself, so the
+    estimates are those of horizon H. Should a horizon's samples still come out non-finite, they are
     recomputed with rollouts of exactly H steps.
     """
     longest = max(settings.horizons)
-    options = dict(num_envs=settings.num_envs, discount=settings.discount)
-    estimators = {"pathwise": pathwise, "score_function": functools.partial(score_function, baseline="leave_one_out")}
-    samples = {}
-    for name, make in estimators.items():
-        samples_at = diagnostics.samples_up_to(lambda e, h, make=make: make(e, policy, horizon=h, **options),
-                                               env, longest, settings.repeats)
-        at = []
-        for h in settings.horizons:
-            progress(name, h)
-            at.append(np.asarray(samples_at(key, params, h)[0]))
-        samples[name] = np.stack(at)
-    rows, spoiled = [], set()
-    for i, horizon in enumerate(settings.horizons):
-        row = {"horizon": horizon}
-        for name, make in estimators.items():
-            s = samples[name][i]
-            # At H = H_max nothing is masked. Rollouts of exactly H steps are prefixes of longer ones (the same
-            # keys), so once they are non-finite at some horizon they are at every longer one.
-            if not np.isfinite(s).all() and name not in spoiled and horizon < longest:
-                estimate = make(env, policy, horizon=horizon, **options)
-                s = np.asarray(jax.jit(diagnostics.gradient_samples, static_argnums=(0, 3))(
-                    estimate, key, params, settings.repeats)[0])
-                if not np.isfinite(s).all():
-                    spoiled.add(name)
-            row[name] = s
-        difference = row["pathwise"] - row["score_function"]
+    at = jax.jit(lambda key, params, h: paired_samples(env, policy, settings, h, longest)(key, params))
+    names = ("pathwise", "score_function")
+    rows, spoiled, done = [], set(), None
+    for horizon in settings.horizons:
+        progress(horizon)
+        *pair, done = (np.asarray(x) for x in at(key, params, horizon))
+        sample = dict(zip(names, pair))
+        # At H = H_max nothing is masked. Rollouts of exactly H steps are prefixes of longer ones (the same
+        # keys), so once they are non-finite at some horizon they are at every longer one.
+        if any(not np.isfinite(sample[n]).all() and n not in spoiled for n in names) and horizon < longest:
+            exact = jax.jit(paired_samples(env, policy, settings, horizon, horizon))(key, params)
+            for name, s in zip(names, exact[:2]):
+                if not np.isfinite(sample[name]).all() and name not in spoiled:
+                    sample[name] = np.asarray(s)
+                    if not np.isfinite(sample[name]).all():
+                        spoiled.add(name)
+        difference = sample["pathwise"] - sample["score_function"]
         z = np.asarray(diagnostics.z_scores(difference, np.zeros(difference.shape[1])))
         z = np.where(np.isnan(z) & (difference.mean(0) == 0), 0.0, z)  # coordinates no estimator moves
-        rows.append({"horizon": horizon, "z": z, "repeats": settings.repeats,
-                     **{name: diagnostics.statistics(row[name]) for name in estimators},
-                     "nonfinite": {name: int((~np.isfinite(row[name]).all(1)).sum()) for name in estimators},
-                     "norm": {name: float(np.sqrt((row[name].astype(float) ** 2).sum(1).mean()))
-                              for name in estimators},
-                     "eps": float(np.finfo(row["pathwise"].dtype).eps)})
-    return rows
+        rows.append({"horizon": horizon, "z": z, "repeats": settings.repeats, "samples": sample,
+                     **{name: diagnostics.statistics(sample[name]) for name in names},
+                     "nonfinite": {name: int((~np.isfinite(sample[name]).all(1)).sum()) for name in names},
+                     "norm": {name: float(np.sqrt((sample[name].astype(float) ** 2).sum(1).mean()))
+                              for name in names},
+                     "eps": float(np.finfo(sample["pathwise"].dtype).eps)})
+    return rows, done
 
 
 def z_threshold(settings: Settings, num_params: int) -> float:

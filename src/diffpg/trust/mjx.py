@@ -49,19 +49,31 @@ def unconstrained(env) -> bool:
             and not (m.ntendon and m.tendon_limited.any()) and not m.dof_frictionloss.any())
 
 
+STEP_LEAVES = ("data.qpos", "data.qvel", "data.act", "data.qacc_warmstart")
+"""The leaves of an MJX state that ``mj_step`` reads: the physics state (MuJoCo's mjSTATE_PHYSICS: qpos, qvel,
+act) and the solve's warm start. The step recomputes every other quantity of ``data`` from these (the action
+sets ctrl), so the single-step check perturbs and differentiates only these, beside obs, reward and done."""
+
+
+def step_leaf(name: str) -> bool:
+    """Whether a state leaf (by ``finite_differences.leaf_names``' name) is one ``STEP_LEAVES`` names."""
+    return name in STEP_LEAVES
+
+
 def _gradient(key, env, policy, params, horizon, num_envs):
     estimate = pathwise(env, policy, horizon=horizon, num_envs=num_envs, variance_groups=2)
     grad, _ = jax.jit(estimate, compiler_options=QUICK_COMPILE)(key, params)
     return np.concatenate([np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(grad)])
 
 
-def findings(key, env, policy, params, *, contacts: int, states: int, unconstrained: bool, horizon: int,
+def findings(key, env, policy, params, g_n, *, contacts: int, states: int, unconstrained: bool, horizon: int,
              num_envs: int) -> list[Finding]:
     """The MJX findings: convergence of the solve's gradient, float32 at contact, and frame_skip.
 
-    ``contacts`` active contacts were counted at ``states`` random states (``active_contacts``); the gradients
-    are pathwise ones over ``horizon`` steps, averaged over ``num_envs`` rollouts (at least 2), and are not
-    computed for a model without constraints (``unconstrained``).
+    ``contacts`` active contacts were counted at ``states`` random states (``active_contacts``). ``g_n`` is a
+    pathwise gradient over ``horizon`` steps averaged over ``num_envs`` rollouts (at least 2), flattened, from
+    ``key`` (the sweep's: ``pathwise``'s estimate with that key); the same gradient with twice the solve's
+    iterations is computed here, in one more program, unless the model has no constraints (``unconstrained``).
     """
     n = env.iterations
     frame_skip = Finding("mjx: frame_skip", OK,
@@ -72,7 +84,7 @@ def findings(key, env, policy, params, *, contacts: int, states: int, unconstrai
         return [Finding("mjx: converged solve", OK, "the model has no constraints (no contact, equality, limit or "
                                                     "friction loss), so the solve and its iterations change nothing"),
                 frame_skip]
-    g_n = _gradient(key, env, policy, params, horizon, num_envs)
+    g_n = np.asarray(g_n, np.float64)
     g_2n = _gradient(key, env.replace(iterations=2 * n, ls_iterations=2 * env.ls_iterations), policy, params,
                      horizon, num_envs)
     dtype = str(env.model.opt.timestep.dtype)

@@ -15,12 +15,14 @@ from .action_gradient import action_gradient_findings
 from .agreement import agreement_findings, estimator_sweep, z_threshold
 from .growth import growth_rates, variance_findings
 from .native_linalg import native_linalg
-from .settings import PROBLEM, Finding, Settings
+from .settings import PROBLEM, QUICK_COMPILE, Finding, Settings
 from .steps import finite_difference_findings, nonfinite_findings, random_states
 from .termination import ended_fractions
 
-MJX_HORIZON, MJX_ENVS = 10, 8
-"""The horizon (at most the longest checked) and rollouts (at most ``num_envs``) of the MJX solve's check."""
+MJX_HORIZON = 10
+"""The MJX solve's check runs at the longest checked horizon up to this one, on the sweep's first estimate."""
+DERIVATIVES_COMPILE = QUICK_COMPILE
+"""XLA's options for the single-step derivatives' program."""
 PATHWISE_COST = 4
 """A pathwise gradient's cost in steps of its rollout: the forward, its recomputation and the backward pass."""
 
@@ -138,14 +140,12 @@ def _check(env, policy, settings: Settings, progress) -> Report:
     on_mjx = mjx.is_mjx(env)
     unconstrained = on_mjx and mjx.unconstrained(env)
     longest, rollouts = max(settings.horizons), settings.num_envs * settings.repeats
-    mjx_horizon, mjx_envs = min(MJX_HORIZON, longest), min(MJX_ENVS, settings.num_envs)
+    mjx_horizon = max(h for h in settings.horizons if h <= MJX_HORIZON or h == settings.horizons[0])
     stages = {"states": settings.num_states * settings.warmup_steps,
               "derivatives": settings.num_states * 2 * settings.max_inputs,
-              "pathwise": PATHWISE_COST * rollouts * longest, "score_function": rollouts * longest,
-              "terminations": settings.num_envs * longest,
-              "mjx": 2 * PATHWISE_COST * mjx_envs * mjx_horizon if on_mjx and not unconstrained else 0}
-    per_horizon = ("pathwise", "score_function")  # each horizon's estimates run rollouts of the longest
-    total = float(sum(stages[s] * (len(settings.horizons) if s in per_horizon else 1) for s in stages))
+              **{h: PATHWISE_COST * rollouts * h for h in settings.horizons},
+              "mjx": PATHWISE_COST * settings.num_envs * mjx_horizon if on_mjx and not unconstrained else 0}
+    total = float(sum(stages.values()))
     done = 0.0
 
     def stage(phase, name):
@@ -156,16 +156,16 @@ def _check(env, policy, settings: Settings, progress) -> Report:
     stage("stepping from random states", "states")
     states, actions = random_states(k_states, env, settings)
     stage("differentiating single steps", "derivatives")
-    derivatives = step_derivatives(k_inputs, env, states, actions, settings.max_inputs)
+    derivatives = step_derivatives(k_inputs, env, states, actions, settings.max_inputs,
+                                   leaves=mjx.step_leaf if on_mjx else None, compiler_options=DERIVATIVES_COMPILE)
     findings, usable = nonfinite_findings(states, derivatives)
     findings = finite_difference_findings(derivatives, usable) + findings
 
     params = policy.init(k_params, env.observation_size)
-    rows = estimator_sweep(k_sweep, env, policy, params, settings, progress=lambda name, horizon: stage(
-        f"{name.replace('_', '-')} gradients at horizon {horizon} (rollouts of {longest} steps)", name))
+    rows, ended = estimator_sweep(k_sweep, env, policy, params, settings, progress=lambda horizon: stage(
+        f"pathwise and score-function gradients at horizon {horizon} ({rollouts} rollouts)", horizon))
+    ended = ended_fractions(ended, settings.horizons, getattr(env, "max_steps", None))
     threshold = z_threshold(settings, rows[0]["z"].shape[0])
-    stage("counting terminations", "terminations")
-    ended = ended_fractions(jax.random.fold_in(k_sweep, 1), env, policy, params, settings.horizons, settings.num_envs)
     findings += agreement_findings(rows, threshold, ended)
     cut = any(f.check == "autodiff vs finite differences" and f.status == PROBLEM for f in findings)
     findings += action_gradient_findings(rows, step_cut=cut)
@@ -178,10 +178,10 @@ def _check(env, policy, settings: Settings, progress) -> Report:
     if on_mjx:  # the constraint solve's convergence, float32 at contact, frame_skip
         stage(f"MJX: gradients at iterations {env.iterations} and {2 * env.iterations} (horizon {mjx_horizon})",
               "mjx")
-        findings += mjx.findings(jax.random.fold_in(k_sweep, 2), env, policy, params,
+        g_n = next(r for r in rows if r["horizon"] == mjx_horizon)["samples"]["pathwise"][0]
+        findings += mjx.findings(jax.random.split(k_sweep, settings.repeats)[0], env, policy, params, g_n,
                                  contacts=mjx.active_contacts(states), states=settings.num_states,
-                                 unconstrained=unconstrained,
-                                 horizon=mjx_horizon, num_envs=mjx_envs)
+                                 unconstrained=unconstrained, horizon=mjx_horizon, num_envs=settings.num_envs)
     progress("done", total, total)
     sweep = [{"horizon": r["horizon"], "pathwise_variance": float(r["pathwise"]["variance"]),
               "score_function_variance": float(r["score_function"]["variance"]),
