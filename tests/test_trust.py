@@ -24,7 +24,7 @@ SMALL = trust.Settings(num_states=8)
 
 def derivatives_at(env, settings=SMALL, seed=0):
     states, actions = trust.random_states(jax.random.PRNGKey(seed), env, settings)
-    return states, actions, step_derivatives(jax.random.PRNGKey(1), env, states, actions)
+    return states, actions, step_derivatives(jax.random.PRNGKey(1), env, states, actions, settings.max_inputs)
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +115,40 @@ def test_at_a_kink_the_one_sided_difference_on_the_smooth_side_is_accepted():
 
 
 def test_the_builtin_pendulum_passes():
-    # Its clips and angle wrap are kinks; its done flag is kept in float32, so it is checked at float32 tolerances.
+    # Its clips and angle wrap are kinks; its done flag follows the state's precision (envs.base.end_of_step), so
+    # it is checked at float64 tolerances.
     _, _, d = derivatives_at(diffpg.make("pendulum"))
+    assert d.precision == "float64" and d.float64_error == ""
     assert d.agreement().all()
     assert d.autodiff.shape == (8, 7, 8)  # outputs obs(3), reward, done, theta, theta_dot; inputs those + action
+
+
+class Float32Carry(user_envs.Linear):
+    """A step whose scan starts from a float32 carry: a float64 state makes the carry change type, which JAX refuses."""
+
+    def step(self, state, action):
+        x = self.next_obs(state.obs, action)
+        moved = jax.lax.scan(lambda c, _: (x + c.astype(x.dtype), None), jnp.zeros(2, jnp.float32), None, length=1)[0]
+        return diffpg.State(obs=moved, reward=-jnp.sum(moved ** 2), done=jnp.zeros(()))
+
+
+def test_a_step_that_cannot_run_in_float64_is_checked_in_its_own_precision_and_says_why():
+    states = diffpg.State(obs=jnp.array([[0.5, -1.0], [1.0, 0.0]]), reward=jnp.zeros(2), done=jnp.zeros(2))
+    d = step_derivatives(None, Float32Carry(), states, jnp.array([[0.5], [-0.5]]))
+    assert d.precision == "float32" and d.float64_error.startswith("TypeError: ")
+    assert d.agreement().all()
+    (finding,) = trust.finite_difference_findings(d, np.ones(2, bool))
+    assert finding.status == "ok" and "(float32; float64 failed with TypeError: " in finding.message
+
+
+@pytest.mark.slow
+def test_an_mjx_twin_is_checked_in_float64():
+    """MJX steps a float64 state with a float64 copy of its model (``MJXEnv.in_float64``); 2 states, 8 inputs."""
+    env = diffpg.make("InvertedPendulum-v5")
+    _, _, d = derivatives_at(env, trust.Settings(num_states=2, warmup_steps=2, max_inputs=8))
+    assert d.precision == "float64" and d.float64_error == ""
+    assert d.agreement().all()
+    assert env.model.opt.timestep.dtype == np.float32  # the environment itself is left in float32
 
 
 # ---------------------------------------------------------------- non-finite values

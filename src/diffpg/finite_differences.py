@@ -54,6 +54,8 @@ class StepDerivatives(NamedTuple):
     eps: float                 # machine epsilon of the working precision
     output_names: list         # [M] the next-state leaf each output coordinate belongs to ("obs", "reward", ...)
     input_names: list          # [C] the input each perturbed coordinate belongs to ("state.obs", "action", ...)
+    float64_error: str = ""    # why the step could not run in float64 ("TypeError: ..."), empty if it did or was
+                               # not asked to
 
     @property
     def precision(self) -> str:
@@ -86,13 +88,22 @@ def step_derivatives(key, env, states, actions, max_inputs: int = 256) -> StepDe
         differentiated (``obs``, ``reward`` and ``done``, then a random subset), beyond which they are sampled.
 
     Runs in float64 under ``jax.enable_x64`` when the step allows it, in the
-    default precision otherwise.
+    default precision otherwise. The floating leaves of each state are cast to
+    float64; an environment whose step also reads float arrays of its own (an
+    MJX model) offers a copy of itself that holds them in float64, the optional
+    member ``env.in_float64()``, which is then stepped instead (``MJXEnv.in_float64``).
+    When the float64 run raises, the step is checked in its own precision and
+    ``float64_error`` says why (the finding names it); an error in that run too
+    is raised.
     """
+    in_float64 = getattr(env, "in_float64", None)
+    env64 = in_float64() if callable(in_float64) else env  # outside the try: a failing copy is a bug to see
     try:
         with jax.enable_x64(True):
-            return _step_derivatives(key, env, states, actions, max_inputs, jnp.float64)
-    except Exception:  # a step that cannot run in float64 (a fixed dtype in a scan carry, ...) is checked as it is
-        return _step_derivatives(key, env, states, actions, max_inputs, None)
+            return _step_derivatives(key, env64, states, actions, max_inputs, jnp.float64)
+    except Exception as error:  # a step that cannot run in float64 (a fixed dtype in a scan carry, ...)
+        reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+        return _step_derivatives(key, env, states, actions, max_inputs, None)._replace(float64_error=reason)
 
 
 def floating(x) -> bool:
