@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import diagnostics
 from ..estimators import pathwise, score_function
+from .growth import variance_dof, variance_threshold
 from .settings import OK, PROBLEM, Finding, Settings
 
 
@@ -37,8 +38,10 @@ def estimator_sweep(key, env, policy, params, settings: Settings,
 
     For each horizon: ``diffpg.diagnostics.statistics`` of both estimators,
     the paired z-scores of their difference, how many samples were
-    non-finite, the root mean square √(mean_r ‖ĝ_r‖²) of each estimator's samples (``norm``) and the
-    machine epsilon of their dtype (``eps``). ``progress(name, horizon)`` is called before each estimate.
+    non-finite, the root mean square √(mean_r ‖ĝ_r‖²) of each estimator's samples (``norm``), the
+    machine epsilon of their dtype (``eps``), the effective degrees of freedom of each variance (``dof``,
+    ``growth.variance_dof``) and the F quantile their ratio is tested against (``variance_threshold``).
+    ``progress(name, horizon)`` is called before each estimate.
 
     Every horizon H is computed by one compiled function per estimator
     (``diagnostics.samples_up_to``): rollouts of H_max = max(horizons) steps
@@ -77,12 +80,14 @@ def estimator_sweep(key, env, policy, params, settings: Settings,
         difference = row["pathwise"] - row["score_function"]
         z = np.asarray(diagnostics.z_scores(difference, np.zeros(difference.shape[1])))
         z = np.where(np.isnan(z) & (difference.mean(0) == 0), 0.0, z)  # coordinates no estimator moves
+        dof = {name: variance_dof(row[name]) for name in estimators}
         rows.append({"horizon": horizon, "z": z, "repeats": settings.repeats,
                      **{name: diagnostics.statistics(row[name]) for name in estimators},
                      "nonfinite": {name: int((~np.isfinite(row[name]).all(1)).sum()) for name in estimators},
                      "norm": {name: float(np.sqrt((row[name].astype(float) ** 2).sum(1).mean()))
                               for name in estimators},
-                     "eps": float(np.finfo(row["pathwise"].dtype).eps)})
+                     "eps": float(np.finfo(row["pathwise"].dtype).eps), "dof": dof,
+                     "variance_threshold": variance_threshold(settings, dof["pathwise"], dof["score_function"])})
     return rows
 
 

@@ -13,7 +13,7 @@ from ..finite_differences import step_derivatives
 from . import mjx
 from .action_gradient import action_gradient_findings
 from .agreement import agreement_findings, estimator_sweep, z_threshold
-from .growth import growth_rates, variance_findings
+from .growth import growth_rates, noisier, variance_findings
 from .native_linalg import native_linalg
 from .settings import PROBLEM, Finding, Settings
 from .steps import finite_difference_findings, nonfinite_findings, random_states
@@ -33,8 +33,9 @@ class Report:
     precision: str
     """``float64`` or ``float32``: where the finite-difference check ran."""
     sweep: list[dict]
-    """Per horizon: pathwise and score-function variance (tr Cov of one estimate), max |z|, the threshold, and the
-    fraction of rollouts that terminated before it (``ended_fraction``)."""
+    """Per horizon: pathwise and score-function variance (tr Cov of one estimate), max |z|, the threshold, the
+    fraction of rollouts that terminated before it (``ended_fraction``), and the F quantile
+    (``variance_threshold``) the variance ratio must exceed to call pathwise the noisier (``growth``)."""
     growth: dict
     """Per estimator: fitted exponential rate b (per step) and polynomial degree k of the variance."""
     settings: Settings | None = None
@@ -64,7 +65,8 @@ def recommend(report: Report) -> str:
     meanwhile), then a return with no gradient with respect to the actions (only the score function learns);
     then the first horizon F where pathwise disagrees with the score function (biased from F on: auto, which
     falls back to the score function where pathwise is biased, or windows shorter than F); then the first
-    horizon V where the pathwise variance exceeds the score function's. Pathwise recommended where rollouts
+    horizon V where the pathwise variance exceeds the score function's significantly (``growth.noisier``, the
+    F test of the variance finding). Pathwise recommended where rollouts
     terminate comes with that caveat: the z-test has only R − 1 degrees of freedom to see the termination's bias.
     """
     problems = {f.check for f in report.findings if f.status == PROBLEM}
@@ -90,7 +92,8 @@ def recommend(report: Report) -> str:
         cause = ", where episodes terminate" if ended > 0 else ""
         return (f"use auto (pathwise is biased at H ≥ {first}{cause}), or shac with windows ≤ {max(agreeing)}"
                 if agreeing else f"use auto (pathwise is biased at H ≥ {first}{cause})")
-    worse = [r["horizon"] for r in rows if r["pathwise_variance"] > r["score_function_variance"]]
+    worse = [r["horizon"] for r in rows
+             if noisier(r["pathwise_variance"], r["score_function_variance"], r["variance_threshold"])]
     if worse:
         shorter = [r["horizon"] for r in rows if r["horizon"] < worse[0]]
         return (f"use auto (pathwise is noisier than the score function at H ≥ {worse[0]})"
@@ -187,6 +190,7 @@ def _check(env, policy, settings: Settings, progress) -> Report:
               "score_function_variance": float(r["score_function"]["variance"]),
               "pathwise_norm": r["norm"]["pathwise"], "score_function_norm": r["norm"]["score_function"],
               "max_abs_z": float(np.max(np.abs(r["z"]))), "z_threshold": threshold,
+              "variance_threshold": r["variance_threshold"],
               "ended_fraction": ended[r["horizon"]]} for r in rows]
     return Report(findings=findings, precision=derivatives.precision, sweep=sweep, growth=growth,
                   settings=settings)
