@@ -66,7 +66,8 @@ def recommend(report: Report) -> str:
     then the first horizon F where pathwise disagrees with the score function (biased from F on: auto, which
     falls back to the score function where pathwise is biased, or windows shorter than F); then the first
     horizon V where the pathwise variance exceeds the score function's significantly (``growth.noisier``, the
-    F test of the variance finding). Pathwise recommended where rollouts terminate comes with that caveat: the z-test has only R − 1 degrees of freedom to see the termination's bias.
+    F test of the variance finding). Pathwise recommended where rollouts terminate comes with that caveat: the
+    z-test has only R − 1 degrees of freedom to see the termination's bias.
     """
     problems = {f.check for f in report.findings if f.status == PROBLEM}
     if "non-finite values" in problems:
