@@ -68,3 +68,6 @@ def test_double_pendulum_chaos_is_flagged_as_exploding_variance(checked):
     rows = {row["horizon"]: row for row in report["sweep"]}
     assert rows[10]["pathwise_variance"] < rows[10]["score_function_variance"]
     assert rows[100]["pathwise_variance"] > 10 * rows[100]["score_function_variance"]
+    # significantly so: the ratio is above the F test's threshold, which report.json keeps per horizon
+    assert rows[100]["pathwise_variance"] > rows[100]["variance_threshold"] * rows[100]["score_function_variance"]
+    assert 1 < rows[100]["variance_threshold"] < 10

@@ -116,29 +116,24 @@ def test_float32_pathwise_gradient_through_contact_with_several_solver_iteration
     assert sum(float(jnp.abs(x).sum()) for x in leaves) > 0
 
 
-def test_the_mjx_check_names_an_unconverged_solve_and_a_non_finite_gradient(monkeypatch):
-    """The verdict logic of diffpg check's MJX findings, with the gradients (the sweep's, and one compiled there)
-    replaced."""
+def test_the_mjx_check_names_an_unconverged_solve_and_a_non_finite_gradient():
+    """The verdict logic of diffpg check's MJX findings, on given gradients at n = 8 and 2n = 16 iterations."""
     from diffpg.trust import mjx as mjx_check
 
     env = diffpg.make("mjx_push")
-    gradients = {8: np.array([1.0, 2.0]), 16: np.array([1.5, 2.0])}
-    monkeypatch.setattr(mjx_check, "_gradient", lambda key, e, *args: gradients[e.iterations])
 
-    def found(unconstrained=False):
-        return {f.check: f for f in mjx_check.findings(None, env, None, None, gradients[8], contacts=1, states=16,
-                                                        unconstrained=unconstrained, horizon=10, num_envs=8)}
+    def found(g_8, g_16, unconstrained=False):
+        return {f.check: f for f in mjx_check.findings(env, g_8, g_16, contacts=1, states=16,
+                                                        unconstrained=unconstrained, horizon=10)}
 
-    first = found()
+    first = found(np.array([1.0, 2.0]), np.array([1.5, 2.0]))
     assert first["mjx: converged solve"].status == "problem" and "iterations=16" in first["mjx: converged solve"].message
     assert first["mjx: finite gradient"].status == "ok" and "frame_skip=4" in first["mjx: frame_skip"].message
     assert "1 active contact at 16 random states" in first["mjx: finite gradient"].message
-    gradients[16] = np.array([1.0, 2.0 + 1e-4])
-    assert found()["mjx: converged solve"].status == "ok"
-    gradients[8] = np.array([np.nan, 2.0])
-    bad = found()["mjx: finite gradient"]
+    assert found(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-4]))["mjx: converged solve"].status == "ok"
+    bad = found(np.array([np.nan, 2.0]), np.array([1.0, 2.0]))["mjx: finite gradient"]
     assert bad.status == "problem" and "jax_enable_x64" in bad.message
-    assert "no constraints" in found(unconstrained=True)["mjx: converged solve"].message  # nothing computed
+    assert "no constraints" in found(None, None, unconstrained=True)["mjx: converged solve"].message
 
 
 def test_the_mjx_check_knows_a_model_without_constraints():

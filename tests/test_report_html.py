@@ -89,7 +89,7 @@ def curves(tmp_path_factory):
                               Finding("variance growth", "problem", "the pathwise variance grows by x9 per step")],
                     precision="float64", growth={},
                     sweep=[{"horizon": h, "pathwise_variance": 0.1 * 9.0 ** h, "score_function_variance": 5.0 * h,
-                            "max_abs_z": 1.0, "z_threshold": 4.0} for h in (1, 2, 4)])
+                            "max_abs_z": 1.0, "z_threshold": 4.0, "variance_threshold": 3.0} for h in (1, 2, 4)])
     (root / "check" / "report.json").write_text(report.to_json())
     return [*runs, root / "check"]
 

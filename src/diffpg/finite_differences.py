@@ -55,6 +55,8 @@ class StepDerivatives(NamedTuple):
     eps: float                 # machine epsilon of the working precision
     output_names: list         # [M] the next-state leaf each output coordinate belongs to ("obs", "reward", ...)
     input_names: list          # [C] the input each perturbed coordinate belongs to ("state.obs", "action", ...)
+    float64_error: str = ""    # why the step could not run in float64 ("TypeError: ..."), empty if it did or was
+                               # not asked to
 
     @property
     def precision(self) -> str:
@@ -76,8 +78,7 @@ class StepDerivatives(NamedTuple):
                 | close(self.backward, 2 * self.floor))
 
 
-def step_derivatives(key, env, states, actions, max_inputs: int = 256, leaves=None,
-                     compiler_options: dict | None = None) -> StepDerivatives:
+def step_derivatives(key, env, states, actions, max_inputs: int = 256, leaves=None) -> StepDerivatives:
     """Reverse-mode and finite-difference Jacobians of ``env.step`` at each (state, action) of a batch.
 
     Args:
@@ -89,19 +90,27 @@ def step_derivatives(key, env, states, actions, max_inputs: int = 256, leaves=No
       leaves: ``leaves(name) -> bool`` on a state leaf's name (``leaf_names``, such as ``data.qpos``): which
         state leaves are perturbed and differentiated (``obs``, ``reward``, ``done`` and the action always are);
         None: every floating leaf. For a state that also carries quantities the step recomputes from others.
-      compiler_options: XLA's options for the one compiled program (``jax.jit``'s).
 
     The forward-mode Jacobian is computed only where the reverse-mode one is not finite (a second program):
     elsewhere both are the same finite numbers, and ``forward_mode`` is the reverse-mode Jacobian.
 
     Runs in float64 under ``jax.enable_x64`` when the step allows it, in the
-    default precision otherwise.
+    default precision otherwise. The floating leaves of each state are cast to
+    float64; an environment whose step also reads float arrays of its own (an
+    MJX model) offers a copy of itself that holds them in float64, the optional
+    member ``env.in_float64()``, which is then stepped instead (``MJXEnv.in_float64``).
+    When the float64 run raises, the step is checked in its own precision and
+    ``float64_error`` says why (the finding names it); an error in that run too
+    is raised.
     """
+    in_float64 = getattr(env, "in_float64", None)
+    env64 = in_float64() if callable(in_float64) else env  # outside the try: a failing copy is a bug to see
     try:
         with jax.enable_x64(True):
-            return _step_derivatives(key, env, states, actions, max_inputs, jnp.float64, leaves, compiler_options)
-    except Exception:  # a step that cannot run in float64 (a fixed dtype in a scan carry, ...) is checked as it is
-        return _step_derivatives(key, env, states, actions, max_inputs, None, leaves, compiler_options)
+            return _step_derivatives(key, env64, states, actions, max_inputs, jnp.float64, leaves)
+    except Exception as error:  # a step that cannot run in float64 (a fixed dtype in a scan carry, ...)
+        reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+        return _step_derivatives(key, env, states, actions, max_inputs, None, leaves)._replace(float64_error=reason)
 
 
 def floating(x) -> bool:
@@ -113,7 +122,7 @@ def leaf_names(tree) -> list[str]:
     return [jax.tree_util.keystr(path).lstrip(".") for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def _step_derivatives(key, env, states, actions, max_inputs, dtype, wanted=None, compiler_options=None):
+def _step_derivatives(key, env, states, actions, max_inputs, dtype, wanted=None):
     wanted = wanted or (lambda name: True)
     one_state = jax.tree.map(lambda x: x[0], states)
     leaves = jax.tree.leaves(one_state)
@@ -183,12 +192,11 @@ def _step_derivatives(key, env, states, actions, max_inputs, dtype, wanted=None,
         x, _ = ravel_pytree(pack(state, action))
         return jax.vmap(lambda v: jax.jvp(function(state), (x,), (v,))[1])(basis).T
 
-    arrays = jax.jit(jax.vmap(one), compiler_options=compiler_options)(states, actions)
+    arrays = jax.jit(jax.vmap(one))(states, actions)
     autodiff, central, forward, backward, outputs, steps = (np.asarray(a, np.float64) for a in arrays)
     forward_mode = autodiff
     if not np.isfinite(autodiff).all():  # where a non-finite derivative sits, which reverse mode spreads
-        forward_mode = np.asarray(jax.jit(jax.vmap(columns), compiler_options=compiler_options)(states, actions),
-                                  np.float64)
+        forward_mode = np.asarray(jax.jit(jax.vmap(columns))(states, actions), np.float64)
     return StepDerivatives(autodiff, forward_mode, central, forward, backward, outputs, steps, eps,
                            [output_names[i] for i in kept], [input_names[j] for j in chosen])
 

@@ -35,9 +35,12 @@ def end_of_step(done_before, t_next, max_steps: int, reward, failed=False):
     """The bookkeeping after a step: (reward, done) with the reward masked once done.
 
     ``done_before`` is the flag of the state the action was taken from; the
-    reward earned by an action taken after the episode ended is zero.
+    reward earned by an action taken after the episode ended is zero. ``done`` is float32, or float64 when
+    ``done_before`` is (a state cast to float64, as ``diffpg.finite_differences`` does: a float32 flag there
+    would put the whole step at float32 tolerances).
     """
-    done_before = jnp.asarray(done_before, jnp.float32)
-    done = jnp.maximum(done_before, jnp.asarray((t_next >= max_steps) | failed, jnp.float32))
+    done_before = jnp.asarray(done_before)
+    done_before = done_before.astype(jnp.float64 if done_before.dtype == jnp.float64 else jnp.float32)
+    done = jnp.maximum(done_before, jnp.asarray((t_next >= max_steps) | failed, done_before.dtype))
     reward = jnp.asarray(reward)
     return reward * (1.0 - done_before).astype(reward.dtype), done

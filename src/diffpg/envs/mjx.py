@@ -144,6 +144,22 @@ class MJXEnv:
     def replace(self, **changes) -> "MJXEnv":
         return dataclasses.replace(self, **changes)
 
+    def in_float64(self) -> "MJXEnv":
+        """This environment with its model put on the device in float64, to step float64 states under
+        ``jax.enable_x64(True)``; an optional member of the Env protocol that ``diffpg.finite_differences`` uses.
+
+        The model built outside ``enable_x64`` holds float32 arrays, and MJX computes some quantities from them
+        inside the step's scans (the constraint rows, the joint kinematics), so a float64 state stepped with
+        it still computes partly in float32; this copy's model is MJX's ``put_model`` of the same
+        ``mj_model`` under ``enable_x64``, as a program that enables x64 before building the environment gets.
+        """
+        mjx = import_mjx()
+
+        twin = copy.copy(self)
+        with jax.enable_x64(True):
+            object.__setattr__(twin, "model", mjx.put_model(self.mj_model))
+        return twin
+
     @property
     def action_size(self) -> int:
         return int(self.mj_model.nu)

@@ -32,10 +32,12 @@ from ..estimators.baselines import leave_one_out
 from ..estimators.batch import batch_keys
 from ..estimators.objectives import mask_ended, pathwise_surrogate, reward_to_go, score_function_surrogate
 from ..rollouts import rollout
+from .growth import variance_dof, variance_threshold
 from .settings import OK, PROBLEM, Finding, Settings
 
 VECTOR = 32
-"""Rollouts computed side by side (one ``vmap``) in the sweep; its R estimates run in chunks of about this many."""
+"""Rollouts computed side by side (one ``vmap``) in the sweep: its R estimates run in chunks of at most this many
+rollouts (or one estimate at a time)."""
 
 
 def paired_estimates(env, policy, *, horizon: int, num_envs: int, discount: float) -> Callable:
@@ -83,9 +85,13 @@ def paired_samples(env, policy, settings: Settings, horizon, longest: int):
         path, score, done = estimate(key, params)
         return ravel_pytree(path)[0], ravel_pytree(score)[0], done
 
+    # chunks of a size that divides R: a remainder would be a second copy of the program to compile
+    chunk = max(d for d in range(1, settings.repeats + 1)
+                if settings.repeats % d == 0 and (d == 1 or d * settings.num_envs <= VECTOR))
+
     def samples(key, params):
         keys = jax.random.split(key, settings.repeats)
-        return jax.lax.map(lambda k: one(k, params), keys, batch_size=max(1, VECTOR // settings.num_envs))
+        return jax.lax.map(lambda k: one(k, params), keys, batch_size=chunk)
 
     return samples
 
@@ -97,7 +103,9 @@ def estimator_sweep(key, env, policy, params, settings: Settings,
     Returns the rows and the done flags [R, N, H_max] of the longest horizon's rollouts. Each row holds, for one
     horizon, ``diffpg.diagnostics.statistics`` of both estimators, the paired z-scores of their difference,
     how many samples were non-finite, the root mean square √(mean_r ‖ĝ_r‖²) of each estimator's samples
-    (``norm``) and the machine epsilon of their dtype (``eps``). ``progress(horizon)`` is called before each.
+    (``norm``), the machine epsilon of their dtype (``eps``), the effective degrees of freedom of each variance
+    (``dof``, ``growth.variance_dof``), the F quantile their ratio is tested against (``variance_threshold``)
+    and the samples themselves. ``progress(horizon)`` is called before each horizon.
 
     Every horizon H is computed by one compiled program (``paired_samples``): rollouts of H_max =
     max(horizons) steps whose steps after step H are not taken (``RewardsUpTo.active_steps``: a ``lax.cond``
@@ -125,12 +133,14 @@ def estimator_sweep(key, env, policy, params, settings: Settings,
         difference = sample["pathwise"] - sample["score_function"]
         z = np.asarray(diagnostics.z_scores(difference, np.zeros(difference.shape[1])))
         z = np.where(np.isnan(z) & (difference.mean(0) == 0), 0.0, z)  # coordinates no estimator moves
+        dof = {name: variance_dof(sample[name]) for name in names}
         rows.append({"horizon": horizon, "z": z, "repeats": settings.repeats, "samples": sample,
                      **{name: diagnostics.statistics(sample[name]) for name in names},
                      "nonfinite": {name: int((~np.isfinite(sample[name]).all(1)).sum()) for name in names},
                      "norm": {name: float(np.sqrt((sample[name].astype(float) ** 2).sum(1).mean()))
                               for name in names},
-                     "eps": float(np.finfo(sample["pathwise"].dtype).eps)})
+                     "eps": float(np.finfo(sample["pathwise"].dtype).eps), "dof": dof,
+                     "variance_threshold": variance_threshold(settings, dof["pathwise"], dof["score_function"])})
     return rows, done
 
 

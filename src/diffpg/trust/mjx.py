@@ -60,20 +60,22 @@ def step_leaf(name: str) -> bool:
     return name in STEP_LEAVES
 
 
-def _gradient(key, env, policy, params, horizon, num_envs):
-    estimate = pathwise(env, policy, horizon=horizon, num_envs=num_envs, variance_groups=2)
+def doubled_gradient(key, env, policy, params, horizon: int, num_envs: int) -> np.ndarray:
+    """g_2n: the pathwise gradient over ``horizon`` steps and ``num_envs`` rollouts (``pathwise``'s estimate with
+    ``key``), with the solve's iterations (and line-search iterations) doubled; flattened, in float64."""
+    doubled = env.replace(iterations=2 * env.iterations, ls_iterations=2 * env.ls_iterations)
+    estimate = pathwise(doubled, policy, horizon=horizon, num_envs=num_envs, variance_groups=2)
     grad, _ = jax.jit(estimate, compiler_options=QUICK_COMPILE)(key, params)
     return np.concatenate([np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(grad)])
 
 
-def findings(key, env, policy, params, g_n, *, contacts: int, states: int, unconstrained: bool, horizon: int,
-             num_envs: int) -> list[Finding]:
+def findings(env, g_n, g_2n, *, contacts: int, states: int, unconstrained: bool, horizon: int) -> list[Finding]:
     """The MJX findings: convergence of the solve's gradient, float32 at contact, and frame_skip.
 
-    ``contacts`` active contacts were counted at ``states`` random states (``active_contacts``). ``g_n`` is a
-    pathwise gradient over ``horizon`` steps averaged over ``num_envs`` rollouts (at least 2), flattened, from
-    ``key`` (the sweep's: ``pathwise``'s estimate with that key); the same gradient with twice the solve's
-    iterations is computed here, in one more program, unless the model has no constraints (``unconstrained``).
+    ``g_n`` and ``g_2n`` are the same pathwise gradient over ``horizon`` steps (flattened) with the solve's
+    ``iterations`` and twice as many (``doubled_gradient``); neither is needed, and both may be None, for a model
+    without constraints (``unconstrained``). ``contacts`` active contacts were counted at ``states`` random
+    states (``active_contacts``).
     """
     n = env.iterations
     frame_skip = Finding("mjx: frame_skip", OK,
@@ -85,8 +87,6 @@ def findings(key, env, policy, params, g_n, *, contacts: int, states: int, uncon
                                                     "friction loss), so the solve and its iterations change nothing"),
                 frame_skip]
     g_n = np.asarray(g_n, np.float64)
-    g_2n = _gradient(key, env.replace(iterations=2 * n, ls_iterations=2 * env.ls_iterations), policy, params,
-                     horizon, num_envs)
     dtype = str(env.model.opt.timestep.dtype)
     out = []
     finite = np.isfinite(g_n).all() and np.isfinite(g_2n).all()

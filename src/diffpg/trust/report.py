@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from typing import Any, Callable
 
 import jax
@@ -13,16 +14,14 @@ from ..finite_differences import step_derivatives
 from . import mjx
 from .action_gradient import action_gradient_findings
 from .agreement import agreement_findings, estimator_sweep, z_threshold
-from .growth import growth_rates, variance_findings
+from .growth import growth_rates, noisier, variance_findings
 from .native_linalg import native_linalg
-from .settings import PROBLEM, QUICK_COMPILE, Finding, Settings
+from .settings import PROBLEM, Finding, Settings
 from .steps import finite_difference_findings, nonfinite_findings, random_states
 from .termination import ended_fractions
 
 MJX_HORIZON = 10
 """The MJX solve's check runs at the longest checked horizon up to this one, on the sweep's first estimate."""
-DERIVATIVES_COMPILE = QUICK_COMPILE
-"""XLA's options for the single-step derivatives' program."""
 PATHWISE_COST = 4
 """A pathwise gradient's cost in steps of its rollout: the forward, its recomputation and the backward pass."""
 
@@ -35,8 +34,9 @@ class Report:
     precision: str
     """``float64`` or ``float32``: where the finite-difference check ran."""
     sweep: list[dict]
-    """Per horizon: pathwise and score-function variance (tr Cov of one estimate), max |z|, the threshold, and the
-    fraction of rollouts that terminated before it (``ended_fraction``)."""
+    """Per horizon: pathwise and score-function variance (tr Cov of one estimate), max |z|, the threshold, the
+    fraction of rollouts that terminated before it (``ended_fraction``), and the F quantile
+    (``variance_threshold``) the variance ratio must exceed to call pathwise the noisier (``growth``)."""
     growth: dict
     """Per estimator: fitted exponential rate b (per step) and polynomial degree k of the variance."""
     settings: Settings | None = None
@@ -66,8 +66,9 @@ def recommend(report: Report) -> str:
     meanwhile), then a return with no gradient with respect to the actions (only the score function learns);
     then the first horizon F where pathwise disagrees with the score function (biased from F on: auto, which
     falls back to the score function where pathwise is biased, or windows shorter than F); then the first
-    horizon V where the pathwise variance exceeds the score function's. Pathwise recommended where rollouts
-    terminate comes with that caveat: the z-test has only R − 1 degrees of freedom to see the termination's bias.
+    horizon V where the pathwise variance exceeds the score function's significantly (``growth.noisier``, the
+    F test of the variance finding). Pathwise recommended where rollouts terminate comes with that caveat: the
+    z-test has only R − 1 degrees of freedom to see the termination's bias.
     """
     problems = {f.check for f in report.findings if f.status == PROBLEM}
     if "non-finite values" in problems:
@@ -92,7 +93,8 @@ def recommend(report: Report) -> str:
         cause = ", where episodes terminate" if ended > 0 else ""
         return (f"use auto (pathwise is biased at H ≥ {first}{cause}), or shac with windows ≤ {max(agreeing)}"
                 if agreeing else f"use auto (pathwise is biased at H ≥ {first}{cause})")
-    worse = [r["horizon"] for r in rows if r["pathwise_variance"] > r["score_function_variance"]]
+    worse = [r["horizon"] for r in rows
+             if noisier(r["pathwise_variance"], r["score_function_variance"], r["variance_threshold"])]
     if worse:
         shorter = [r["horizon"] for r in rows if r["horizon"] < worse[0]]
         return (f"use auto (pathwise is noisier than the score function at H ≥ {worse[0]})"
@@ -131,6 +133,29 @@ def check(env, policy, settings: Settings = Settings(),
         return _check(env, policy, settings, progress)
 
 
+def _in_background(function, *args, **kwargs) -> Callable[[], Any]:
+    """Start ``function(*args, **kwargs)`` in a daemon thread; the returned ``wait()`` gives its result or raises
+    its exception."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = function(*args, **kwargs)
+        except BaseException as error:  # handed to the waiting thread, which raises it
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="diffpg check sweep", daemon=True)
+    thread.start()
+
+    def wait():
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    return wait
+
+
 def _check(env, policy, settings: Settings, progress) -> Report:
     settings = settings.for_env(env)
     settings.validate()
@@ -141,29 +166,39 @@ def _check(env, policy, settings: Settings, progress) -> Report:
     unconstrained = on_mjx and mjx.unconstrained(env)
     longest, rollouts = max(settings.horizons), settings.num_envs * settings.repeats
     mjx_horizon = max(h for h in settings.horizons if h <= MJX_HORIZON or h == settings.horizons[0])
+    doubled = on_mjx and not unconstrained  # the solve's check needs g_2n
     stages = {"states": settings.num_states * settings.warmup_steps,
               "derivatives": settings.num_states * 2 * settings.max_inputs,
               **{h: PATHWISE_COST * rollouts * h for h in settings.horizons},
-              "mjx": PATHWISE_COST * settings.num_envs * mjx_horizon if on_mjx and not unconstrained else 0}
+              "mjx": PATHWISE_COST * settings.num_envs * mjx_horizon if doubled else 0}
     total = float(sum(stages.values()))
-    done = 0.0
+    done, lock = 0.0, threading.Lock()
 
     def stage(phase, name):
         nonlocal done
-        progress(phase, done, total)
-        done += stages[name]
+        with lock:
+            progress(phase, done, total)
+            done += stages[name]
 
+    params = policy.init(k_params, env.observation_size)
+    # The sweep's program compiles and runs in a second thread while this one compiles and runs the single steps':
+    # compiling an MJX step is most of the time, XLA compiles a program on one core, and this CPU has two.
+    # (a daemon thread: should this one fail or be interrupted, the process need not wait for the sweep to end)
+    swept = _in_background(estimator_sweep, k_sweep, env, policy, params, settings, progress=lambda horizon: stage(
+        f"pathwise and score-function gradients at horizon {horizon} ({rollouts} rollouts)", horizon))
     stage("stepping from random states", "states")
     states, actions = random_states(k_states, env, settings)
     stage("differentiating single steps", "derivatives")
     derivatives = step_derivatives(k_inputs, env, states, actions, settings.max_inputs,
-                                   leaves=mjx.step_leaf if on_mjx else None, compiler_options=DERIVATIVES_COMPILE)
+                                   leaves=mjx.step_leaf if on_mjx else None)
+    g_2n = None
+    if doubled:
+        stage(f"MJX: gradients at iterations {2 * env.iterations} (horizon {mjx_horizon})", "mjx")
+        g_2n = mjx.doubled_gradient(jax.random.split(k_sweep, settings.repeats)[0], env, policy, params,
+                                    mjx_horizon, settings.num_envs)
+    rows, ended = swept()
     findings, usable = nonfinite_findings(states, derivatives)
     findings = finite_difference_findings(derivatives, usable) + findings
-
-    params = policy.init(k_params, env.observation_size)
-    rows, ended = estimator_sweep(k_sweep, env, policy, params, settings, progress=lambda horizon: stage(
-        f"pathwise and score-function gradients at horizon {horizon} ({rollouts} rollouts)", horizon))
     ended = ended_fractions(ended, settings.horizons, getattr(env, "max_steps", None))
     threshold = z_threshold(settings, rows[0]["z"].shape[0])
     findings += agreement_findings(rows, threshold, ended)
@@ -176,17 +211,15 @@ def _check(env, policy, settings: Settings, progress) -> Report:
     if usable_rows:
         findings += variance_findings(usable_rows, growth)
     if on_mjx:  # the constraint solve's convergence, float32 at contact, frame_skip
-        stage(f"MJX: gradients at iterations {env.iterations} and {2 * env.iterations} (horizon {mjx_horizon})",
-              "mjx")
         g_n = next(r for r in rows if r["horizon"] == mjx_horizon)["samples"]["pathwise"][0]
-        findings += mjx.findings(jax.random.split(k_sweep, settings.repeats)[0], env, policy, params, g_n,
-                                 contacts=mjx.active_contacts(states), states=settings.num_states,
-                                 unconstrained=unconstrained, horizon=mjx_horizon, num_envs=settings.num_envs)
+        findings += mjx.findings(env, g_n, g_2n, contacts=mjx.active_contacts(states), states=settings.num_states,
+                                 unconstrained=unconstrained, horizon=mjx_horizon)
     progress("done", total, total)
     sweep = [{"horizon": r["horizon"], "pathwise_variance": float(r["pathwise"]["variance"]),
               "score_function_variance": float(r["score_function"]["variance"]),
               "pathwise_norm": r["norm"]["pathwise"], "score_function_norm": r["norm"]["score_function"],
               "max_abs_z": float(np.max(np.abs(r["z"]))), "z_threshold": threshold,
+              "variance_threshold": r["variance_threshold"],
               "ended_fraction": ended[r["horizon"]]} for r in rows]
     return Report(findings=findings, precision=derivatives.precision, sweep=sweep, growth=growth,
                   settings=settings)

@@ -47,7 +47,7 @@ def random_states(key, env, settings: Settings):
 def finite_difference_findings(d: StepDerivatives, usable: np.ndarray) -> list[Finding]:
     """The verdict of check 1 over the states where the step and its Jacobian are finite (``usable``)."""
     check = "autodiff vs finite differences"
-    precision = d.precision
+    precision = d.precision + (f"; float64 failed with {d.float64_error}" if d.float64_error else "")
     states = int(usable.sum())
     if states == 0:
         return [Finding(check, PROBLEM, "no random state had a finite next state and Jacobian to check")]
