@@ -240,6 +240,20 @@ def test_the_paired_estimates_are_the_pathwise_and_score_function_estimates_on_t
     assert 0 < float(done[:, -1].mean()) < 1  # some episodes ended, some did not: both branches were taken
 
 
+def test_after_every_rollout_has_ended_a_longer_horizon_has_the_same_estimates_without_computing_them():
+    """LeavesTheBox with wide random actions: every rollout leaves the box within 20 steps, so horizon 60's
+    estimates are horizon 20's; the sweep copies them, and computing them gives the same numbers."""
+    env, policy = user_envs.LeavesTheBox(), diffpg.policies.LinearGaussian(action_size=1)
+    params = {"K": jnp.array([[0.0]]), "log_std": jnp.log(jnp.array([8.0]))}
+    settings = trust.Settings(horizons=(20, 60), num_envs=4, repeats=4)
+    key = jax.random.PRNGKey(2)
+    rows, done = trust.estimator_sweep(key, env, policy, params, settings)
+    assert done[..., 19].all() and rows[1]["horizon"] == 60
+    path, score, _ = jax.jit(trust.agreement.paired_samples(env, policy, settings, 60, 60))(key, params)
+    np.testing.assert_allclose(rows[1]["samples"]["pathwise"], path, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(rows[1]["samples"]["score_function"], score, rtol=1e-6, atol=1e-7)
+
+
 class LateNaN:
     """x' = (x + u) · (NaN from step 3 on): finite for two steps, then not."""
 
