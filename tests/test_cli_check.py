@@ -169,6 +169,7 @@ def test_check_runs_on_an_mjx_environment_and_names_a_return_with_no_action_grad
     solve = found["mjx: converged solve"]["message"]  # the hinge's limit gives the solve rows: both gradients zero
     assert found["mjx: converged solve"]["status"] == "ok" and "iterations=8 is identical to iterations=16" in solve
     assert "frame_skip=2" in found["mjx: frame_skip"]["message"]
+    assert report["precision"] == "float64"  # the single steps ran with the model's float64 copy (in_float64)
 
 
 def test_check_takes_a_built_in_name(monkeypatch, capsys, tmp_path):

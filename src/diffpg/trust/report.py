@@ -196,10 +196,10 @@ def _check(env, policy, settings: Settings, progress) -> Report:
         stage(f"MJX: gradients at iterations {2 * env.iterations} (horizon {mjx_horizon})", "mjx")
         g_2n = mjx.doubled_gradient(jax.random.split(k_sweep, settings.repeats)[0], env, policy, params,
                                     mjx_horizon, settings.num_envs)
-    rows, ended = swept()
+    rows, done_flags = swept()
     findings, usable = nonfinite_findings(states, derivatives)
     findings = finite_difference_findings(derivatives, usable) + findings
-    ended = ended_fractions(ended, settings.horizons, getattr(env, "max_steps", None))
+    ended = ended_fractions(done_flags, settings.horizons, getattr(env, "max_steps", None))
     threshold = z_threshold(settings, rows[0]["z"].shape[0])
     findings += agreement_findings(rows, threshold, ended)
     cut = any(f.check == "autodiff vs finite differences" and f.status == PROBLEM for f in findings)
