@@ -94,10 +94,12 @@ def _print(console, Table, report: Report) -> None:
         verdict.add_row(finding.check, f"[{color}]{finding.status}[/{color}]", finding.message)
     console.print(verdict)
     sweep = Table(title="pathwise vs score function (variance of one estimate)")
-    for column in ("horizon", "pathwise variance", "score-function variance", "max |z|", "threshold",
-                   "terminated"):
+    for column in ("horizon", "pathwise variance", "score-function variance", "ratio", "F threshold", "max |z|",
+                   "z threshold", "terminated"):
         sweep.add_column(column, justify="right")
     for row in report.sweep:
+        ratio = row["pathwise_variance"] / row["score_function_variance"] if row["score_function_variance"] else None
         sweep.add_row(str(row["horizon"]), f"{row['pathwise_variance']:.4g}", f"{row['score_function_variance']:.4g}",
+                      "-" if ratio is None else f"{ratio:.3g}", f"{row['variance_threshold']:.3g}",
                       f"{row['max_abs_z']:.2f}", f"{row['z_threshold']:.2f}", f"{row['ended_fraction']:.0%}")
     console.print(sweep)
