@@ -445,6 +445,13 @@ def test_the_recommendation_follows_the_first_problem():
     assert trust.recommend(report_of([(1, 9.0, 1.0, 5.0, 0.0)])).startswith("use score_function or auto")
     nan = trust.Finding("non-finite values", "problem", "...")
     assert trust.recommend(report_of(agree, [nan])).startswith("fix the non-finite values first")
+    # HalfCheetah-v5: every single step finite, the pathwise estimates overflow at H = 1000 only
+    overflowed = trust.Finding("non-finite values", "problem",
+                               "the pathwise gradient estimates are non-finite: 8 of 8 at horizon 1000")
+    assert trust.recommend(report_of(agree + [(1000, float("nan"), float("nan"), 9.0, 0.0)], [overflowed])) == (
+        "use auto (the pathwise gradient overflows at H ≥ 1000: it grows with the horizon past the float range), "
+        "or shac with windows ≤ 5")
+    assert trust.recommend(report_of(agree, [overflowed, nan])).startswith("fix the non-finite values first")
     flat = trust.Finding("action gradient", "problem", "the return has no gradient with respect to the actions")
     assert trust.recommend(report_of(biased, [flat])).startswith("use score_function (reinforce or ppo to train)")
 

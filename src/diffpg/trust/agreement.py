@@ -135,16 +135,21 @@ def estimator_sweep(key, env, policy, params, settings: Settings,
                     sample[name] = np.asarray(s)
                     if not np.isfinite(sample[name]).all():
                         spoiled.add(name)
+        # the statistics in float64: an exploding pathwise gradient (1e19 at H = 100 on HalfCheetah-v5) squares
+        # past float32's range
+        sample = {name: s.astype(np.float64) for name, s in sample.items()}
         difference = sample["pathwise"] - sample["score_function"]
-        z = np.asarray(diagnostics.z_scores(difference, np.zeros(difference.shape[1])))
+        with jax.enable_x64(True):
+            z = np.asarray(diagnostics.z_scores(difference, np.zeros(difference.shape[1])))
+            statistics = {name: jax.tree.map(np.asarray, diagnostics.statistics(sample[name])) for name in names}
         z = np.where(np.isnan(z) & (difference.mean(0) == 0), 0.0, z)  # coordinates no estimator moves
         dof = {name: variance_dof(sample[name]) for name in names}
         rows.append({"horizon": horizon, "z": z, "repeats": settings.repeats, "samples": sample,
-                     **{name: diagnostics.statistics(sample[name]) for name in names},
+                     **statistics,
                      "nonfinite": {name: int((~np.isfinite(sample[name]).all(1)).sum()) for name in names},
                      "norm": {name: float(np.sqrt((sample[name].astype(float) ** 2).sum(1).mean()))
                               for name in names},
-                     "eps": float(np.finfo(sample["pathwise"].dtype).eps), "dof": dof,
+                     "eps": float(np.finfo(pair[0].dtype).eps), "dof": dof,
                      "variance_threshold": variance_threshold(settings, dof["pathwise"], dof["score_function"])})
     return rows, done
 

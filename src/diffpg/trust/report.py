@@ -67,11 +67,15 @@ def recommend(report: Report) -> str:
     then the first horizon F where pathwise disagrees with the score function (biased from F on: auto, which
     falls back to the score function where pathwise is biased, or windows shorter than F); then the first
     horizon V where the pathwise variance exceeds the score function's significantly (``growth.noisier``, the
-    F test of the variance finding). Pathwise recommended where rollouts terminate comes with that caveat: the
+    F test of the variance finding); then a pathwise gradient that is not finite at the longer horizons while
+    every single step is (it overflowed). Pathwise recommended where rollouts terminate comes with that caveat: the
     z-test has only R − 1 degrees of freedom to see the termination's bias.
     """
     problems = {f.check for f in report.findings if f.status == PROBLEM}
-    if "non-finite values" in problems:
+    nonfinite = [f.message for f in report.findings if f.check == "non-finite values" and f.status == PROBLEM]
+    # only the pathwise estimates of long horizons, with every single step finite: the gradient overflowed
+    overflow = bool(nonfinite) and all(m.startswith("the pathwise gradient estimates") for m in nonfinite)
+    if nonfinite and not overflow:
         return ("fix the non-finite values first; until then use score_function (reinforce or ppo to train), "
                 "which needs no derivative of the environment")
     if "action gradient" in problems:
@@ -102,6 +106,11 @@ def recommend(report: Report) -> str:
     longest = max((r["horizon"] for r in rows), default=None)
     if longest is None:
         return "use auto: no horizon could be compared"
+    if overflow:
+        first = min(r["horizon"] for r in report.sweep if not np.isfinite(r["max_abs_z"]))
+        shorter = [r["horizon"] for r in rows if r["horizon"] < first]
+        return (f"use auto (the pathwise gradient overflows at H ≥ {first}: it grows with the horizon past the "
+                "float range)" + (f", or shac with windows ≤ {max(shorter)}" if shorter else ""))
     advice = f"use pathwise (no bias found, and the less noisy estimator, up to H = {longest}), and apg or shac to train"
     ending = next((r for r in rows if r.get("ended_fraction", 0.0) > 0), None)
     if ending is None:
