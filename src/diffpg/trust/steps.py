@@ -66,6 +66,7 @@ def finite_difference_findings(d: StepDerivatives, usable: np.ndarray) -> list[F
     for (out_name, in_name), bad in ranked[:3]:
         b, (i, j) = next(iter(bad.items()))
         ad, fd = autodiff[b, i, j] + 0.0, central[b, i, j] + 0.0  # + 0.0: no "-0" in the message
+        relative = abs(ad - fd) / max(abs(ad), abs(fd), np.finfo(float).tiny)
         if abs(ad) <= tau[b, i, j]:
             cause = "the step cuts the gradient there (stop_gradient, an integer cast or a non-differentiable op)"
         elif len(bad) < states / 2:
@@ -75,7 +76,8 @@ def finite_difference_findings(d: StepDerivatives, usable: np.ndarray) -> list[F
         findings.append(Finding(check, PROBLEM,
                                 f"the derivative of {out_name} with respect to {in_name} disagrees with finite "
                                 f"differences at {len(bad)} of {states} random states (autodiff {ad:.4g}, "
-                                f"finite difference {fd:.4g}, {precision}): {cause}"))
+                                f"finite difference {fd:.4g}, relative difference {relative:.2g}, {precision}): "
+                                f"{cause}"))
     if len(ranked) > 3:
         findings.append(Finding(check, PROBLEM, f"{len(ranked) - 3} more derivatives of the step disagree with "
                                                 "finite differences"))
