@@ -404,14 +404,14 @@ def test_default_horizons_reach_the_episode_length():
     assert trust.Settings().for_env(Long()).horizons == (1, 10, 100, 1000)
 
 
-def test_default_rollouts_shrink_with_episode_length_frame_skip_and_action_size():
-    class Cheetah(user_envs.Linear):  # HalfCheetah-v5's sizes: 1000 steps, frame_skip 5, 6 actions
-        max_steps, frame_skip, action_size = 1000, 5, 6
+def test_default_rollouts_shrink_with_episode_length_frame_skip_and_model_size():
+    class Cheetah(user_envs.Linear):  # HalfCheetah-v5's sizes: 1000 steps, frame_skip 5, 17 observations, 6 actions
+        max_steps, frame_skip, observation_size, action_size = 1000, 5, 17, 6
 
     small = trust.Settings().for_env(user_envs.Linear())
     assert (small.num_envs, small.repeats) == (64, 32)  # horizons 1, 5, 20, 50, 100: the full 64 x 32
     cheetah = trust.Settings().for_env(Cheetah())
-    # BUDGET / ((1 + 10 + 100 + 1000) steps x 5 x 6) = 16 rollouts: 8 repeats (the fewest) of 2
+    # BUDGET / ((1 + 10 + 100 + 1000) steps x 5 x (17 + 6)) = 8: the fewest, 16 rollouts, 8 repeats of 2
     assert (cheetah.num_envs, cheetah.repeats) == (2, 8)
     assert trust.Settings(num_envs=3, repeats=5).for_env(Cheetah()).num_envs == 3
     assert "horizons 1, 10, 100, 1000; 2 rollouts per estimate, 8 estimates" in cheetah.describe()

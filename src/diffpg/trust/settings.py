@@ -36,8 +36,8 @@ then L; for longer episodes 1, 10, 100, ... below L, then L."""
     """Rollouts averaged in one gradient estimate; empty: sized to the environment, at most 64 (see repeats)."""
     repeats: Optional[int] = None
     """Independent estimates per estimator and horizon, R: the z-tests have R - 1 degrees of freedom; empty: \
-sized with num_envs so that num_envs x repeats x (sum of the horizons x frame_skip x action_size) stays \
-within a fixed budget of simulated steps, R from 8 to 32."""
+sized with num_envs so that num_envs x repeats x (sum of the horizons x frame_skip x (observation_size + \
+action_size)) stays within a fixed budget of simulated steps, R from 8 to 32."""
     discount: float = 1.0
     """Discount γ of the return whose gradient is estimated."""
     alpha: float = 1e-3
@@ -47,12 +47,13 @@ within a fixed budget of simulated steps, R from 8 to 32."""
         """These settings with ``horizons``, ``num_envs`` and ``repeats`` filled in for ``env`` where they are empty.
 
         The horizons are ``default_horizons(env)``. A horizon H costs a rollout about H · frame_skip steps
-        (``estimator_sweep``), and a step's cost grows with the model, for which the action size stands in. The
-        rollouts of the sweep, num_envs · repeats, are ``BUDGET`` / (ΣH · frame_skip · action_size), at least
-        16 and at most 64 · 32; repeats take an eighth of them, from 8 to 32, and num_envs the rest, from 2 to 64.
+        (``estimator_sweep``), and a step's cost grows with the model, for which the sizes of its observation
+        and action stand in (the action size alone made Swimmer-v5's 2 actuators look cheap). The rollouts of
+        the sweep, num_envs · repeats, are ``BUDGET`` / (ΣH · frame_skip · (observation_size + action_size)), at
+        least 16 and at most 64 · 32; repeats take an eighth of them, from 8 to 32, and num_envs the rest, from 2 to 64.
         """
         horizons = self.horizons or default_horizons(env)
-        cost = sum(horizons) * _positive(getattr(env, "frame_skip", 1)) * max(1, env.action_size)
+        cost = sum(horizons) * _positive(getattr(env, "frame_skip", 1)) * (env.observation_size + env.action_size)
         rollouts = max(16, BUDGET // cost)
         repeats = self.repeats or min(32, max(8, rollouts // 8))
         num_envs = self.num_envs or min(64, max(2, rollouts // repeats))
@@ -95,10 +96,11 @@ LONG = 200
 """Episodes longer than this are checked at 1, 10, 100, ... below L, then L: each horizon costs rollouts of L steps."""
 DEFAULT_EPISODE = 100
 """The episode length assumed for an environment that declares no ``max_steps``."""
-BUDGET = 550_000
-"""Simulated steps (rollouts x ΣH x frame_skip x action_size) of the default sweep: 16 rollouts of a 1000-step
-HalfCheetah at horizons 1, 10, 100 and 1000, the fewest that give the z-tests 7 degrees of freedom, so that check
-finishes within 5 minutes on a 2-core CPU (docs/twins.md); the full 64 x 32 for a 100-step episode."""
+BUDGET = 1_100_000
+"""Simulated steps (rollouts x ΣH x frame_skip x (observation_size + action_size)) of the default sweep: 16
+rollouts of a 1000-step HalfCheetah at horizons 1, 10, 100 and 1000 (the fewest, which give the z-tests 7 degrees
+of freedom), so that check fits minutes on a 2-core CPU (docs/twins.md); the full 64 x 32 for a 100-step episode
+of a small environment."""
 
 
 def _positive(value) -> int:
