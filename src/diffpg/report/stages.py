@@ -31,7 +31,7 @@ class Stages:
         if not self.console.is_terminal and phase != self.phase:  # a log: one line per phase, not silence
             elapsed = int(time.monotonic() - self.start)
             self.console.print(f"[{elapsed // 60}:{elapsed % 60:02d}] {self.title}: {done:g}/{total:g} {phase}",
-                               highlight=False, markup=False)
+                               highlight=False, markup=False, soft_wrap=True)
         self.phase = phase
 
     def __enter__(self) -> "Stages":
