@@ -4,7 +4,7 @@ For the same policy parameters it runs each estimator ``repeats`` times with
 independent keys and prints: the mean return, the norm of the mean gradient,
 the per-rollout gradient variance, the SNR of one estimate, the cosine of each
 estimator's mean gradient to the reference (the exact LQR gradient when there
-is one, otherwise full pathwise), and the time per gradient. A second table
+is one, otherwise full pathwise, or the first listed whose mean is not zero), and the time per gradient. A second table
 holds the pairwise cosines, and a PNG shows per-rollout variance against
 horizon for each estimator. With ``auto`` among the estimators, its choice is
 said in words (``diffpg.estimators.auto_choice``); the last line recommends an
