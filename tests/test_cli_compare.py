@@ -134,6 +134,30 @@ def test_the_recommendation_reads_auto_across_the_sweep():
     assert recommend(auto_rows((5, 0.9, 0.0), (50, 0.8, 0.25))).startswith(
         "use pathwise (auto finds no bias up to H = 50 and weights it α = 0.80)")
     assert recommend(auto_rows((50, 0.2, 0.0))).startswith("use auto (no bias found up to H = 50")
-    snr = {"pathwise": {"snr": 6.0, "cosine_to_reference": 1.0}, "score_function": {"snr": 0.5,
-                                                                                   "cosine_to_reference": 0.3}}
+    snr = {"pathwise": {"snr": 6.0, "cosine_to_reference": 1.0, "grad_norm": 6.0, "per_rollout_variance": 64.0},
+           "score_function": {"snr": 0.5, "cosine_to_reference": 0.3, "grad_norm": 2.0, "per_rollout_variance": 1e3}}
     assert recommend(snr, exact=True).startswith("use pathwise (the highest signal-to-noise ratio, 6.00")
+
+
+def test_a_zero_pathwise_gradient_recommends_the_score_function_whatever_auto_weighted():
+    """InvertedPendulum-v5's alive bonus: pathwise is exactly 0 with variance 0, so auto weighted it α = 1."""
+    from diffpg.cli.compare import recommend
+
+    zero = {"grad_norm": 0.0, "per_rollout_variance": 0.0}
+    results = {"pathwise": zero, "score_function": {"grad_norm": 24.2, "per_rollout_variance": 2290.0},
+               **auto_rows((25, 1.0, 0.0))}
+    assert recommend(results).startswith("use score_function (reinforce or ppo to train): every pathwise estimate "
+                                         "is zero while the score function's is not (‖E ĝ‖ = 24.2)")
+    tiny = {"grad_norm": 1e-3, "per_rollout_variance": 0.0}  # not zero: auto's reading stands
+    assert recommend({**results, "pathwise": tiny}).startswith("use pathwise (auto finds no bias up to H = 25")
+
+
+def test_the_reference_is_the_first_estimator_whose_mean_gradient_is_not_zero():
+    import numpy as np
+
+    from diffpg.cli.compare import reference_of
+
+    zero, some = np.zeros(3), np.array([0.0, 2.0, 0.0])
+    assert reference_of({"pathwise": zero, "pathwise_truncated": zero, "score_function": some}) == "score_function"
+    assert reference_of({"pathwise": some, "score_function": 2 * some}) == "pathwise"
+    assert reference_of({"pathwise": zero, "score_function": zero}) == "pathwise"  # none has a direction

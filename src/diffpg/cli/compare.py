@@ -4,7 +4,7 @@ For the same policy parameters it runs each estimator ``repeats`` times with
 independent keys and prints: the mean return, the norm of the mean gradient,
 the per-rollout gradient variance, the SNR of one estimate, the cosine of each
 estimator's mean gradient to the reference (the exact LQR gradient when there
-is one, otherwise full pathwise), and the time per gradient. A second table
+is one, otherwise full pathwise, or the first listed whose mean is not zero), and the time per gradient. A second table
 holds the pairwise cosines, and a PNG shows per-rollout variance against
 horizon for each estimator. With ``auto`` among the estimators, its choice is
 said in words (``diffpg.estimators.auto_choice``); the last line recommends an
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -189,7 +190,7 @@ def run(config: Config) -> int:
         reference_name = "exact (closed form)"
         reference = ravel_pytree(lqr_oracle.policy_gradient(env, params, config.horizon, config.discount))[0]
     else:
-        reference_name = next(iter(means))
+        reference_name = reference_of(means)
         reference = means[reference_name]
     for name in results:
         results[name]["cosine_to_reference"] = float(diagnostics.cosine(means[name], reference))
@@ -222,6 +223,12 @@ def run(config: Config) -> int:
     return 0
 
 
+def reference_of(means: dict) -> str:
+    """The estimator whose mean gradient the others' cosines are taken to, without an exact one: the first of
+    ``means`` that is not zero (a zero gradient, an alive bonus's pathwise one, has no direction), else the first."""
+    return next((name for name, mean in means.items() if float(jnp.linalg.norm(mean)) > 0), next(iter(means)))
+
+
 def _numbers(diagnostics) -> dict:
     """What ``auto_choice`` reads, as plain floats (means over the repeats; ``biased`` as a share)."""
     return {k: float(np.mean(np.asarray(diagnostics[k], float)))
@@ -232,11 +239,18 @@ def _numbers(diagnostics) -> dict:
 def recommend(results: dict, exact: bool = False) -> str:
     """The estimator this comparison points to, in one line.
 
-    With ``auto`` among the results: the first horizon F of the sweep at which its bias test rejected in most
+    First, when every pathwise estimate is zero (‖E ĝ‖ and the variance, within float32's epsilon of the score
+    function's) while the score function's is not, the return has no gradient with respect to the actions (an
+    alive bonus: ``diffpg.trust.action_gradient``): the score function, whatever ``auto`` weighted (the zero
+    variance of a zero gradient draws its weight to pathwise). Then, with ``auto`` among the results: the first horizon F of the sweep at which its bias test rejected in most
     estimates makes the pathwise gradient biased from F on (auto, or windows shorter than F); with no bias
     found, pathwise where auto weighted it most, else auto. Without ``auto``: the highest signal-to-noise ratio,
     among the estimators pointing where the exact gradient does (cosine ≥ 0.9) when there is one.
     """
+    if _pathwise_is_zero(results):
+        return ("use score_function (reinforce or ppo to train): every pathwise estimate is zero while the score "
+                f"function's is not (‖E ĝ‖ = {results['score_function']['grad_norm']:.3g}), so the return has no "
+                "gradient with respect to the actions (an alive bonus?) and pathwise, apg and shac learn nothing")
     if "auto" in results:
         rows = results["auto"]["sweep"]
         biased = [row["horizon"] for row in rows if row["choice"]["biased"] >= 0.5]
@@ -255,3 +269,12 @@ def recommend(results: dict, exact: bool = False) -> str:
     caveat = "" if exact else "; add auto to the estimators to test the pathwise gradient for bias"
     return f"use {best} (the highest signal-to-noise ratio, {candidates[best]['snr']:.2f}, of those compared){caveat}"
 
+
+
+def _pathwise_is_zero(results: dict) -> bool:
+    """Every pathwise estimate zero, within float32's epsilon of the score function's size √(‖E ĝ‖² + var/rollout)."""
+    if "pathwise" not in results or "score_function" not in results:
+        return False
+    size = {n: math.hypot(results[n]["grad_norm"], math.sqrt(results[n]["per_rollout_variance"]))
+            for n in ("pathwise", "score_function")}
+    return size["score_function"] > 0 and size["pathwise"] <= np.finfo(np.float32).eps * size["score_function"]
