@@ -114,6 +114,41 @@ def test_at_a_kink_the_one_sided_difference_on_the_smooth_side_is_accepted():
     assert d.agreement().all()
 
 
+class Wiggly:
+    """reward sin(k x'_0) (+ x'_0 behind a stop_gradient when ``cut``): smooth, but curving within the difference
+    step, as a soft contact's force does over its millimetre-wide impedance."""
+
+    observation_size, action_size = 1, 1
+
+    def __init__(self, cut=False):
+        self.cut = cut
+
+    def reset(self, key):
+        return diffpg.State(obs=jnp.zeros(1), reward=jnp.zeros(()), done=jnp.zeros(()))
+
+    def step(self, state, action):
+        x = state.obs + action
+        reward = jnp.sin(1000.0 * x[0]) + (jax.lax.stop_gradient(x[0]) if self.cut else 0.0)
+        return diffpg.State(obs=x, reward=reward, done=jnp.zeros(()))
+
+
+def test_a_sharp_curvature_is_the_differences_error_and_a_cut_still_fails():
+    """With k = 1000 the central difference's truncation error k² h² / 6 ≈ 6e-6 (relative) is far above
+    float64's ρ = 3.7e-8: Richardson's estimate from the difference at 2h accounts for it, exactly (error ∝ h²),
+    while a derivative missing 1 of about k (relative 1e-3) still fails."""
+    states = diffpg.State(obs=jnp.array([[0.1], [0.2], [-0.3]]), reward=jnp.zeros(3), done=jnp.zeros(3))
+    actions = jnp.zeros((3, 1))
+    d = step_derivatives(None, Wiggly(), states, actions)
+    i, j = d.output_names.index("reward"), d.input_names.index("action")
+    relative = np.abs(d.central - d.autodiff)[:, i, j] / np.abs(d.autodiff[:, i, j])
+    assert (relative > 1e3 * d.eps ** (2 / 3)).all()  # beyond the tolerance without the truncation term
+    # the error of the difference at 2h is 4 times that at h, so t estimates the error at h
+    np.testing.assert_allclose(d.truncation[:, i, j], np.abs(d.central - d.autodiff)[:, i, j], rtol=1e-3)
+    assert d.agreement().all()
+    cut = step_derivatives(None, Wiggly(cut=True), states, actions)
+    assert not cut.agreement()[:, i, j].any() and cut.agreement()[:, :i].all()
+
+
 def test_the_builtin_pendulum_passes():
     # Its clips and angle wrap are kinks; its done flag follows the state's precision (envs.base.end_of_step), so
     # it is checked at float64 tolerances.
@@ -526,3 +561,46 @@ def test_check_compiles_cholesky_and_triangular_solve_without_lapack_and_restore
         x = inside(a, b)
     assert "lapack" in jax.jit(jax.vmap(lambda a, b: solve(a, b))).lower(a, b).as_text()
     np.testing.assert_allclose(x, np.linalg.solve(np.asarray(a), np.asarray(b)[..., None])[..., 0], rtol=1e-5)
+
+
+def test_jumps_at_a_few_states_do_not_block_the_recommendation_unless_the_z_test_sees_them():
+    agree = [(1, 1.0, 1.0, 5.0, 0.0), (5, 2.0, 2.0, 9.0, 0.0)]
+    jump = trust.Finding("autodiff vs finite differences", "problem",
+                         "the derivative of obs with respect to state.data.qvel disagrees with finite differences at "
+                         f"1 of 16 random states (...): {trust.steps.DISCONTINUITY}")
+    assert trust.recommend(report_of(agree, [jump])).startswith("use pathwise")
+    assert trust.recommend(report_of([(1, 9.0, 1.0, 5.0, 0.0)], [jump])).startswith("fix the step's derivatives")
+    broken = trust.Finding("autodiff vs finite differences", "problem", "... at 16 of 16 random states (...): a "
+                                                                        "stop_gradient ... changes the derivative")
+    assert trust.recommend(report_of(agree, [jump, broken])).startswith("fix the step's derivatives")
+
+
+class EndsAtTwo:
+    """x' = x + u, r = −x'², done from the second step on; ``calls`` counts the steps computed (a host callback)."""
+
+    observation_size, action_size = 1, 1
+    calls = 0
+
+    def reset(self, key):
+        return diffpg.State(obs=jax.random.normal(key, (1,)), reward=jnp.zeros(()), done=jnp.zeros(()),
+                            t=jnp.zeros((), jnp.int32))
+
+    def step(self, state, action):
+        jax.debug.callback(lambda: setattr(EndsAtTwo, "calls", EndsAtTwo.calls + 1))
+        x = state.obs + action
+        return diffpg.State(obs=x, reward=-jnp.sum(x**2), done=(state.t >= 1).astype(jnp.float32), t=state.t + 1)
+
+
+def test_once_every_rollout_has_ended_the_sweep_computes_no_more_steps():
+    env, policy = EndsAtTwo(), diffpg.policies.LinearGaussian(action_size=1)
+    params, key = policy.init(jax.random.PRNGKey(0), 1), jax.random.PRNGKey(3)
+    settings = trust.Settings(num_envs=2, repeats=4)
+    counted = {}
+    for horizon in (2, 10):
+        EndsAtTwo.calls = 0
+        counted[horizon] = jax.block_until_ready(jax.jit(trust.agreement.paired_samples(
+            env, policy, settings, horizon, horizon))(key, params)), EndsAtTwo.calls
+    (short, calls_short), (long, calls_long) = counted[2], counted[10]
+    assert calls_long == calls_short > 0  # steps 3 to 10 skipped: every rollout ended at step 2
+    for a, b in zip(short[:2], long[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

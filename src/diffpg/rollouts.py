@@ -33,6 +33,11 @@ An environment with an ``active_steps`` attribute (an int, possibly traced, the 
 them the rollout stays at its state and earns 0, as an ended one does, but through a ``lax.cond`` on the
 scan's own step count, so those steps are not computed at all, forward or backward. One compiled rollout
 of H_max steps then costs a horizon H ≤ H_max about H steps, not H_max.
+
+A batch of rollouts under ``vmap`` whose axes are named (``batch_axes``) skips, the same way, every step
+after all of its rollouts have ended: the test is a ``lax.pmin`` over those axes, the same for the whole
+batch, so it too stays a branch. (Without it an ended rollout is still stepped and its outputs selected
+away: under ``vmap`` a per-rollout branch is a select.)
 """
 from __future__ import annotations
 
@@ -95,14 +100,20 @@ def _stay(state, ended):
 
 
 def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int | None = None,
-           remat: bool = False):
+           remat: bool = False, batch_axes: tuple[str, ...] = ()):
     """Step ``env`` from ``state`` for ``horizon`` steps; return (final state, Trajectory).
 
     This is the building block for estimators and for training loops that
-    carry the state from one window to the next (APG, SHAC).
+    carry the state from one window to the next (APG, SHAC). ``batch_axes``: the names of the ``vmap`` axes
+    this rollout is batched over, all of them, so that steps after every rollout has ended are skipped.
     """
 
     active = getattr(env, "active_steps", None)
+
+    def taken(t, ended):
+        """Whether step t is computed: within ``active_steps``, and some rollout of the batch still running."""
+        go = jnp.asarray(True) if active is None else t < active
+        return go & (jax.lax.pmin(ended, batch_axes) == 0) if batch_axes else go
 
     def step(carry, inputs):
         state, ended = carry
@@ -112,11 +123,11 @@ def unroll(key, env, policy, params, state, horizon: int, *, truncate_every: int
             state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x), state)
         action = policy.sample(k, params, state.obs)
         _check_shapes(env, state.obs, action)
-        if active is None:
+        if active is None and not batch_axes:
             next_state, ended_after, reward, event = advance(env, state, ended, action)
-        else:  # t is the scan's counter, unbatched under vmap, so the cond stays a branch and is not a select
+        else:  # t is the scan's counter and pmin is the batch's, unbatched under vmap: a branch, not a select
             next_state, ended_after, reward, event = jax.lax.cond(
-                t < active, lambda: advance(env, state, ended, action), lambda: _stay(state, ended))
+                taken(t, ended), lambda: advance(env, state, ended, action), lambda: _stay(state, ended))
         out = Trajectory(obs=state.obs, action=action, reward=reward, done=ended_after, event_log_prob=event)
         return (next_state, ended_after), out
 

@@ -40,7 +40,12 @@ VECTOR = 32
 rollouts (or one estimate at a time)."""
 
 
-def paired_estimates(env, policy, *, horizon: int, num_envs: int, discount: float) -> Callable:
+ROLLOUTS, ESTIMATES = "rollouts", "estimates"
+"""The names of the sweep's ``vmap`` axes: the rollouts of one estimate, and the estimates computed side by side."""
+
+
+def paired_estimates(env, policy, *, horizon: int, num_envs: int, discount: float,
+                     outer_axes: tuple[str, ...] = ()) -> Callable:
     """``estimate(key, params) -> (pathwise gradient, score-function gradient, done [N, H])`` from one batch.
 
     Both gradients come from the same N rollouts of ``horizon`` steps (one program, one rollout, remat as
@@ -48,7 +53,9 @@ def paired_estimates(env, policy, *, horizon: int, num_envs: int, discount: floa
     Σ γᵗ ∇θ log π(a_t|s_t) (G_t − b_t) on them with the leave-one-out baseline b_t. With the same key they are
     ``pathwise(...)`` and ``score_function(..., baseline="leave_one_out")``'s estimates, which roll out the
     same N rollouts, to rounding (tested); ``done`` is their sticky done flags. Both builders are called once,
-    so that bad settings are refused in their words.
+    so that bad settings are refused in their words. Once all the batch's rollouts have ended, the steps left
+    are skipped (``unroll``'s ``batch_axes``: the rollouts' axis and ``outer_axes``, the named ``vmap`` axes
+    ``estimate`` itself runs under).
     """
     pathwise(env, policy, horizon=horizon, num_envs=num_envs, discount=discount, variance_groups=2)
     score_function(env, policy, horizon=horizon, num_envs=num_envs, discount=discount, variance_groups=2)
@@ -58,7 +65,8 @@ def paired_estimates(env, policy, *, horizon: int, num_envs: int, discount: floa
         keys = batch_keys(key, num_envs)
 
         def objective(p):
-            traj = jax.vmap(lambda k: rollout(k, env, policy, p, horizon, remat=True))(keys)
+            traj = jax.vmap(lambda k: rollout(k, env, policy, p, horizon, remat=True,
+                                              batch_axes=(ROLLOUTS, *outer_axes)), axis_name=ROLLOUTS)(keys)
             return jax.vmap(pathwise_surrogate, (0, None))(traj.reward, discount).mean(), traj
 
         path, traj = jax.grad(objective, has_aux=True)(params)
@@ -79,7 +87,7 @@ def paired_samples(env, policy, settings: Settings, horizon, longest: int):
     traced ``horizon`` serves every horizon from one compiled program, and costs about ``horizon`` steps.
     """
     estimate = paired_estimates(diagnostics.RewardsUpTo(env, horizon), policy, horizon=longest,
-                                num_envs=settings.num_envs, discount=settings.discount)
+                                num_envs=settings.num_envs, discount=settings.discount, outer_axes=(ESTIMATES,))
 
     def one(key, params):
         path, score, done = estimate(key, params)
@@ -89,9 +97,11 @@ def paired_samples(env, policy, settings: Settings, horizon, longest: int):
     chunk = max(d for d in range(1, settings.repeats + 1)
                 if settings.repeats % d == 0 and (d == 1 or d * settings.num_envs <= VECTOR))
 
-    def samples(key, params):
+    def samples(key, params):  # lax.map(batch_size=chunk) with the chunk's vmap axis named
         keys = jax.random.split(key, settings.repeats)
-        return jax.lax.map(lambda k: one(k, params), keys, batch_size=chunk)
+        keys = keys.reshape((settings.repeats // chunk, chunk) + keys.shape[1:])
+        out = jax.lax.map(lambda ks: jax.vmap(lambda k: one(k, params), axis_name=ESTIMATES)(ks), keys)
+        return jax.tree.map(lambda x: x.reshape((settings.repeats,) + x.shape[2:]), out)
 
     return samples
 

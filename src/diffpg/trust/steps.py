@@ -7,8 +7,8 @@ of the next state: obs, reward and the rest) with respect to the action and
 every floating leaf of the state is compared with central differences, in
 float64 where the step allows it (``diffpg.finite_differences`` states the
 step sizes and the tolerance: relative 10³·ε^{2/3}, 2.4e-2 in float32 and
-3.7e-8 in float64, plus a rounding floor, one-sided differences accepted at
-kinks).
+3.7e-8 in float64, plus a rounding floor and the central difference's own
+truncation error, one-sided differences accepted at kinks).
 
 **Non-finite values.** The states the random rollouts reach, the next state
 at random states and actions, and the Jacobian there must be finite.
@@ -22,6 +22,11 @@ import numpy as np
 from ..finite_differences import StepDerivatives, floating, leaf_names
 from ..types import same_types
 from .settings import OK, PROBLEM, QUICK_COMPILE, Finding, Settings
+
+
+DISCONTINUITY = ("the step jumps there (contact, the constraint solve's line search, a jump in the reward) or a "
+                 "custom derivative is wrong there")
+"""The cause a finite-difference finding names when fewer than half the states disagree."""
 
 
 def random_states(key, env, settings: Settings):
@@ -67,10 +72,10 @@ def finite_difference_findings(d: StepDerivatives, usable: np.ndarray) -> list[F
         b, (i, j) = next(iter(bad.items()))
         ad, fd = autodiff[b, i, j] + 0.0, central[b, i, j] + 0.0  # + 0.0: no "-0" in the message
         relative = abs(ad - fd) / max(abs(ad), abs(fd), np.finfo(float).tiny)
-        if abs(ad) <= tau[b, i, j]:
+        if len(bad) < states / 2:  # a cut or a wrong formula shows at every state, a jump only where it is
+            cause = DISCONTINUITY
+        elif abs(ad) <= tau[b, i, j]:
             cause = "the step cuts the gradient there (stop_gradient, an integer cast or a non-differentiable op)"
-        elif len(bad) < states / 2:
-            cause = "a discontinuity (contact, a jump in the reward) or a wrong custom derivative there"
         else:
             cause = "a stop_gradient, a custom derivative or a non-differentiable op changes the derivative"
         findings.append(Finding(check, PROBLEM,
@@ -79,8 +84,10 @@ def finite_difference_findings(d: StepDerivatives, usable: np.ndarray) -> list[F
                                 f"finite difference {fd:.4g}, relative difference {relative:.2g}, {precision}): "
                                 f"{cause}"))
     if len(ranked) > 3:
+        jumps = all(len(bad) < states / 2 for _, bad in ranked[3:])
         findings.append(Finding(check, PROBLEM, f"{len(ranked) - 3} more derivatives of the step disagree with "
-                                                "finite differences"))
+                                                "finite differences" + (f" at fewer than half the states: "
+                                                                        f"{DISCONTINUITY}" if jumps else "")))
     return findings
 
 
