@@ -17,8 +17,8 @@ read off its jaxpr (constants it derives from its own parameters do not
 count). An environment that casts its action to float32 is checked at float32
 tolerances. An entry agrees when
 
-    |J_ij − D_ij| ≤ ρ · max(|J_ij|, |D_ij|) + τ_ij,
-    ρ = 10³ · ε^{2/3},    τ_ij = 10² · ε · (1 + |F_i(x)|) / h_j,    + 2 t_ij.
+    |J_ij − D_ij| ≤ ρ · max(|J_ij|, |D_ij|) + τ_ij + 2 t_ij,
+    ρ = 10³ · ε^{2/3},    τ_ij = 10² · ε · (1 + |F_i(x)|) / h_j,
 
 ε^{2/3} is the relative error of the best central difference (Nocedal &
 Wright, "Numerical Optimization", 2nd ed. 2006, §8.1); the factor 10³ allows
@@ -33,7 +33,9 @@ twice the rounding floor: they divide by h, not 2h).
 t_ij is the central difference's own truncation error, estimated by
 Richardson's comparison with the difference at 2h: D = J + c h² + O(h⁴), so
 
-    t_ij = |D_ij(2h) − D_ij(h)| / 3 ≈ |c| h².
+    t_ij = |D_ij(2h) − D_ij(h)| / 3 ≈ |c| h²
+
+(the factor 2 is a margin for the O(h⁴) term and rounding).
 
 Where a step curves sharply within h (MuJoCo's soft contact, whose impedance
 changes over solimp's width of a millimetre) c h² outgrows ρ: autodiff is

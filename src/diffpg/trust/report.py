@@ -63,7 +63,8 @@ def recommend(report: Report) -> str:
     """The estimator the findings point to: pathwise up to the horizon where it agrees, auto beyond it.
 
     Non-finite values or a broken step derivative come first (fix them, and only the score function is safe
-    meanwhile), then a return with no gradient with respect to the actions (only the score function learns);
+    meanwhile; a disagreement at fewer than half the states, a jump of the step, only if the z-test sees a bias
+    at horizon 1), then a return with no gradient with respect to the actions (only the score function learns);
     then the first horizon F where pathwise disagrees with the score function (biased from F on: auto, which
     falls back to the score function where pathwise is biased, or windows shorter than F); then the first
     horizon V where the pathwise variance exceeds the score function's significantly (``growth.noisier``, the
