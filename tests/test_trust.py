@@ -452,6 +452,20 @@ def test_default_rollouts_shrink_with_episode_length_frame_skip_and_model_size()
     assert "horizons 1, 10, 100, 1000; 2 rollouts per estimate, 8 estimates" in cheetah.describe()
 
 
+def test_default_random_states_shrink_with_the_cost_of_a_step():
+    class Cheetah(user_envs.Linear):  # HalfCheetah-v5's sizes
+        max_steps, frame_skip, observation_size, action_size = 1000, 5, 17, 6
+
+    class Ant(Cheetah):  # Ant-v5's, with the contact forces in the observation
+        observation_size, action_size = 105, 8
+
+    assert trust.Settings().for_env(user_envs.Linear()).num_states == 16
+    assert trust.Settings().for_env(Cheetah()).num_states == 16  # 5 x 23 = 115 per state, far within STATES_BUDGET
+    assert trust.Settings().for_env(Ant()).num_states == 8  # STATES_BUDGET / (5 x 113) = 8
+    assert trust.Settings(num_states=3).for_env(Ant()).num_states == 3
+    assert "8 random states" in trust.Settings().for_env(Ant()).describe()
+
+
 def report_of(rows, findings=()):
     """A Report with sweep ``rows`` given as (horizon, max |z|, pathwise variance, score-function variance, ended)."""
     sweep = [{"horizon": h, "max_abs_z": z, "z_threshold": 4.0, "pathwise_variance": pw,

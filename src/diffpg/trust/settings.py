@@ -14,13 +14,15 @@ class Settings:
     """How hard ``check`` looks. With the defaults a small environment takes about 20 CPU seconds, mostly compiling,
     and a 1000-step MJX twin of a Gymnasium task at most 5 minutes on a 2-core CPU (docs/twins.md).
 
-    ``horizons``, ``num_envs`` and ``repeats`` left empty are sized to the environment (``for_env``).
+    ``num_states``, ``horizons``, ``num_envs`` and ``repeats`` left empty are sized to the environment
+    (``for_env``).
     """
 
     seed: int = 0
     """Seed of every random state, action and rollout, so a check is reproducible."""
-    num_states: int = 16
-    """Random states at which single steps are checked against finite differences."""
+    num_states: Optional[int] = None
+    """Random states at which single steps are checked against finite differences; empty: 16, fewer (at least 4) \
+for a costly step, so that num_states x frame_skip x (observation_size + action_size) stays within a fixed budget."""
     warmup_steps: int = 20
     """Each random state is reached by 0 to this many steps of random actions from reset."""
     action_std: float = 1.0
@@ -44,20 +46,24 @@ action_size)) stays within a fixed budget of simulated steps, R from 8 to 32."""
     """Chance that a correct environment fails the z-tests (Bonferroni over coordinates and horizons)."""
 
     def for_env(self, env) -> "Settings":
-        """These settings with ``horizons``, ``num_envs`` and ``repeats`` filled in for ``env`` where they are empty.
+        """These settings with ``num_states``, ``horizons``, ``num_envs`` and ``repeats`` filled in for ``env`` where
+        they are empty.
 
         The horizons are ``default_horizons(env)``. A horizon H costs a rollout about H · frame_skip steps
         (``estimator_sweep``), and a step's cost grows with the model, for which the sizes of its observation
         and action stand in (the action size alone made Swimmer-v5's 2 actuators look cheap). The rollouts of
         the sweep, num_envs · repeats, are ``BUDGET`` / (ΣH · frame_skip · (observation_size + action_size)), at
         least 16 and at most 64 · 32; repeats take an eighth of them, from 8 to 32, and num_envs the rest, from 2 to 64.
+        The random states of the single steps, each differentiated and perturbed once per input, are
+        ``STATES_BUDGET`` / (frame_skip · (observation_size + action_size)), from 4 to 16.
         """
         horizons = self.horizons or default_horizons(env)
-        cost = sum(horizons) * _positive(getattr(env, "frame_skip", 1)) * (env.observation_size + env.action_size)
-        rollouts = max(16, BUDGET // cost)
+        step = _positive(getattr(env, "frame_skip", 1)) * (env.observation_size + env.action_size)
+        rollouts = max(16, BUDGET // (sum(horizons) * step))
         repeats = self.repeats or min(32, max(8, rollouts // 8))
         num_envs = self.num_envs or min(64, max(2, rollouts // repeats))
-        return dataclasses.replace(self, horizons=horizons, num_envs=num_envs, repeats=repeats)
+        num_states = self.num_states or min(16, max(4, STATES_BUDGET // step))
+        return dataclasses.replace(self, num_states=num_states, horizons=horizons, num_envs=num_envs, repeats=repeats)
 
     def describe(self) -> str:
         """The settings a check ran with, in one line (after ``for_env``)."""
@@ -68,7 +74,7 @@ action_size)) stays within a fixed budget of simulated steps, R from 8 to 32."""
     def validate(self) -> None:
         for name in ("num_states", "warmup_steps", "max_inputs", "num_envs"):
             value = getattr(self, name)
-            if value is None and name == "num_envs":
+            if value is None and name in ("num_states", "num_envs"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "warmup_steps" else 1):
                 raise ConfigError(f"{name} must be a {'non-negative' if name == 'warmup_steps' else 'positive'} "
@@ -101,6 +107,11 @@ BUDGET = 1_100_000
 rollouts of a 1000-step HalfCheetah at horizons 1, 10, 100 and 1000 (the fewest, which give the z-tests 7 degrees
 of freedom), so that check fits minutes on a 2-core CPU (docs/twins.md); the full 64 x 32 for a 100-step episode
 of a small environment."""
+
+STATES_BUDGET = 5_000
+"""Random states x frame_skip x (observation_size + action_size) of the default single-step check: all 16 states for
+every twin but Ant-v5, whose step (5 RK4 steps with contacts, 105 observations with the contact forces) gets 8, so
+that its check fits 5 minutes on a 2-core CPU (docs/twins.md)."""
 
 
 def _positive(value) -> int:
