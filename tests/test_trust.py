@@ -439,10 +439,11 @@ def test_default_horizons_reach_the_episode_length():
     assert trust.Settings().for_env(Long()).horizons == (1, 10, 100, 1000)
 
 
-def test_default_rollouts_shrink_with_episode_length_frame_skip_and_model_size():
-    class Cheetah(user_envs.Linear):  # HalfCheetah-v5's sizes: 1000 steps, frame_skip 5, 17 observations, 6 actions
-        max_steps, frame_skip, observation_size, action_size = 1000, 5, 17, 6
+class Cheetah(user_envs.Linear):  # HalfCheetah-v5's sizes: 1000 steps, frame_skip 5, 17 observations, 6 actions
+    max_steps, frame_skip, observation_size, action_size = 1000, 5, 17, 6
 
+
+def test_default_rollouts_shrink_with_episode_length_frame_skip_and_model_size():
     small = trust.Settings().for_env(user_envs.Linear())
     assert (small.num_envs, small.repeats) == (64, 32)  # horizons 1, 5, 20, 50, 100: the full 64 x 32
     cheetah = trust.Settings().for_env(Cheetah())
@@ -453,9 +454,6 @@ def test_default_rollouts_shrink_with_episode_length_frame_skip_and_model_size()
 
 
 def test_default_random_states_shrink_with_the_cost_of_a_step():
-    class Cheetah(user_envs.Linear):  # HalfCheetah-v5's sizes
-        max_steps, frame_skip, observation_size, action_size = 1000, 5, 17, 6
-
     class Ant(Cheetah):  # Ant-v5's, with the contact forces in the observation
         observation_size, action_size = 105, 8
 

@@ -12,7 +12,8 @@ OK, PROBLEM = "ok", "problem"
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """How hard ``check`` looks. With the defaults a small environment takes about 20 CPU seconds, mostly compiling,
-    and a 1000-step MJX twin of a Gymnasium task at most 5 minutes on a 2-core CPU (docs/twins.md).
+    and a 1000-step MJX twin of a Gymnasium task at most 5 minutes on a 2-core CPU with the default seed (docs/twins.md:
+a random rollout of Ant-v5 that stands for all 1000 steps makes it longer).
 
     ``num_states``, ``horizons``, ``num_envs`` and ``repeats`` left empty are sized to the environment
     (``for_env``).
