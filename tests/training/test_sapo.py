@@ -284,6 +284,18 @@ def test_target_entropy_and_defaults_from_the_config():
     assert sapo.target_entropy(cfg, 6) == -3.0
 
 
+@pytest.mark.parametrize("algo", ["shac", "sapo"])
+def test_half_cheetah_has_measured_settings(algo, recwarn):
+    """HalfCheetah-v5's settings (docs/benchmarks.md, "Locomotion") are its own: no warning, no twin built."""
+    config = defaults("HalfCheetah-v5", algo).check()
+    assert not [w for w in recwarn if "no measured" in str(w.message)]
+    assert (config.budget.num_envs, config.budget.window, config.optimizer.actor_lr, config.policy.init_std) == (
+        32, 10, 5e-4, 0.37)
+    if algo == "sapo":
+        assert config.policy.state_std == (-5.0, 2.0) and config.sapo.sapo_init_temperature == 0.1
+        assert config.sapo.sapo_gaussian_entropy and config.sapo.sapo_normalize_entropy
+
+
 def test_gaussian_entropy_by_hand():
     """H = Σ_i (½ log 2πe + log σ_i): for σ = (1, e) that is log 2πe + 1."""
     std = jnp.array([[1.0, np.e], [0.5, 0.5]])
