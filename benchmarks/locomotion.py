@@ -335,9 +335,13 @@ def main_run(run: Run) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the table
+JUDGING_SLACK_S = 15.0
+"""A judging due at some wall time happens when the chunk of updates in progress ends, a few seconds later."""
+
+
 def at_wall(curve, wall):
-    """The last judged return at or before ``wall`` seconds (None before the first)."""
-    seen = [row for row in curve if row["wall_s"] <= wall]
+    """The last judged return due at or before ``wall`` seconds (None before the first)."""
+    seen = [row for row in curve if row["wall_s"] <= wall + JUDGING_SLACK_S]
     return seen[-1] if seen else None
 
 

@@ -285,12 +285,13 @@ def test_target_entropy_and_defaults_from_the_config():
 
 
 @pytest.mark.parametrize("algo", ["shac", "sapo"])
-def test_half_cheetah_has_measured_settings(algo, recwarn):
-    """HalfCheetah-v5's settings (docs/benchmarks.md, "Locomotion") are its own: no warning, no twin built."""
-    config = defaults("HalfCheetah-v5", algo).check()
+@pytest.mark.parametrize("task, updates", [("HalfCheetah-v5", 2500), ("Hopper-v5", 1000)])
+def test_locomotion_twins_have_measured_settings(task, updates, algo, recwarn):
+    """The twins' settings (docs/benchmarks.md, "Locomotion") are their own: no warning, no twin built."""
+    config = defaults(task, algo).check()
     assert not [w for w in recwarn if "no measured" in str(w.message)]
-    assert (config.budget.num_envs, config.budget.window, config.optimizer.actor_lr, config.policy.init_std) == (
-        32, 10, 5e-4, 0.37)
+    assert (config.budget.num_updates, config.budget.num_envs, config.budget.window, config.optimizer.actor_lr,
+            config.policy.init_std) == (updates, 32, 10, 5e-4, 0.37)
     if algo == "sapo":
         assert config.policy.state_std == (-5.0, 2.0) and config.sapo.sapo_init_temperature == 0.1
         assert config.sapo.sapo_gaussian_entropy and config.sapo.sapo_normalize_entropy

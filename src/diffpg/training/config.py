@@ -539,6 +539,8 @@ _HALF_CHEETAH = dict(num_updates=2500, num_envs=32, window=10, discount=0.99, ga
                      init_std=0.37, hidden=(128, 64, 32), obs_norm=True, actor_lr=5e-4, critic_lr=5e-4, adam_b1=0.7,
                      adam_b2=0.95, max_grad_norm=1.0, lr_decay=True, critic_epochs=16, critic_minibatches=4,
                      bound_penalty=0.0)
+_HALF_CHEETAH_SAPO = dict({k: v for k, v in _HALF_CHEETAH.items() if k != "stochastic"}, state_std=(-5.0, 2.0),
+                          sapo_init_temperature=0.1)
 _DEFAULTS: dict[tuple[str, str], dict] = {
     ("pendulum", "apg"): _APG,
     ("pendulum", "shac"): _SHAC,
@@ -564,10 +566,14 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
     # seed 0 reached 1,222 (shac) and 1,291 (sapo) after 51k env steps; with actor_lr 2e-3 both swung between about
     # -700 and 850, and with init_std 1 sapo's exploration noise never fell. 2,500 updates are 800k env steps, about
     # 30 minutes on a 2-core CPU, the learning rates decaying to zero over them; 30 minutes on one core each ended at
-    # 2,559 (sapo) and 1,679 (shac), against SB3 PPO's 1,601.
+    # 1,925-2,559 (sapo, seeds 0-2, median 2,038) and 386-1,866 (shac), against SB3 PPO's 1,601.
     ("HalfCheetah-v5", "shac"): _HALF_CHEETAH,
-    ("HalfCheetah-v5", "sapo"): dict({k: v for k, v in _HALF_CHEETAH.items() if k != "stochastic"},
-                                     state_std=(-5.0, 2.0), sapo_init_temperature=0.1),
+    ("HalfCheetah-v5", "sapo"): _HALF_CHEETAH_SAPO,
+    # Hopper-v5 (docs/benchmarks.md, "Locomotion"): HalfCheetah's settings. Its RK4 steps make an env step cost about
+    # twice as much (about 200 env steps/s on one core), so 1,000 updates (320k env steps) fill 30 minutes. A
+    # 20-minute probe of seed 0 with them judged 2,544 (shac) and 207 (sapo, after standing still at 1,020) at 240k.
+    ("Hopper-v5", "shac"): dict(_HALF_CHEETAH, num_updates=1000),
+    ("Hopper-v5", "sapo"): dict(_HALF_CHEETAH_SAPO, num_updates=1000),
 }
 
 
