@@ -571,7 +571,8 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
     ("HalfCheetah-v5", "sapo"): _HALF_CHEETAH_SAPO,
     # Hopper-v5 (docs/benchmarks.md, "Locomotion"): HalfCheetah's settings. Its RK4 steps make an env step cost about
     # twice as much (about 200 env steps/s on one core), so 1,000 updates (320k env steps) fill 30 minutes. A
-    # 20-minute probe of seed 0 with them judged 2,544 (shac) and 207 (sapo, after standing still at 1,020) at 240k.
+    # 20-minute probe of seed 0 with them (over 5,000 updates) judged 2,544 (shac) and 207 (sapo, after standing still
+    # at 1,020) at 240k; run whole, these reached 1,706 (shac) and 1,020 (sapo) and ended at 357 and 260: not yet held.
     ("Hopper-v5", "shac"): dict(_HALF_CHEETAH, num_updates=1000),
     ("Hopper-v5", "sapo"): dict(_HALF_CHEETAH_SAPO, num_updates=1000),
 }
