@@ -1,7 +1,7 @@
 """What one training update costs on a locomotion twin: the gradient against the forward pass, with contact,
 and the memory of the window (issue 23).
 
-    python benchmarks/window_cost.py --task HalfCheetah-v5 --algo sapo          # about 10 minutes on 2 cores
+    python benchmarks/window_cost.py --task HalfCheetah-v5 --algo sapo          # about 9 minutes on 2 cores
 
 Everything uses ``defaults(TASK, ALGO)``: its policy, its N environments and its window of T steps, started
 from N states of the twin that the initial policy has already run for a few windows (so that the feet touch
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import jax
@@ -41,17 +40,6 @@ from diffpg.training import defaults, make_trainer
 from diffpg.training.window import Acting, run_window
 
 MIB = 2.0 ** 20
-
-
-def cpu_ms(fn, args, repeats: int) -> float:
-    """Median process CPU milliseconds of ``fn(*args)`` over ``repeats`` calls (after one warm-up call)."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        jax.block_until_ready(fn(*args))
-        times.append(1e3 * (time.process_time() - start))
-    return statistics.median(times)
 
 
 def footprint(compiled) -> float:
@@ -100,7 +88,8 @@ def main() -> None:
     for r in range(args.rounds):
         for name in (list(calls) if r % 2 == 0 else list(reversed(calls))):
             fn, call_args = calls[name]
-            best[name] = min(best[name], cpu_ms(fn, call_args, args.repeats))
+            cpu_s = diffpg.diagnostics.time_per_call(fn, *call_args, repeats=args.repeats, clock=time.process_time)
+            best[name] = min(best[name], 1e3 * cpu_s)
 
     table = Table(title=f"{args.task}: one window of {n} × {steps} steps ({platform.machine()}, "
                         f"{jax.devices()[0].platform}, jax {jax.__version__}, process CPU time)")
