@@ -4,7 +4,8 @@ contender judged the same way in **Gymnasium's own v5 env** (MuJoCo's C simulato
 
     python benchmarks/locomotion.py run --task HalfCheetah-v5 --contender sapo --seed 0   # one run: 30 min
     python benchmarks/locomotion.py run --task HalfCheetah-v5 --contender sb3-sac --seed 2
-    python benchmarks/locomotion.py table --task HalfCheetah-v5        # what the stored runs say, with a plot
+    python benchmarks/locomotion.py table --task HalfCheetah-v5        # what the stored runs say: a table, a plot
+                                                                       # and diffpg report's page, seeds as bands
     python benchmarks/locomotion.py run --task Hopper-v5 --contender shac --budget-s 60 --eval-every-s 20  # smoke
 
 One process is one (task, contender, seed): on this 2-core machine a full comparison (3 tasks, 7 contenders,
@@ -390,8 +391,29 @@ def main_show(show: Show) -> None:
                   spread([r["throughput"] for r in records], "{:,.0f}")]
         table.add_row(*cells)
     console.print(table)
+    console.print(f"report: {report(show, runs)}")
     if show.plot:
         console.print(plot(show, runs))
+
+
+def report(show: Show, runs: dict) -> Path:
+    """``diffpg report``'s page of the stored runs, seeds as bands: each run written as the run directory it reads
+    (``RESULTS/TASK/report/CONTENDER/seed-N``: its config and one metrics row per judging), then the page."""
+    from diffpg.report.html import write_report
+
+    directories = []
+    for name, records in runs.items():
+        for record in records:
+            directory = show.results / show.task / "report" / name / f"seed-{record['seed']}"
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "config.json").write_text(json.dumps(dict(algo=name, env=show.task, seed=record["seed"])))
+            rows = [{"update": i, "env_steps": row["env_steps"], "wall_s": row["wall_s"], "eval/return": row["mean"],
+                     **({"grad_norm": row["grad_norm"]} if "grad_norm" in row else {})}
+                    for i, row in enumerate(record["curve"])]
+            (directory / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+            directories.append(directory)
+    return write_report(directories, show.results / show.task / "report.html",
+                        title=f"{show.task}: returns in Gymnasium's own env, judged as they trained")
 
 
 def plot(show: Show, runs: dict) -> str:

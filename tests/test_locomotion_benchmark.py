@@ -1,0 +1,43 @@
+"""benchmarks/locomotion.py's table: its returns at a wall time, and diffpg report's page of the stored runs."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from diffpg.report.sources import band, groups, read
+
+spec = importlib.util.spec_from_file_location("locomotion", Path(__file__).parents[1] / "benchmarks" / "locomotion.py")
+locomotion = sys.modules["locomotion"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(locomotion)
+
+
+def _store(results: Path, name: str, seed: int, returns, grad_norms=None):
+    curve = [dict(env_steps=1000 * i, wall_s=300.0 * i + seed, cpu_s=300.0 * i, mean=r, std=1.0,
+                  **({"grad_norm": grad_norms[i]} if grad_norms else {})) for i, r in enumerate(returns)]
+    path = results / "HalfCheetah-v5" / name / f"seed-{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(seed=seed, curve=curve, compile_s=100.0, throughput=400.0)))
+
+
+def test_at_wall_takes_the_judging_due_then():
+    curve = [dict(wall_s=0.0, mean=1.0), dict(wall_s=308.0, mean=2.0), dict(wall_s=611.0, mean=3.0)]
+    assert locomotion.at_wall(curve, 300.0)["mean"] == 2.0  # due at 300 s, landed 8 s later
+    assert locomotion.at_wall(curve, 299.0 - locomotion.JUDGING_SLACK_S - 1)["mean"] == 1.0
+
+
+def test_table_writes_diffpg_reports_page_with_seeds_as_bands(tmp_path, capsys):
+    _store(tmp_path, "sapo", 0, [10.0, 500.0, 900.0], grad_norms=[1.0, 2.0, 4.0])
+    _store(tmp_path, "sapo", 1, [20.0, 700.0, 1500.0], grad_norms=[1.0, 8.0, 16.0])
+    _store(tmp_path, "sb3-ppo", 0, [0.0, 300.0])
+    locomotion.main_show(locomotion.Show(task="HalfCheetah-v5", results=tmp_path, plot=False))
+    page = (tmp_path / "HalfCheetah-v5" / "report.html").read_text()
+    assert "3 training runs in 2 groups" in page and "sapo on HalfCheetah-v5" in page
+    found = {g.label: g for g in groups(read(sorted((tmp_path / "HalfCheetah-v5" / "report").glob("*/seed-*"))).runs)}
+    xs, centre, low, high, n = band(found["sapo on HalfCheetah-v5"].runs, "wall_s", "eval/return")
+    assert n == [2, 2, 2] and xs == [0.5, 300.5, 600.5]
+    assert centre == [15.0, 600.0, 1200.0]  # the mean over the two seeds at each judging
+    assert high[2] - centre[2] == pytest.approx(300.0 * 2 ** 0.5)  # one sample standard deviation: |a - b| / √2
+    assert band(found["sb3-ppo on HalfCheetah-v5"].runs, "env_steps", "eval/return")[1] == [0.0, 300.0]
+    assert "1500" in capsys.readouterr().out.replace(",", "")  # the table: sapo's seed 1 reaches 1,500
