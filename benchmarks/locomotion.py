@@ -59,9 +59,10 @@ TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5")
 DIFFPG = ("sapo", "shac", "ppo")
 CONTENDERS = (*DIFFPG, "sb3-sac", "sb3-ppo", "sb3-sac-zoo", "sb3-ppo-zoo", "brax-ppo")
 EVAL_SEED = 10_000
-THRESHOLDS = {"HalfCheetah-v5": (1500.0, 3000.0), "Hopper-v5": (1000.0, 2500.0), "Walker2d-v5": (1000.0, 3000.0),
-              "Ant-v5": (1000.0, 3000.0)}
-"""Returns whose first crossing is reported, per task."""
+THRESHOLDS = {"HalfCheetah-v5": (1500.0, 3000.0), "Hopper-v5": (1500.0, 2500.0), "Walker2d-v5": (1500.0, 3000.0),
+              "Ant-v5": (2000.0, 3000.0)}
+"""Returns whose first crossing is reported, per task: for the tasks with a healthy reward, above the 1,000 that
+standing still for a whole episode earns (Ant-v5's initial policy is judged at about 980)."""
 DIAGNOSTICS = ("grad_norm", "return", "alpha", "entropy", "critic_loss")
 """diffpg's training metrics kept beside each judged return (the means over the last chunk)."""
 CHECKPOINTS_S = (300.0, 900.0, 1800.0)

@@ -292,6 +292,7 @@ def test_locomotion_twins_have_measured_settings(task, updates, algo, recwarn):
     assert not [w for w in recwarn if "no measured" in str(w.message)]
     assert (config.budget.num_updates, config.budget.num_envs, config.budget.window, config.optimizer.actor_lr,
             config.policy.init_std) == (updates, 32, 10, 5e-4, 0.37)
+    assert config.optimizer.lr_decay == ((task, algo) != ("Hopper-v5", "shac"))  # measured so: docs/benchmarks.md
     if algo == "sapo":
         assert config.policy.state_std == (-5.0, 2.0) and config.sapo.sapo_init_temperature == 0.1
         assert config.sapo.sapo_gaussian_entropy and config.sapo.sapo_normalize_entropy
