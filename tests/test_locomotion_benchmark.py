@@ -27,7 +27,7 @@ def test_at_wall_takes_the_judging_due_then():
     assert locomotion.at_wall(curve, 299.0 - locomotion.JUDGING_SLACK_S - 1)["mean"] == 1.0
 
 
-def test_table_writes_diffpg_reports_page_with_seeds_as_bands(tmp_path, capsys):
+def test_table_writes_diffpg_reports_page_with_seeds_as_bands(tmp_path):
     _store(tmp_path, "sapo", 0, [10.0, 500.0, 900.0], grad_norms=[1.0, 2.0, 4.0])
     _store(tmp_path, "sapo", 1, [20.0, 700.0, 1500.0], grad_norms=[1.0, 8.0, 16.0])
     _store(tmp_path, "sb3-ppo", 0, [0.0, 300.0])
@@ -40,4 +40,5 @@ def test_table_writes_diffpg_reports_page_with_seeds_as_bands(tmp_path, capsys):
     assert centre == [15.0, 600.0, 1200.0]  # the mean over the two seeds at each judging
     assert high[2] - centre[2] == pytest.approx(300.0 * 2 ** 0.5)  # one sample standard deviation: |a - b| / √2
     assert band(found["sb3-ppo on HalfCheetah-v5"].runs, "env_steps", "eval/return")[1] == [0.0, 300.0]
-    assert "1500" in capsys.readouterr().out.replace(",", "")  # the table: sapo's seed 1 reaches 1,500
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "HalfCheetah-v5" / "sapo").glob("seed-*.json"))]
+    assert [locomotion.first_reaching(r["curve"], 1500.0) for r in records] == [None, (2000, 601.0)]
