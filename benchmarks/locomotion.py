@@ -401,17 +401,19 @@ def report(show: Show, runs: dict) -> Path:
     """``diffpg report``'s page of the stored runs, seeds as bands: each run written as the run directory it reads
     (``RESULTS/TASK/report/CONTENDER/seed-N``: its config and one metrics row per judging), then the page."""
     from diffpg.report.html import write_report
+    from diffpg.report.sources import CONFIG_FILE
+    from diffpg.training.metrics_log import METRICS_FILE
 
     directories = []
     for name, records in runs.items():
         for record in records:
             directory = show.results / show.task / "report" / name / f"seed-{record['seed']}"
             directory.mkdir(parents=True, exist_ok=True)
-            (directory / "config.json").write_text(json.dumps(dict(algo=name, env=show.task, seed=record["seed"])))
+            (directory / CONFIG_FILE).write_text(json.dumps(dict(algo=name, env=show.task, seed=record["seed"])))
             rows = [{"update": i, "env_steps": row["env_steps"], "wall_s": row["wall_s"], "eval/return": row["mean"],
                      **({"grad_norm": row["grad_norm"]} if "grad_norm" in row else {})}
                     for i, row in enumerate(record["curve"])]
-            (directory / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+            (directory / METRICS_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
             directories.append(directory)
     return write_report(directories, show.results / show.task / "report.html",
                         title=f"{show.task}: returns in Gymnasium's own env, judged as they trained")
