@@ -298,14 +298,14 @@ def test_locomotion_twins_have_measured_settings(task, updates, algo, recwarn):
         assert config.sapo.sapo_gaussian_entropy and config.sapo.sapo_normalize_entropy
 
 
-
 @pytest.mark.parametrize("task, discount", [("HalfCheetah-v5", 0.95), ("Hopper-v5", 0.99)])
 def test_locomotion_twins_have_measured_ppo_settings(task, discount, recwarn):
-    """PPO's twin settings are Brax's HalfCheetah ones at 64 envs, Hopper's looking further ahead (docs/benchmarks.md)."""
+    """PPO's twin settings: Brax's HalfCheetah ones at 64 envs, Hopper's with γ 0.99 (docs/benchmarks.md)."""
     config = defaults(task, "ppo").check()
     assert not [w for w in recwarn if "no measured" in str(w.message)]
     assert (config.budget.num_envs, config.budget.window, config.ppo.ppo_epochs, config.ppo.ppo_minibatches,
             config.optimizer.lr_decay, config.ppo.discount) == (64, 20, 8, 16, False, discount)
+
 
 def test_gaussian_entropy_by_hand():
     """H = Σ_i (½ log 2πe + log σ_i): for σ = (1, e) that is log 2πe + 1."""
