@@ -362,12 +362,17 @@ def spread(values, fmt="{:,.0f}"):
     return f"{fmt.format(float(np.median(values)))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
 
 
+def stored_runs(results: Path, task: str) -> dict[str, list]:
+    """The stored records of ``task``, by the name they are stored under (contender or label), in seed order."""
+    runs: dict[str, list] = {}
+    for path in sorted((results / task).glob("*/seed-*.json")):
+        runs.setdefault(path.parent.name, []).append(json.loads(path.read_text()))
+    return runs
+
+
 def main_show(show: Show) -> None:
     console = Console(width=200)
-    runs: dict[str, list] = {}
-    for path in sorted((show.results / show.task).glob("*/seed-*.json")):
-        record = json.loads(path.read_text())
-        runs.setdefault(path.parent.name, []).append(record)
+    runs = stored_runs(show.results, show.task)
     if not runs:
         raise SystemExit(f"no stored runs under {show.results / show.task}; run `locomotion.py run` first")
     table = Table(title=f"{show.task}: deterministic policy, 10 episodes of Gymnasium's own env; median \\[min, max] "

@@ -40,5 +40,5 @@ def test_table_writes_diffpg_reports_page_with_seeds_as_bands(tmp_path):
     assert centre == [15.0, 600.0, 1200.0]  # the mean over the two seeds at each judging
     assert high[2] - centre[2] == pytest.approx(300.0 * 2 ** 0.5)  # one sample standard deviation: |a - b| / √2
     assert band(found["sb3-ppo on HalfCheetah-v5"].runs, "env_steps", "eval/return")[1] == [0.0, 300.0]
-    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "HalfCheetah-v5" / "sapo").glob("seed-*.json"))]
+    records = locomotion.stored_runs(tmp_path, "HalfCheetah-v5")["sapo"]
     assert [locomotion.first_reaching(r["curve"], 1500.0) for r in records] == [None, (2000, 601.0)]
