@@ -269,6 +269,22 @@ def test_bad_names_and_stored_configs():
         defaults("pendulum", "apg").replace(colour="red")
     with pytest.raises(ConfigError, match="ppo_minibatches"):
         make_trainer(defaults("pendulum", "ppo").replace(num_envs=3, window=5, ppo_minibatches=2))
+    with pytest.raises(ConfigError, match="ent_coef must lie in"):
+        make_trainer(defaults("pendulum", "ppo").replace(ent_coef=-0.01))
+
+
+def test_ppo_entropy_bonus_raises_sigma():
+    # c_H = 100 outweighs the clipped loss (normalized advantages, gradients of order 1), so every Adam step moves
+    # log σ up by the learning rate: 2 epochs x 2 minibatches of one update raise it by 4 lr, to within the clipped
+    # loss's share of each step (about 1 %)
+    config = tiny(defaults("pendulum", "ppo"), ent_coef=100.0, lr_decay=False)
+    trainer = make_trainer(config)
+    s0 = trainer.init(jax.random.key(0))
+    s1, metrics = trainer.run(s0, 1)
+    steps = config.ppo.ppo_epochs * config.ppo.ppo_minibatches
+    np.testing.assert_allclose(s1.params["log_std"] - s0.params["log_std"], steps * config.optimizer.actor_lr,
+                               rtol=0.02)
+    assert np.all(np.isfinite(metrics["entropy"]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import optax
 import pytest
 
 from diffpg.training import critic as critic_lib
-from diffpg.training.ppo import clipped_loss
+from diffpg.policies import GaussianMean, GaussianMLP
+from diffpg.training.ppo import clipped_loss, entropy
 from diffpg.training.reinforce import policy_loss
 from diffpg.training.critic import gae, lambda_returns
 from diffpg.training.shac import actor_objective, soft_update
@@ -59,6 +60,28 @@ def test_ppo_normalises_advantages_over_the_weighted_entries():
     # without normalisation the same minibatch gives the raw-advantage loss
     raw, _ = clipped_loss(jnp.log(jnp.array(ratio)), old, jnp.array(adv), jnp.array(weight), 0.2, False)
     assert float(raw) == pytest.approx(-(1.2 * 1 + 3 + 5 + 0.5 * 7) / 4, rel=1e-5)
+
+
+def test_ppo_entropy_by_hand():
+    obs = jnp.array([[0.3, -1.0], [2.0, 0.5], [9.0, 9.0]])
+    weight = jnp.array([1.0, 1.0, 0.0])
+    # an unsquashed Gaussian with state-independent σ = min_std + exp(log σ): Σ_i (½ log 2πe + log σ_i) at every state
+    policy = GaussianMLP(action_size=2, hidden=(4,))
+    params = policy.init(jax.random.key(0), 2)
+    params["log_std"] = jnp.log(jnp.array([0.5, 2.0]))
+    sigma = [0.5 + 1e-3, 2.0 + 1e-3]
+    by_hand = sum(0.5 * math.log(2 * math.pi * math.e) + math.log(s) for s in sigma)
+    unused = jnp.full(3, 123.0)  # log π of the sampled actions: not needed where the closed form exists
+    assert float(entropy(policy, params, obs, unused, weight)) == pytest.approx(by_hand, rel=1e-6)
+    # ∂H/∂log σ_i = exp(log σ_i) / σ_i: the bonus pushes σ up
+    grad = jax.grad(lambda p: entropy(policy, p, obs, unused, weight))(params)["log_std"]
+    np.testing.assert_allclose(grad, [0.5 / sigma[0], 2.0 / sigma[1]], rtol=1e-6)
+    # no closed form (tanh-squashed) or no distribution at all (a user's policy): −log π of the sampled actions,
+    # averaged over the weighted entries
+    log_prob = jnp.array([-1.0, -3.0, 50.0])
+    squashed = GaussianMLP(action_size=2, hidden=(4,), squash=True)
+    for other in (squashed, GaussianMean(std=1.0)):
+        assert float(entropy(other, other.init(jax.random.key(0), 2), obs, log_prob, weight)) == pytest.approx(2.0)
 
 
 # ---------------------------------------------------------------- GAE and λ-returns

@@ -323,6 +323,8 @@ class Ppo(Critic):
     """Normalize the advantages of each minibatch to zero mean and unit variance."""
     clip_eps: float = 0.2
     """The ratio clipping ε."""
+    ent_coef: float = 0.0
+    """c_H, the weight of the policy's entropy in the actor's loss (SB3's ent_coef, Brax's entropy_cost)."""
     ppo_epochs: int = 10
     """Passes over each window's data."""
     ppo_minibatches: int = 4
@@ -333,6 +335,7 @@ class Ppo(Critic):
         _number(self, "gae_lambda", 0.0, 1.0, low_open=False)
         _flag(self, "norm_adv")
         _number(self, "clip_eps", 0.0, math.inf)
+        _number(self, "ent_coef", 0.0, math.inf, low_open=False)
         _positive_int(self, "ppo_epochs")
         _positive_int(self, "ppo_minibatches")
         if budget.steps_per_update % self.ppo_minibatches:

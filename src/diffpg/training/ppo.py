@@ -6,13 +6,17 @@ GAE advantages Â_t and returns G_t = Â_t + V(ô_t) (``critic.gae``), then
 makes ``ppo_epochs`` passes over the N·T samples in ``ppo_minibatches``
 shuffled minibatches, each one guarded Adam step on
 
-    L_π(θ) = −E[ min(ρ_t Â_t, clip(ρ_t, 1 − ε, 1 + ε) Â_t) ],   ρ_t = π_θ(a_t|ô_t) / π_old(a_t|ô_t),
+    L_π(θ) = −E[ min(ρ_t Â_t, clip(ρ_t, 1 − ε, 1 + ε) Â_t) ] − c_H E[ H(π_θ(·|ô_t)) ],
+    ρ_t = π_θ(a_t|ô_t) / π_old(a_t|ô_t),
     L_V(φ) = E[ (V_φ(ô_t) − G_t)² ],
 
 the policy and the value network each with its own optimizer. Advantages are
 normalized per minibatch (``norm_adv``), as in CleanRL's
-``ppo_continuous_action.py``. The policy is an unsquashed Gaussian by
-default; the environment clips out-of-range actions.
+``ppo_continuous_action.py``. The entropy bonus c_H (``ent_coef``, 0 by
+default, as in CleanRL's continuous PPO and SB3) uses the closed-form entropy
+where the policy's distribution has one and −log π_θ(a_t|ô_t) of the sampled
+action otherwise (a tanh-squashed Gaussian), as SB3 does. The policy is an
+unsquashed Gaussian by default; the environment clips out-of-range actions.
 """
 from __future__ import annotations
 
@@ -45,6 +49,16 @@ def clipped_loss(log_prob, old_log_prob, advantage, weight, clip_eps: float, nor
     return loss, (approx_kl, clip_frac)
 
 
+def entropy(policy, params, obs, log_prob, weight):
+    """The weighted mean entropy of π_θ(·|ô) over a flat minibatch: closed-form where the policy's
+    distribution has one, else the estimate −log π_θ(a|ô) at the sampled actions (``log_prob``)."""
+    try:
+        per_obs = jax.vmap(lambda o: policy.distribution(params, o).entropy())(obs)
+    except (AttributeError, NotImplementedError):
+        per_obs = -log_prob
+    return jnp.sum(weight * per_obs) / jnp.maximum(weight.sum(), 1.0)
+
+
 def update(parts, key, state, poison):
     """One PPO update: (learner fields, window, metrics, finite)."""
     cfg, policy, net = parts.config.ppo, parts.policy, parts.critic_net
@@ -62,19 +76,21 @@ def update(parts, key, state, poison):
 
     def actor_loss(params, obs, action, old_log_prob, adv, weight):
         log_prob = jax.vmap(policy.log_prob, (None, 0, 0))(params, obs, action)
-        return clipped_loss(log_prob, old_log_prob, adv, weight, cfg.clip_eps, cfg.norm_adv)
+        loss, (kl, frac) = clipped_loss(log_prob, old_log_prob, adv, weight, cfg.clip_eps, cfg.norm_adv)
+        h = entropy(policy, params, obs, log_prob, weight)
+        return loss - cfg.ent_coef * h, (kl, frac, h)
 
     def step(carry, idx):
         params, opt_state, critic, critic_opt_state, ok = carry
         obs, action, old_log_prob, adv, ret, weight = jax.tree.map(lambda x: x[idx], batch)
-        (loss, (kl, frac)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
+        (loss, (kl, frac, h)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
             params, obs, action, old_log_prob, adv, weight)
         grads = poison(grads)
         v_loss, v_grads = jax.value_and_grad(lambda c: critic_lib.regression_loss(net, c, obs, ret, weight))(critic)
         params, opt_state, a_ok = guarded_step(parts.actor_optimizer, grads, opt_state, params)
         critic, critic_opt_state, c_ok = guarded_step(parts.critic_optimizer, v_grads, critic_opt_state, critic)
         out = {"actor_loss": loss, "critic_loss": v_loss, "approx_kl": kl, "clip_frac": frac,
-               "grad_norm": optax.tree.norm(grads)}
+               "entropy": h, "grad_norm": optax.tree.norm(grads)}
         return (params, opt_state, critic, critic_opt_state, ok & a_ok & c_ok), out
 
     def epoch(carry, k):
