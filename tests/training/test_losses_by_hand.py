@@ -65,7 +65,7 @@ def test_ppo_normalises_advantages_over_the_weighted_entries():
 def test_ppo_entropy_by_hand():
     obs = jnp.array([[0.3, -1.0], [2.0, 0.5], [9.0, 9.0]])
     weight = jnp.array([1.0, 1.0, 0.0])
-    # an unsquashed Gaussian with state-independent σ = min_std + exp(log σ): Σ_i (½ log 2πe + log σ_i) at every state
+    # an unsquashed Gaussian, σ = min_std + exp(log σ) whatever the state: H = Σ_i (½ log 2πe + log σ_i) everywhere
     policy = GaussianMLP(action_size=2, hidden=(4,))
     params = policy.init(jax.random.key(0), 2)
     params["log_std"] = jnp.log(jnp.array([0.5, 2.0]))
