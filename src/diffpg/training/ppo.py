@@ -53,8 +53,9 @@ def entropy(policy, params, obs, log_prob, weight):
     """The weighted mean entropy of π_θ(·|ô) over a flat minibatch: closed-form where the policy's
     distribution has one, else the estimate −log π_θ(a|ô) at the sampled actions (``log_prob``)."""
     try:
-        per_obs = jax.vmap(lambda o: policy.distribution(params, o).entropy())(obs)
-    except (AttributeError, NotImplementedError):
+        per_obs = (jax.vmap(lambda o: policy.distribution(params, o).entropy())(obs)
+                   if hasattr(policy, "distribution") else -log_prob)
+    except NotImplementedError:  # no closed form: a tanh-squashed Gaussian
         per_obs = -log_prob
     return jnp.sum(weight * per_obs) / jnp.maximum(weight.sum(), 1.0)
 
