@@ -52,10 +52,15 @@ def value(net: MLP, params, obs):
     return net.apply(params, obs)[0]
 
 
+def weighted_mean(x, weight):
+    """Σ w x / Σ w: the mean over the entries with weight 1 (0 where every weight is 0)."""
+    return jnp.sum(weight * x) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
 def regression_loss(net: MLP, params, obs, target, weight):
     """Weighted mean squared error of V_φ on a flat batch."""
     v = jax.vmap(lambda o: value(net, params, o))(obs)
-    return jnp.sum(weight * (v - target) ** 2) / jnp.maximum(jnp.sum(weight), 1.0)
+    return weighted_mean((v - target) ** 2, weight)
 
 
 def fit(key, net: MLP, optimizer, params, opt_state, obs, target, weight, *, epochs: int, minibatches: int):

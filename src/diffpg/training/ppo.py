@@ -26,7 +26,7 @@ import optax
 
 from . import critic as critic_lib
 from .optimizer import guarded_step
-from .critic import gae, standardize
+from .critic import gae, standardize, weighted_mean
 from .on_policy import sampled_window
 
 
@@ -57,7 +57,7 @@ def entropy(policy, params, obs, log_prob, weight):
                    if hasattr(policy, "distribution") else -log_prob)
     except NotImplementedError:  # no closed form: a tanh-squashed Gaussian
         per_obs = -log_prob
-    return jnp.sum(weight * per_obs) / jnp.maximum(weight.sum(), 1.0)
+    return weighted_mean(per_obs, weight)
 
 
 def update(parts, key, state, poison):

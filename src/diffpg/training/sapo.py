@@ -175,7 +175,7 @@ def temperature_loss(log_alpha, entropy, target_entropy: float, weight=None, sca
     if weight is None:
         mean = entropy.mean()
     else:
-        mean = jnp.sum(weight * entropy) / jnp.maximum(jnp.sum(weight), 1.0)
+        mean = critic_lib.weighted_mean(entropy, weight)
     return scale * jnp.exp(log_alpha) * (mean - target_entropy)
 
 
@@ -256,7 +256,7 @@ def update(parts, key, state, poison):
         temperature = {"log_alpha": log_alpha, "opt_state": alpha_opt_state}
     metrics = {"grad_norm": optax.tree.norm(grads), "actor_loss": actor_loss, "critic_loss": critic_loss.mean(),
                "value": next_values.mean() / cfg.reward_scale, "alpha": alpha,
-               "entropy": jnp.sum(window.alive * entropy) / jnp.maximum(jnp.sum(window.alive), 1.0)}
+               "entropy": critic_lib.weighted_mean(entropy, window.alive)}
     fields = dict(params=params, opt_state=opt_state, critic=critic, critic_opt_state=critic_opt_state,
                   target_critic=target_critic, temperature=temperature)
     return fields, window, metrics, actor_ok & jnp.all(critic_ok) & temperature_ok
