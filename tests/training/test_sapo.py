@@ -335,3 +335,24 @@ def test_gaussian_entropy_needs_mean_std(assert_one_sentence):
         make_trainer(config, policy=LinearGaussian(action_size=1))
     assert_one_sentence(error, ConfigError, "sapo_gaussian_entropy")
 
+
+
+def test_sapo_with_its_design_choices_off_is_shac():
+    """The module docstring's reduction, through the whole update: with the entropy terms and the twin critics
+    off, sapo's trainer runs shac's updates from the same start (one critic initialized as shac's is). The
+    temperature is still tuned, and acts on nothing. Equal to float32 rounding, not to the bit: sapo's critic
+    is fitted under a vmap over its one critic."""
+    shared = dict(num_updates=8, num_envs=4, window=5, hidden=(16,), critic_hidden=(16, 16), critic_epochs=2,
+                  critic_minibatches=2, lr_decay=False, obs_norm=True, eval_every=0)
+    off = dict(sapo_entropy_in_actor=False, sapo_soft_targets=False, sapo_twin_critics=False)
+    shac_trainer = make_trainer(defaults("pendulum", "shac").replace(**shared))
+    sapo_trainer = make_trainer(defaults("pendulum", "sapo").replace(**shared, **off))
+    key = jax.random.key(5)
+    shac_state, _ = shac_trainer.run(shac_trainer.init(key), 8)
+    sapo_state, sapo_metrics = sapo_trainer.run(sapo_trainer.init(key), 8)
+    assert np.all(np.diff(sapo_metrics["alpha"]) != 0)  # tuned, yet acting on nothing
+    for name in ("params", "critic", "target_critic", "obs_stats"):
+        mine = jax.tree.map(lambda x: x[0], getattr(sapo_state, name)) if "critic" in name else getattr(sapo_state, name)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=name),
+                     mine, getattr(shac_state, name))
+    assert not np.allclose(jax.tree.leaves(shac_state.params)[0], jax.tree.leaves(shac_trainer.init(key).params)[0])

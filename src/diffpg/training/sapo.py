@@ -192,10 +192,11 @@ def temperature_update(optimizer: optax.GradientTransformation, log_alpha, opt_s
 
 def init_learners(key, config, net, critic_optimizer, observation_size: int):
     """(critics, their optimizer state, temperature) of a SapoConfig: one or two critics stacked on a leading
-    axis, and the temperature as {"log_alpha", "opt_state"}."""
+    axis, and the temperature as {"log_alpha", "opt_state"}. One critic is initialized from ``key`` itself, as
+    shac's is, so that sapo with its four design choices off starts where shac does."""
     cfg = config.sapo
-    count = 2 if cfg.sapo_twin_critics else 1
-    critics = jax.vmap(lambda k: net.init(k, jnp.zeros((observation_size,))))(jax.random.split(key, count))
+    keys = jax.random.split(key, 2) if cfg.sapo_twin_critics else key[None]
+    critics = jax.vmap(lambda k: net.init(k, jnp.zeros((observation_size,))))(keys)
     log_alpha = jnp.log(jnp.asarray(cfg.sapo_init_temperature, jnp.float32))
     temperature = {"log_alpha": log_alpha, "opt_state": temperature_optimizer(config).init(log_alpha)}
     return critics, jax.vmap(critic_optimizer.init)(critics), temperature
