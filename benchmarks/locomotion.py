@@ -160,7 +160,7 @@ class Clock:
         self.next_eval = (math.floor(wall / self.run.eval_every_s) + 1) * self.run.eval_every_s
         print(f"  {self.run.label or self.run.contender} seed {self.run.seed}: {int(env_steps):,} env steps, "
               f"{wall:.0f} s, return {np.mean(returns):.0f} ± {np.std(returns):.0f}"
-              + "".join(f", {k} {v:.3g}" for k, v in training.items()), flush=True)
+              + "".join(f", {k} {v:.3g}" for k, v in training.items() if np.isfinite(v)), flush=True)
 
 
 class CompileClock:
