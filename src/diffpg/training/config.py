@@ -584,8 +584,9 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
     # 20-minute probe of seed 0 with them (over 5,000 updates) judged 2,544 (shac) and 207 (sapo, after standing still
     # at 1,020) at 240k; run whole, these reached 1,706 (shac) and 1,020 (sapo) and ended at 357 and 260. shac's
     # learning rates stay constant: so seeds 0-2 reached 1,500 by 109k-256k env steps and judged 2,044, 1,388 and
-    # 3,224 after 30 minutes, each swinging by a thousand or more between judgings on the way. sapo stands still
-    # with these settings, also with constant rates, shac's σ, no entropy terms or one critic (seed 0 each).
+    # 3,224 after 30 minutes, each swinging by a thousand or more between judgings on the way. sapo's seeds 1 and 2
+    # hop (peaks 2,934 and 3,204, ends 867 and 1,187); seed 0 stands still, also with constant rates, shac's σ, no
+    # entropy terms or one critic.
     ("Hopper-v5", "shac"): dict(_HALF_CHEETAH, num_updates=1000, lr_decay=False),
     ("Hopper-v5", "sapo"): dict(_HALF_CHEETAH_SAPO, num_updates=1000),
     # PPO (docs/benchmarks.md, "Locomotion"), 30 minutes on one core each: HalfCheetah-v5 seeds 0-2 ended at 4,021,
