@@ -336,7 +336,6 @@ def test_gaussian_entropy_needs_mean_std(assert_one_sentence):
     assert_one_sentence(error, ConfigError, "sapo_gaussian_entropy")
 
 
-
 def test_sapo_with_its_design_choices_off_is_shac():
     """The module docstring's reduction, through the whole update: with the entropy terms and the twin critics
     off, sapo's trainer runs shac's updates from the same start (one critic initialized as shac's is). The
