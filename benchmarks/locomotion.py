@@ -204,11 +204,18 @@ def run_diffpg(run: Run, clock: Clock) -> dict:
         update += min(chunk, total - update)
         env_steps = int(np.asarray(metrics["env_steps"])[-1])
         # the last chunk's training diagnostics, beside the judged return (why a curve rises or falls)
-        seen.update({k: float(np.nanmean(np.asarray(metrics[k]))) for k in DIAGNOSTICS if k in metrics})
+        seen.update({k: _finite_mean(metrics[k]) for k in DIAGNOSTICS if k in metrics})
         if clock.due():
             clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps, **seen)
     clock.judge(lambda obs: np.asarray(act(state, obs)), env_steps, **seen)
     return dict(settings=to_dict(config), compile_s=compiles.total, updates=update)
+
+
+def _finite_mean(values) -> float:
+    """The mean of the finite values; NaN where there are none (a chunk in which no training episode ended)."""
+    values = np.asarray(values)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def run_sb3(run: Run, clock: Clock) -> dict:

@@ -1,7 +1,10 @@
-"""benchmarks/locomotion.py's table: its returns at a wall time, and diffpg report's page of the stored runs."""
+"""benchmarks/locomotion.py: the table's returns at a wall time, the training diagnostics, and diffpg
+report's page of the stored runs."""
 import importlib.util
 import json
+import math
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,14 @@ def test_at_wall_takes_the_judging_due_then():
     curve = [dict(wall_s=0.0, mean=1.0), dict(wall_s=308.0, mean=2.0), dict(wall_s=611.0, mean=3.0)]
     assert locomotion.at_wall(curve, 300.0)["mean"] == 2.0  # due at 300 s, landed 8 s later
     assert locomotion.at_wall(curve, 299.0 - locomotion.JUDGING_SLACK_S - 1)["mean"] == 1.0
+
+
+def test_training_diagnostics_average_only_finite_values():
+    # a chunk's "return" is NaN for each update in which no training episode ended
+    assert locomotion._finite_mean([float("nan"), 1.0, 3.0]) == 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Mean of empty slice" in the run's log
+        assert math.isnan(locomotion._finite_mean([float("nan")] * 3))
 
 
 def test_table_writes_diffpg_reports_page_with_seeds_as_bands(tmp_path):
