@@ -590,7 +590,8 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
     ("Hopper-v5", "shac"): dict(_HALF_CHEETAH, num_updates=1000, lr_decay=False),
     ("Hopper-v5", "sapo"): dict(_HALF_CHEETAH_SAPO, num_updates=1000),
     # PPO (docs/benchmarks.md, "Locomotion"), 30 minutes on one core each: HalfCheetah-v5 seeds 0-2 ended at 4,021,
-    # 2,748 and 1,801 (peaks 5,014, 3,386, 1,862), 1,600-1,800 env steps/s; Hopper-v5 seed 0 at 1,243, rising slowly.
+    # 2,748 and 1,801 (peaks 5,014, 3,386, 1,862), 1,600-1,800 env steps/s; Hopper-v5 seeds 0 and 1 at 1,243 (rising
+    # slowly) and 2,477 (peak 2,975), 820-900 env steps/s.
     ("HalfCheetah-v5", "ppo"): _PPO_HALF_CHEETAH,
     ("Hopper-v5", "ppo"): dict(_PPO_HALF_CHEETAH, num_updates=1500, discount=0.99),
 }
