@@ -551,6 +551,7 @@ _HALF_CHEETAH_SAPO = dict({k: v for k, v in _HALF_CHEETAH.items() if k != "stoch
 _PPO_HALF_CHEETAH = dict(num_updates=3000, num_envs=64, window=20, discount=0.95, gae_lambda=0.95, actor_lr=3e-4,
                          critic_lr=3e-4, lr_decay=False, ppo_epochs=8, ppo_minibatches=16, max_grad_norm=0.5,
                          obs_norm=True, init_std=0.5, squash=False, hidden=(128, 64, 32))
+_PPO_HOPPER = dict(_PPO_HALF_CHEETAH, num_updates=1500, discount=0.99)
 _DEFAULTS: dict[tuple[str, str], dict] = {
     ("pendulum", "apg"): _APG,
     ("pendulum", "shac"): _SHAC,
@@ -590,10 +591,10 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
     ("Hopper-v5", "shac"): dict(_HALF_CHEETAH, num_updates=1000, lr_decay=False),
     ("Hopper-v5", "sapo"): dict(_HALF_CHEETAH_SAPO, num_updates=1000),
     # PPO (docs/benchmarks.md, "Locomotion"), 30 minutes on one core each: HalfCheetah-v5 seeds 0-2 ended at 4,021,
-    # 2,748 and 1,801 (peaks 5,014, 3,386, 1,862), 1,600-1,800 env steps/s; Hopper-v5 seeds 0 and 1 at 1,243 (rising
-    # slowly) and 2,477 (peak 2,975), 820-900 env steps/s.
+    # 2,748 and 1,801 (peaks 5,014, 3,386, 1,862), 1,600-1,800 env steps/s; Hopper-v5 seeds 0-2 at 1,243 (rising
+    # slowly), 2,477 (peak 2,975) and 2,971 (peak 3,314), 820-900 env steps/s.
     ("HalfCheetah-v5", "ppo"): _PPO_HALF_CHEETAH,
-    ("Hopper-v5", "ppo"): dict(_PPO_HALF_CHEETAH, num_updates=1500, discount=0.99),
+    ("Hopper-v5", "ppo"): _PPO_HOPPER,
     # Ant-v5 (docs/benchmarks.md, "Locomotion"), the settings measured on it. shac and sapo: HalfCheetah's, rates
     # constant; an env step costs 5 RK4 steps with contact (48-60 env steps/s through forward and backward on one
     # core), so 1,500 updates (480k env steps) take about 2 1/4 hours, in which sapo's seed 0 judged 776-1,074
@@ -602,7 +603,7 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
     # and 2,526 (seed 2 judged 3,030 at 435k env steps), where Brax PPO's seed 0 ended at 1,036.
     ("Ant-v5", "shac"): dict(_HALF_CHEETAH, num_updates=1500, lr_decay=False),
     ("Ant-v5", "sapo"): dict(_HALF_CHEETAH_SAPO, num_updates=1500, lr_decay=False),
-    ("Ant-v5", "ppo"): dict(_PPO_HALF_CHEETAH, num_updates=1500, discount=0.99),
+    ("Ant-v5", "ppo"): _PPO_HOPPER,
 }
 
 
