@@ -24,7 +24,7 @@ Throughput is env steps per second of training after the first evaluation (compi
 **Contenders.**
 
 - ``sapo``, ``shac``, ``ppo``: ``diffpg.training.defaults(TASK, algo)`` on the twin ``diffpg.make(TASK)``,
-  stopped at the budget (``diffpg train --env TASK --algo ALGO`` with its defaults), plus ``--override``.
+  stopped at the budget (``diffpg train --env TASK --algo ALGO`` with its defaults).
 - ``sb3-sac``, ``sb3-ppo``: Stable-Baselines3's defaults on ``gymnasium.make(TASK)``, one torch thread (the
   issue's outside measurement used the same). ``sb3-sac-zoo``, ``sb3-ppo-zoo``: rl-baselines3-zoo's settings
   for the task's v4 (SAC: learning_starts 10,000; PPO: VecNormalize and the tuned values below, Ant: defaults
@@ -34,11 +34,15 @@ Throughput is env steps per second of training after the first evaluation (compi
   ``mjx.step`` stepping it; Brax's HalfCheetah settings scaled to 2 CPU cores (``BRAX_PPO``); needs the bench
   extra. brax calls ``jax.device_put_replicated``, which this jax lacks: benchmarks/brax_mjx.py's shim.
 
+``--override`` changes any contender's settings by name: diffpg's config fields, SB3's SAC or PPO arguments,
+Brax's ``ppo.train`` arguments (e.g. ``--contender brax-ppo --override '{"discounting": 0.99}'``).
+
 Needs ``pip install -e .[bench]`` (SB3, CPU torch 2.13.0, brax).
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -103,7 +107,7 @@ class Run:
     """Judge after every this many seconds of training."""
     episodes: int = 10
     override: str = "{}"
-    """diffpg contenders: JSON of settings to change, by field name (e.g. '{"num_envs": 64}')."""
+    """JSON of the contender's settings to change, by name (e.g. '{"num_envs": 64}')."""
     label: str | None = None
     """Stored under this name instead of the contender's (for variants with --override)."""
     results: Path = Path("out/locomotion")
@@ -181,6 +185,17 @@ class CompileClock:
 
 
 # ---------------------------------------------------------------------------------------------- contenders
+def with_override(settings: dict, run: Run, takes) -> dict:
+    """``settings`` with ``--override``'s on top, each the name of an argument of ``takes`` (the contender's
+    constructor or training function)."""
+    override = json.loads(run.override)
+    unknown = sorted(set(override) - set(inspect.signature(takes).parameters))
+    if unknown:
+        print(f"--override: {run.contender} has no setting named {', '.join(unknown)}.", file=sys.stderr)
+        raise SystemExit(2)
+    return {**settings, **override}
+
+
 def run_diffpg(run: Run, clock: Clock) -> dict:
     import jax
 
@@ -229,17 +244,17 @@ def run_sb3(run: Run, clock: Clock) -> dict:
     torch.manual_seed(run.seed)
     zoo = run.contender.endswith("-zoo")
     if run.contender.startswith("sb3-sac"):
-        settings = dict(learning_starts=10_000) if zoo else {}
+        settings = with_override(dict(learning_starts=10_000) if zoo else {}, run, SAC)
         model = SAC("MlpPolicy", gym.make(run.task), seed=run.seed, verbose=0, **settings)
         normalize = None
     else:
         settings = dict(ZOO_PPO[run.task]) if zoo else {}
+        if zoo and settings:
+            settings["policy_kwargs"] = dict(_ZOO_NET, activation_fn=torch.nn.ReLU)
+        settings = with_override(settings, run, PPO)
         env = DummyVecEnv([lambda: gym.make(run.task)])
         normalize = VecNormalize(env) if zoo else None
-        kwargs = {}
-        if zoo and settings:
-            kwargs["policy_kwargs"] = dict(_ZOO_NET, activation_fn=torch.nn.ReLU)
-        model = PPO("MlpPolicy", normalize or env, seed=run.seed, verbose=0, **settings, **kwargs)
+        model = PPO("MlpPolicy", normalize or env, seed=run.seed, verbose=0, **settings)
 
     def act(obs):
         if normalize is not None:
@@ -293,6 +308,7 @@ def run_brax(run: Run, clock: Clock) -> dict:
     from brax_mjx import brax_shim
 
     compiles = CompileClock()
+    settings = with_override(BRAX_PPO, run, ppo.train)
     environment, episode_length = brax_twin(run.task)
 
     class Stop(Exception):
@@ -309,10 +325,10 @@ def run_brax(run: Run, clock: Clock) -> dict:
     with brax_shim():
         try:
             ppo.train(environment, num_timesteps=BRAX_STEPS, num_evals=BRAX_EPOCHS + 1, run_evals=False,
-                      episode_length=episode_length, seed=run.seed, policy_params_fn=judge, **BRAX_PPO)
+                      episode_length=episode_length, seed=run.seed, policy_params_fn=judge, **settings)
         except Stop:
             pass
-    return dict(settings=BRAX_PPO, compile_s=compiles.total)
+    return dict(settings=settings, compile_s=compiles.total)
 
 
 def main_run(run: Run) -> None:

@@ -1,5 +1,5 @@
-"""benchmarks/locomotion.py: the table's returns at a wall time, the training diagnostics, and diffpg
-report's page of the stored runs."""
+"""benchmarks/locomotion.py: the table's returns at a wall time, the training diagnostics, the settings' override, and
+diffpg report's page of the stored runs."""
 import importlib.util
 import json
 import math
@@ -53,3 +53,16 @@ def test_table_writes_diffpg_reports_page_with_seeds_as_bands(tmp_path):
     assert band(found["sb3-ppo on HalfCheetah-v5"].runs, "env_steps", "eval/return")[1] == [0.0, 300.0]
     records = locomotion.stored_runs(tmp_path, "HalfCheetah-v5")["sapo"]
     assert [locomotion.first_reaching(r["curve"], 1500.0) for r in records] == [None, (2000, 601.0)]
+
+
+def test_an_override_changes_a_contenders_settings_by_the_names_its_trainer_takes(capsys):
+    def train(num_envs=1, discounting=0.95):
+        pass
+
+    run = locomotion.Run(contender="brax-ppo", override='{"discounting": 0.99}')
+    assert locomotion.with_override(dict(num_envs=64, discounting=0.95), run, train) == dict(num_envs=64,
+                                                                                            discounting=0.99)
+    with pytest.raises(SystemExit) as exit:
+        locomotion.with_override({}, locomotion.Run(contender="brax-ppo", override='{"gamma": 0.99}'), train)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == "--override: brax-ppo has no setting named gamma.\n"
