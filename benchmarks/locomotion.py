@@ -185,13 +185,19 @@ class CompileClock:
 
 
 # ---------------------------------------------------------------------------------------------- contenders
-def with_override(settings: dict, run: Run, takes) -> dict:
+def with_override(settings: dict, run: Run, takes, own: tuple = ()) -> dict:
     """``settings`` with ``--override``'s on top, each the name of an argument of ``takes`` (the contender's
-    constructor or training function)."""
+    constructor or training function) other than those in ``own``, which the benchmark sets the same way for every
+    contender (the environment, the seed, the length of the run and the judging)."""
     override = json.loads(run.override)
     unknown = sorted(set(override) - set(inspect.signature(takes).parameters))
     if unknown:
         print(f"--override: {run.contender} has no setting named {', '.join(unknown)}.", file=sys.stderr)
+        raise SystemExit(2)
+    fixed = sorted(set(override) & set(own))
+    if fixed:
+        print(f"--override: the benchmark sets {', '.join(fixed)} itself, alike for every contender "
+              "(see --seed and --budget-s).", file=sys.stderr)
         raise SystemExit(2)
     return {**settings, **override}
 
@@ -233,6 +239,10 @@ def _finite_mean(values) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
+SB3_OWN = ("policy", "env", "seed", "verbose")
+"""The arguments of SB3's SAC and PPO that ``run_sb3`` passes itself."""
+
+
 def run_sb3(run: Run, clock: Clock) -> dict:
     import gymnasium as gym
     import torch
@@ -244,14 +254,14 @@ def run_sb3(run: Run, clock: Clock) -> dict:
     torch.manual_seed(run.seed)
     zoo = run.contender.endswith("-zoo")
     if run.contender.startswith("sb3-sac"):
-        settings = with_override(dict(learning_starts=10_000) if zoo else {}, run, SAC)
+        settings = with_override(dict(learning_starts=10_000) if zoo else {}, run, SAC, SB3_OWN)
         model = SAC("MlpPolicy", gym.make(run.task), seed=run.seed, verbose=0, **settings)
         normalize = None
     else:
         settings = dict(ZOO_PPO[run.task]) if zoo else {}
         if zoo and settings:
             settings["policy_kwargs"] = dict(_ZOO_NET, activation_fn=torch.nn.ReLU)
-        settings = with_override(settings, run, PPO)
+        settings = with_override(settings, run, PPO, SB3_OWN)
         env = DummyVecEnv([lambda: gym.make(run.task)])
         normalize = VecNormalize(env) if zoo else None
         model = PPO("MlpPolicy", normalize or env, seed=run.seed, verbose=0, **settings)
@@ -301,6 +311,10 @@ def brax_twin(task: str):
     return Twin(), twin.max_steps
 
 
+BRAX_OWN = ("environment", "num_timesteps", "num_evals", "run_evals", "episode_length", "seed", "policy_params_fn")
+"""The arguments of Brax's ``ppo.train`` that ``run_brax`` passes itself."""
+
+
 def run_brax(run: Run, clock: Clock) -> dict:
     import jax
     from brax.training.agents.ppo import train as ppo
@@ -308,7 +322,7 @@ def run_brax(run: Run, clock: Clock) -> dict:
     from brax_mjx import brax_shim
 
     compiles = CompileClock()
-    settings = with_override(BRAX_PPO, run, ppo.train)
+    settings = with_override(BRAX_PPO, run, ppo.train, BRAX_OWN)
     environment, episode_length = brax_twin(run.task)
 
     class Stop(Exception):

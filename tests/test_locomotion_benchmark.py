@@ -1,6 +1,7 @@
 """benchmarks/locomotion.py: the table's returns at a wall time, the training diagnostics, the settings' override, and
 diffpg report's page of the stored runs."""
 import importlib.util
+import inspect
 import json
 import math
 import sys
@@ -66,3 +67,17 @@ def test_an_override_changes_a_contenders_settings_by_the_names_its_trainer_take
         locomotion.with_override({}, locomotion.Run(contender="brax-ppo", override='{"gamma": 0.99}'), train)
     assert exit.value.code == 2
     assert capsys.readouterr().err == "--override: brax-ppo has no setting named gamma.\n"
+
+
+def test_an_override_cannot_change_what_the_benchmark_sets_alike_for_every_contender(capsys):
+    from brax.training.agents.ppo import train
+    from stable_baselines3 import PPO, SAC
+
+    for takes, own in ((train.train, locomotion.BRAX_OWN), (SAC, locomotion.SB3_OWN), (PPO, locomotion.SB3_OWN)):
+        assert set(own) <= set(inspect.signature(takes).parameters)  # the names are the trainer's own
+    with pytest.raises(SystemExit) as exit:
+        locomotion.with_override({}, locomotion.Run(contender="sb3-sac", override='{"seed": 3, "verbose": 1}'),
+                                 SAC, locomotion.SB3_OWN)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == ("--override: the benchmark sets seed, verbose itself, alike for every "
+                                       "contender (see --seed and --budget-s).\n")
