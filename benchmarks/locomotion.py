@@ -240,31 +240,38 @@ def _finite_mean(values) -> float:
 
 
 SB3_OWN = ("policy", "env", "seed", "verbose")
-"""The arguments of SB3's SAC and PPO that ``run_sb3`` passes itself."""
+"""The arguments of SB3's SAC and PPO that ``sb3_contender`` passes itself."""
 
 
-def run_sb3(run: Run, clock: Clock) -> dict:
+def sb3_contender(run: Run):
+    """The SB3 model ``run`` names, the ``VecNormalize`` it trains under (None without), and its settings."""
     import gymnasium as gym
     import torch
     from stable_baselines3 import PPO, SAC
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    torch.set_num_threads(1)
-    torch.manual_seed(run.seed)
     zoo = run.contender.endswith("-zoo")
     if run.contender.startswith("sb3-sac"):
         settings = with_override(dict(learning_starts=10_000) if zoo else {}, run, SAC, SB3_OWN)
-        model = SAC("MlpPolicy", gym.make(run.task), seed=run.seed, verbose=0, **settings)
-        normalize = None
-    else:
-        settings = dict(ZOO_PPO[run.task]) if zoo else {}
-        if zoo and settings:
-            settings["policy_kwargs"] = dict(_ZOO_NET, activation_fn=torch.nn.ReLU)
-        settings = with_override(settings, run, PPO, SB3_OWN)
-        env = DummyVecEnv([lambda: gym.make(run.task)])
-        normalize = VecNormalize(env) if zoo else None
-        model = PPO("MlpPolicy", normalize or env, seed=run.seed, verbose=0, **settings)
+        return SAC("MlpPolicy", gym.make(run.task), seed=run.seed, verbose=0, **settings), None, settings
+    settings = dict(ZOO_PPO[run.task]) if zoo else {}
+    if zoo and settings:
+        settings["policy_kwargs"] = dict(_ZOO_NET, activation_fn=torch.nn.ReLU)
+    settings = with_override(settings, run, PPO, SB3_OWN)
+    env = DummyVecEnv([lambda: gym.make(run.task)])
+    # zoo scales the rewards by the spread of returns discounted with the algorithm's own γ (0.99 is the default
+    # of both PPO and VecNormalize)
+    normalize = VecNormalize(env, gamma=settings.get("gamma", 0.99)) if zoo else None
+    return PPO("MlpPolicy", normalize or env, seed=run.seed, verbose=0, **settings), normalize, settings
+
+
+def run_sb3(run: Run, clock: Clock) -> dict:
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    torch.set_num_threads(1)
+    torch.manual_seed(run.seed)
+    model, normalize, settings = sb3_contender(run)
 
     def act(obs):
         if normalize is not None:

@@ -81,3 +81,11 @@ def test_an_override_cannot_change_what_the_benchmark_sets_alike_for_every_conte
     assert exit.value.code == 2
     assert capsys.readouterr().err == ("--override: the benchmark sets seed, verbose itself, alike for every "
                                        "contender (see --seed and --budget-s).\n")
+
+
+def test_zoos_ppo_normalizes_returns_with_its_own_discount():
+    model, normalize, _ = locomotion.sb3_contender(locomotion.Run(task="Hopper-v5", contender="sb3-ppo-zoo"))
+    assert model.gamma == normalize.gamma == 0.999
+    assert model.get_env() is normalize
+    model, normalize, _ = locomotion.sb3_contender(locomotion.Run(task="Hopper-v5", contender="sb3-ppo"))
+    assert normalize is None and model.gamma == 0.99
