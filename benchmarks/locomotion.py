@@ -414,6 +414,16 @@ def stored_runs(results: Path, task: str) -> dict[str, list]:
     return runs
 
 
+def machines(runs: dict) -> dict[str, list[str]]:
+    """The runs (``name seed N``) stored from each machine, by its platform string: the same kind of cloud machine
+    can differ in speed from one boot to the next, and wall times compare only as far as the machines' speeds do."""
+    found: dict[str, list[str]] = {}
+    for name, records in runs.items():
+        for r in records:
+            found.setdefault(r.get("machine", {}).get("platform", "unrecorded"), []).append(f"{name} seed {r['seed']}")
+    return found
+
+
 def main_show(show: Show) -> None:
     console = Console(width=200)
     runs = stored_runs(show.results, show.task)
@@ -441,6 +451,10 @@ def main_show(show: Show) -> None:
                   spread([r["throughput"] for r in records], "{:,.0f}")]
         table.add_row(*cells)
     console.print(table)
+    if len(found := machines(runs)) > 1:
+        console.print(f"records from {len(found)} machines; compare their env steps/s before their wall times:")
+        for machine, names in found.items():
+            console.print(f"  {machine}: {', '.join(names)}")
     console.print(f"report: {report(show, runs)}")
     if show.plot:
         console.print(plot(show, runs))

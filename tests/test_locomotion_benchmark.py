@@ -17,12 +17,13 @@ locomotion = sys.modules["locomotion"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(locomotion)
 
 
-def _store(results: Path, name: str, seed: int, returns, grad_norms=None):
+def _store(results: Path, name: str, seed: int, returns, grad_norms=None, platform="Linux-a"):
     curve = [dict(env_steps=1000 * i, wall_s=300.0 * i + seed, cpu_s=300.0 * i, mean=r, std=1.0,
                   **({"grad_norm": grad_norms[i]} if grad_norms else {})) for i, r in enumerate(returns)]
     path = results / "HalfCheetah-v5" / name / f"seed-{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(seed=seed, curve=curve, compile_s=100.0, throughput=400.0)))
+    path.write_text(json.dumps(dict(seed=seed, curve=curve, compile_s=100.0, throughput=400.0,
+                                    machine=dict(platform=platform, cpus=2))))
 
 
 def test_at_wall_takes_the_judging_due_then():
@@ -54,6 +55,20 @@ def test_table_writes_diffpg_reports_page_with_seeds_as_bands(tmp_path):
     assert band(found["sb3-ppo on HalfCheetah-v5"].runs, "env_steps", "eval/return")[1] == [0.0, 300.0]
     records = locomotion.stored_runs(tmp_path, "HalfCheetah-v5")["sapo"]
     assert [locomotion.first_reaching(r["curve"], 1500.0) for r in records] == [None, (2000, 601.0)]
+
+
+def test_table_names_the_machines_when_the_records_come_from_several(tmp_path, capsys):
+    _store(tmp_path, "sapo", 0, [10.0, 500.0])
+    _store(tmp_path, "sapo", 1, [20.0, 700.0], platform="Linux-b")
+    _store(tmp_path, "sb3-ppo", 0, [0.0, 300.0])
+    show = locomotion.Show(task="HalfCheetah-v5", results=tmp_path, plot=False)
+    locomotion.main_show(show)
+    out = capsys.readouterr().out
+    assert "records from 2 machines" in out
+    assert "Linux-a: sapo seed 0, sb3-ppo seed 0" in out and "Linux-b: sapo seed 1" in out
+    (tmp_path / "HalfCheetah-v5" / "sapo" / "seed-1.json").unlink()
+    locomotion.main_show(show)
+    assert "records from" not in capsys.readouterr().out
 
 
 def test_an_override_changes_a_contenders_settings_by_the_names_its_trainer_takes(capsys):
