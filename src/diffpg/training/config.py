@@ -596,10 +596,10 @@ _DEFAULTS: dict[tuple[str, str], dict] = {
     ("HalfCheetah-v5", "ppo"): _PPO_HALF_CHEETAH,
     ("Hopper-v5", "ppo"): _PPO_HOPPER,
     # Ant-v5 (docs/benchmarks.md, "Locomotion"), the settings measured on it. shac and sapo: HalfCheetah's, rates
-    # constant; an env step costs 5 RK4 steps with contact (48-60 env steps/s through forward and backward on one
-    # core), so 1,500 updates (480k env steps) take about 2 1/4 hours, in which sapo's seed 0 judged 776-1,074
-    # (standing still is about 990); both stood for 30 minutes on seeds 0 and 1. No setting that walks is known for
-    # them yet.
+    # constant; an env step costs 5 RK4 steps with contact (37-60 env steps/s through forward and backward on one
+    # core, by machine), so 1,500 updates (480k env steps) take 2 1/4 hours or more, in which sapo's seed 0 judged
+    # 776-1,074 (standing still is about 990); both stood for 30 minutes on seeds 0-2. No setting that walks is known
+    # for them yet.
     # ppo: Hopper's; 30 minutes on one core (about 340 env steps/s, 600k env steps) ended seeds 0-2 at 1,060, 1,323
     # and 2,526 (seed 2 judged 3,030 at 435k env steps), where Brax PPO's seed 0 ended at 1,036.
     ("Ant-v5", "shac"): dict(_HALF_CHEETAH, num_updates=1500, lr_decay=False),
