@@ -250,6 +250,21 @@ def test_resumed_logs_replace_what_came_after_the_checkpoint(tmp_path):
     assert events["train/return"] == [(8 * u, u + (0.5 if u > 6 else 0.0)) for u in range(1, 11)]
 
 
+def test_a_resumed_run_shows_its_kept_rows_that_the_killed_run_never_flushed(tmp_path):
+    """kill -9 may come before the killed session's event writer flushed (every 30 s): the resumed session writes
+    the rows it keeps again, so TensorBoard shows every update once either way."""
+    from diffpg.report.tensorboard import TensorBoardLog
+
+    rows = [{"update": u, "env_steps": 8 * u, "return": float(u)} for u in range(1, 7)]
+    killed = TensorBoardLog(tmp_path)
+    killed.append(rows)  # not flushed: the process dies here
+    resumed = TensorBoardLog(tmp_path, rows[:4], resume_at=4)
+    resumed.append([{**r, "return": r["return"] + 0.5} for r in rows[4:]])
+    resumed.close()
+    assert read_events(tmp_path / "tb")["train/return"] == [(8 * u, u + (0.5 if u > 4 else 0.0)) for u in range(1, 7)]
+    killed.close()
+
+
 def test_same_seed_same_run_other_seed_other_run(tmp_path, run_dir, bits):
     args = [*TINY, "--debug-nan-at", 3, "--updates", 12, "--log-every", 2, "--checkpoint-every", 4]
     assert train("--out", tmp_path / "again", *args, "--seed", 3) == 0
@@ -311,7 +326,7 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path, bits, kill_at_checkpoint
     assert [r["update"] for r in rows] == list(range(1, 1001))  # rewritten after the checkpoint, not duplicated
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
     assert strip(rows) == strip(reference)
-    # TensorBoard: a second event file whose purge marker hides what the killed run logged after its checkpoint
+    # TensorBoard: a second event file whose purge marker hides what the killed run logged, then its kept rows again
     assert len(list((cut / "tb").glob("events.out.tfevents.*"))) == 2
     assert read_events(cut / "tb")["train/return"] == read_events(whole / "tb")["train/return"]
 

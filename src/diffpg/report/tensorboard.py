@@ -7,11 +7,12 @@ update's scalars: ``SummaryWriter.add_scalar`` writes one event per value,
 which costs about six times as much, a second for a 750-update run.
 
 A resumed run starts a new event file with TensorBoard's purge marker (a
-``SessionLog.START`` event at the first step logged again: TensorBoard then
-drops the events at or after that step from the earlier files), so the
-updates done again are shown once. Event files are named by the second they
-were opened; a resumed session's file gets a suffix so that it never reuses
-the killed session's file and sorts after it, as TensorBoard reads them.
+``SessionLog.START`` event at step 0: TensorBoard then drops every event of
+the earlier files) and writes the rows it keeps again, so each update is
+shown once, whatever the killed process had flushed before it died. Event
+files are named by the second they were opened; a resumed session's file
+gets a suffix so that it never reuses the killed session's file and sorts
+after it, as TensorBoard reads them.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class TensorBoardLog:
     """Writes metrics rows to ``run_dir/tb`` as TensorBoard scalars; ``close()`` flushes them.
 
     ``kept`` is None for a fresh run; for a resumed one, the rows it keeps from before its checkpoint
-    (already in the earlier event files), and ``resume_at`` that checkpoint's update.
+    (written again: the killed process may not have flushed them), and ``resume_at`` that checkpoint's update.
     """
 
     def __init__(self, run_dir: str | os.PathLike, kept: list[dict] | None = None, resume_at: int = 0):
@@ -58,8 +59,8 @@ class TensorBoardLog:
         self._writer = tbx.FileWriter(str(Path(run_dir) / TENSORBOARD_DIR), max_queue=1000, flush_secs=30,
                                       filename_suffix=suffix)
         if kept is not None:
-            purge = kept[-1]["env_steps"] + 1 if kept else 0
-            self._writer.add_event(Event(step=purge, session_log=SessionLog(status=SessionLog.START)))
+            self._writer.add_event(Event(step=0, session_log=SessionLog(status=SessionLog.START)))
+            self.append(kept)
 
     def append(self, rows: list[dict]) -> None:
         from tensorboardX.proto.summary_pb2 import Summary
